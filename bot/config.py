@@ -1,0 +1,203 @@
+"""Configuration: a TOML file plus ``CIVICBOT_SECTION__KEY`` environment overrides.
+
+A wrong or missing setting stops the bot at start with one line naming the key;
+values are never echoed, because many of them are secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/civicbot.db"
+DEFAULT_KEY_FILE = Path("data/keys.json")
+
+
+class ConfigError(Exception):
+    """A setting is wrong or missing; the message names the key and never the value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @property
+    def is_embedded_default(self) -> bool:
+        return self.url == DEFAULT_DATABASE_URL
+
+
+class TelegramSettings(_Section):
+    token: SecretStr | None = None
+    api_base_url: str = "https://api.telegram.org/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    rate_per_second: float = Field(default=30.0, gt=0)
+    per_chat_interval_seconds: float = Field(default=1.0, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None and bool(self.token.get_secret_value())
+
+
+class MatrixSettings(_Section):
+    homeserver: str | None = None
+    user_id: str | None = None
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    store_path: Path = Path("data/matrix-store")
+    device_name: str = "civicbot"
+    require_encryption: bool = True
+    allowed_homeservers: list[str] = Field(default_factory=list)
+    rate_per_second: float = Field(default=5.0, gt=0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.homeserver)
+
+
+class StaffSettings(_Section):
+    members: list[str] = Field(default_factory=list)
+    admins: list[str] = Field(default_factory=list)
+    matrix_room: str | None = None
+    telegram_chat: int | None = None
+
+    @field_validator("members", "admins")
+    @classmethod
+    def _qualified(cls, values: list[str]) -> list[str]:
+        for value in values:
+            platform, _, user = value.partition(":")
+            if platform not in {"telegram", "matrix", "console"} or not user:
+                raise ValueError("each entry must look like 'telegram:123456' or 'matrix:@name:server'")
+        return values
+
+
+class SecuritySettings(_Section):
+    key_file: Path = DEFAULT_KEY_FILE
+
+
+class LimitsSettings(_Section):
+    flood_messages: int = Field(default=20, ge=1)
+    flood_window_seconds: float = Field(default=10.0, gt=0)
+    max_message_chars: int = Field(default=2000, ge=1, le=20000)
+    invite_valid_days: int = Field(default=14, ge=1, le=365)
+
+
+class RetentionSettings(_Section):
+    """How long each kind of record is kept, in days."""
+
+    dialog_state_days: int = Field(default=14, ge=1)
+    outbox_days: int = Field(default=30, ge=1)
+    audit_days: int = Field(default=730, ge=1)
+    inactive_participant_days: int = Field(default=730, ge=1)
+    expired_invite_days: int = Field(default=30, ge=1)
+    purge_interval_hours: float = Field(default=24.0, gt=0)
+
+
+class OutboxSettings(_Section):
+    max_attempts: int = Field(default=8, ge=1)
+    base_backoff_seconds: float = Field(default=5.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    poll_seconds: float = Field(default=2.0, gt=0)
+    batch_size: int = Field(default=50, ge=1)
+
+
+class I18nSettings(_Section):
+    default_language: Literal["en", "ar", "ckb", "ku"] = "en"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Sections mirror the TOML tables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CIVICBOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    matrix: MatrixSettings = Field(default_factory=MatrixSettings)
+    staff: StaffSettings = Field(default_factory=StaffSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    i18n: I18nSettings = Field(default_factory=I18nSettings)
+
+    @property
+    def has_platform(self) -> bool:
+        return self.telegram.enabled or self.matrix.enabled
+
+    @property
+    def is_embedded_default(self) -> bool:
+        """No platform, default SQLite: the console chat that may create its own keys."""
+        return not self.has_platform and self.database.is_embedded_default
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Read the TOML file (``--config`` or ``CIVICBOT_CONFIG``) and the environment.
+
+    The environment wins over the file. Raises :class:`ConfigError` with one line
+    naming the offending key.
+    """
+    env_path = os.environ.get("CIVICBOT_CONFIG")
+    path = config_file or (Path(env_path) if env_path else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+
+    class _FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path, deep_merge=True))
+            return tuple(sources)
+
+    try:
+        return _FileSettings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except ValueError as exc:  # TOML syntax errors, bad JSON in list variables
+        raise ConfigError(f"configuration error: {_first_line(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error: dict[str, Any] = exc.errors(include_input=False, include_url=False)[0]
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting (check the spelling against config/example.toml)"
+    elif error["type"] == "missing":
+        message = "required setting is missing"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more)" if more > 0 else ""
+    return f"configuration error: {key}: {message}{suffix}"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text[:200]

@@ -1,0 +1,132 @@
+"""Translations (gettext catalogs under ``locales/``) and bidirectional-text safety.
+
+Arabic and Sorani are right-to-left. Values put into a translated sentence (numbers,
+case codes, Latin names) are wrapped in Unicode isolates (FSI ... PDI) so they cannot
+reorder the sentence around them, whatever direction the value has.
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+from bot.core.model import Direction
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "bot"
+FSI = "\u2068"  # first strong isolate
+PDI = "\u2069"  # pop directional isolate
+RLM = "\u200f"  # right-to-left mark
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent.parent / "locales"
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction without translating it yet (translated at use)."""
+    return message
+
+
+def isolate(value: object) -> str:
+    """Wrap a value so it keeps its own direction inside any sentence."""
+    return f"{FSI}{value}{PDI}"
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageInfo:
+    code: str
+    endonym: str  # the language's name in its own script: how people recognise it
+    direction: Direction
+
+
+# The order is the order of the language menu.
+ENDONYMS: Mapping[str, str] = {
+    "ar": "العربية",
+    "ckb": "کوردی (سۆرانی)",
+    "ku": "Kurdî (Kurmancî)",
+    "en": "English",
+}
+
+
+class Translator:
+    """Translations for one language. ``_`` and ``n_`` isolate their arguments."""
+
+    __slots__ = ("language", "direction", "_gt")
+
+    def __init__(self, language: str, direction: Direction, translations: gettext.NullTranslations) -> None:
+        self.language = language
+        self.direction = direction
+        self._gt = translations
+
+    def _(self, message: str, /, **values: object) -> str:
+        text = self._gt.gettext(message)
+        return text % {k: isolate(v) for k, v in values.items()} if values else text
+
+    def n_(self, singular: str, plural: str, n: int, /, **values: object) -> str:
+        text = self._gt.ngettext(singular, plural, n)
+        merged = {"n": n, **values}
+        return text % {k: isolate(v) for k, v in merged.items()}
+
+    @property
+    def rtl(self) -> bool:
+        return self.direction is Direction.RTL
+
+
+class I18n:
+    """All catalogs, loaded once. Missing compiled ``.mo`` files are compiled from ``.po`` in memory."""
+
+    def __init__(self, default_language: str = "en", locales_dir: Path = LOCALES_DIR,
+                 languages: tuple[str, ...] = tuple(ENDONYMS)) -> None:
+        if default_language not in languages:
+            raise ValueError(f"default language {default_language!r} is not one of {languages}")
+        self.default_language = default_language
+        self.languages = tuple(
+            LanguageInfo(code, ENDONYMS.get(code, code), _direction(code)) for code in languages
+        )
+        self._translators = {
+            info.code: Translator(info.code, info.direction, _load(locales_dir, info.code))
+            for info in self.languages
+        }
+
+    def translator(self, language: str | None) -> Translator:
+        return self._translators.get(self.resolve(language), self._translators[self.default_language])
+
+    def resolve(self, hint: str | None) -> str:
+        """Map a platform language hint (``"ar-SY"``, ``"ckb"``) to a supported language."""
+        if not hint:
+            return self.default_language
+        code = hint.replace("-", "_").split("_")[0].lower()
+        return code if code in self._translators else self.default_language
+
+    def supports(self, language: str) -> bool:
+        return language in self._translators
+
+
+def _direction(code: str) -> Direction:
+    return Direction.RTL if Locale.parse(code).text_direction == "rtl" else Direction.LTR
+
+
+def _load(locales_dir: Path, code: str) -> gettext.NullTranslations:
+    base = locales_dir / code / "LC_MESSAGES"
+    mo, po = base / f"{DOMAIN}.mo", base / f"{DOMAIN}.po"
+    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+        with mo.open("rb") as fh:
+            return gettext.GNUTranslations(fh)
+    if po.exists():
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=code)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog)
+        buffer.seek(0)
+        return gettext.GNUTranslations(buffer)
+    if code != "en":
+        log.warning("no catalog for language %s; falling back to source strings", code)
+    return gettext.NullTranslations()

@@ -1,0 +1,122 @@
+"""Platform-neutral messages exchanged between transports and the dialogue core.
+
+Transports translate their platform's updates into :class:`Inbound` and render
+:class:`Outbound` back; nothing below the transports imports a platform library.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import NewType
+
+Platform = NewType("Platform", str)
+"""``"telegram"``, ``"matrix"`` or ``"console"``."""
+
+Pseudonym = NewType("Pseudonym", str)
+"""HMAC of ``platform:user_id``: the only identity the core and the database see."""
+
+PromptId = NewType("PromptId", str)
+"""Opaque nonce of one rendered prompt; a button press must name the current one."""
+
+
+class InboundKind(enum.Enum):
+    TEXT = "text"
+    CHOICE = "choice"  # a button press (Telegram callback query)
+    UNSUPPORTED = "unsupported"  # photo, voice, sticker, file, location...
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceRef:
+    """What a pressed button carries: which prompt and which option index.
+
+    Clients can forge it, so the core checks both against the stored dialog state.
+    """
+
+    prompt_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where to reply on a platform (chat id, room id). Encrypted whenever stored."""
+
+    platform: Platform
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message or button press from a person, as the core sees it.
+
+    ``user_id`` is the raw platform id; the router turns it into a pseudonym at once
+    and never stores or logs it.
+    """
+
+    platform: Platform
+    user_id: str
+    address: Address
+    kind: InboundKind = InboundKind.TEXT
+    text: str = ""
+    choice: ChoiceRef | None = None
+    language_hint: str | None = None  # e.g. Telegram's language_code
+    event_id: str | None = None  # platform message id, for dedupe only; never stored raw
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One option of a prompt. ``key`` is stable, ``label`` is localized."""
+
+    key: str
+    label: str
+
+
+class Direction(enum.Enum):
+    LTR = "ltr"
+    RTL = "rtl"
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A message to one person: text plus optional choices.
+
+    ``prompt_id`` is set when the choices belong to a dialog step, so transports can
+    put it into button data. ``sensitive`` asks for ``protect_content`` where the
+    platform offers it.
+    """
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+    prompt_id: PromptId | None = None
+    direction: Direction = Direction.LTR
+    sensitive: bool = False
+    language: str = "en"
+    image: bytes | None = None  # PNG, e.g. a results chart
+    image_name: str = "image.png"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a transport reports after sending: the platform's message id, if any."""
+
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a transport can render; the core adapts prompts to it."""
+
+    buttons: bool = False  # inline keyboards with callback data
+    html: bool = False
+    images: bool = False
+    end_to_end_encrypted: bool = False
+    max_text_length: int = 4096
+    platform_reads_messages: bool = False  # Telegram: the operator can read bot chats
+
+
+@dataclass(slots=True)
+class SendOptions:
+    """Per-send options the outbox passes down (idempotency for Matrix)."""
+
+    transaction_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)

@@ -124,6 +124,13 @@ class I18nSettings(_Section):
     default_language: Literal["en", "ar", "ckb", "ku"] = "en"
 
 
+class BrandingSettings(_Section):
+    """The deploying organisation's texts: configuration, never code, so the bot stays neutral."""
+
+    organisation: str | None = None
+    matrix_address: str | None = None  # offered to Telegram users for confidential matters
+
+
 class Settings(BaseSettings):
     """The whole configuration. Sections mirror the TOML tables."""
 
@@ -140,6 +147,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     i18n: I18nSettings = Field(default_factory=I18nSettings)
+    branding: BrandingSettings = Field(default_factory=BrandingSettings)
 
     @property
     def has_platform(self) -> bool:

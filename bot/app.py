@@ -1,0 +1,196 @@
+"""Wiring: builds the services, the router and the transports from the settings, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.config import Settings
+from bot.core.context import Services
+from bot.core.flood import FloodGuard
+from bot.core.i18n import I18n
+from bot.core.roles import StaffDirectory
+from bot.core.router import Router
+from bot.core.security import KeyFileError, KeyRing
+from bot.core.transport import Transport
+from bot.dialogs.delete_me import DeleteMeDialog
+from bot.dialogs.engine import DialogEngine
+from bot.dialogs.language import LanguageDialog
+from bot.dialogs.menu import MenuDialog
+from bot.dialogs.onboarding import OnboardingDialog
+from bot.handlers.basics import BASIC_COMMANDS
+from bot.handlers.registry import CommandTable
+from bot.handlers.staff import STAFF_COMMANDS
+from bot.services.audit import AuditLog
+from bot.services.organisations import Organisations
+from bot.services.outbox import Outbox, OutboxSender
+from bot.services.participants import Participants
+from bot.services.retention import RetentionJob
+from bot.storage import migrate
+from bot.storage.db import Database
+from bot.transports.console import CONSOLE_USER, ConsoleTransport
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message says what to fix, in one line, without secrets."""
+
+
+def load_keys(settings: Settings) -> KeyRing:
+    """The key file, created only for the embedded console default."""
+    path = settings.security.key_file
+    if not path.exists() and settings.is_embedded_default:
+        keys = KeyRing.generate()
+        keys.save(path)
+        log.warning("created a new key file at %s; back it up separately from the database", path)
+        return keys
+    try:
+        return KeyRing.load(path)
+    except KeyFileError as exc:
+        raise StartupError(f"security.key_file: {exc}") from None
+
+
+async def open_database(settings: Settings) -> Database:
+    """SQLite is migrated automatically; PostgreSQL must have been upgraded explicitly."""
+    database = Database(settings.database.url, echo=settings.database.echo)
+    try:
+        if database.is_sqlite:
+            await migrate.upgrade(database)
+        elif not await migrate.is_current(database):
+            raise StartupError("database.url: the schema is not current; run 'civicbot db upgrade' first")
+    except StartupError:
+        await database.dispose()
+        raise
+    except Exception as exc:
+        await database.dispose()
+        raise StartupError(f"database.url: cannot open the database ({type(exc).__name__})") from None
+    return database
+
+
+def build_services(settings: Settings, database: Database, keys: KeyRing, extra_staff: Sequence[str] = ()) -> Services:
+    return Services(
+        settings=settings,
+        database=database,
+        keys=keys,
+        i18n=I18n(settings.i18n.default_language),
+        staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
+        participants=Participants(keys),
+        organisations=Organisations(keys),
+        outbox=Outbox(keys),
+        audit=AuditLog(),
+    )
+
+
+def build_commands() -> CommandTable:
+    return CommandTable((*BASIC_COMMANDS, *STAFF_COMMANDS))
+
+
+def build_engine(keys: KeyRing) -> DialogEngine:
+    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog())
+    return DialogEngine({d.name: d for d in dialogs}, keys)
+
+
+@dataclass
+class Bot:
+    """A running instance: the router, its transports, their outbox senders and the scheduler."""
+
+    services: Services
+    router: Router
+    transports: dict[str, Transport]
+    senders: dict[str, OutboxSender] = field(default_factory=dict)
+
+
+def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
+    settings = services.settings
+    by_platform = {t.platform: t for t in transports}
+    router = Router(
+        services, build_engine(services.keys), build_commands(), by_platform,
+        FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
+    )
+    senders = {
+        t.platform: OutboxSender(
+            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t)
+        )
+        for t in transports
+    }
+    return Bot(services, router, by_platform, senders)
+
+
+def _rate_for(settings: Settings, transport: Transport) -> float:
+    return {"telegram": settings.telegram.rate_per_second, "matrix": settings.matrix.rate_per_second}.get(
+        transport.platform, 100.0
+    )
+
+
+def build_platform_transports(settings: Settings, keys: KeyRing, i18n: I18n) -> list[Transport]:
+    """Telegram and Matrix transports for the configured platforms."""
+    transports: list[Transport] = []
+    if settings.telegram.enabled:
+        from bot.transports.telegram import from_settings as telegram_from_settings
+
+        transports.append(telegram_from_settings(settings, keys, i18n, build_commands().menus(i18n)))
+    if settings.matrix.enabled:
+        from bot.transports.matrix import from_settings as matrix_from_settings
+
+        transports.append(matrix_from_settings(settings, keys, i18n))
+    return transports
+
+
+def _scheduler(services: Services) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    retention = RetentionJob(services.database, services.settings.retention)
+    scheduler.add_job(retention, "interval", hours=services.settings.retention.purge_interval_hours,
+                      id="retention", coalesce=True, max_instances=1, next_run_time=None)
+    return scheduler
+
+
+async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
+    """Run until EOF (console) or a signal (platforms). Returns the exit code."""
+    keys = load_keys(settings)
+    database = await open_database(settings)
+    try:
+        extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
+        services = build_services(settings, database, keys, extra_staff)
+        use_console = console or not settings.has_platform
+        transports: list[Transport] = (
+            [ConsoleTransport(stdin, stdout)] if use_console
+            else build_platform_transports(settings, keys, services.i18n)
+        )
+        bot = build_bot(services, transports)
+        await RetentionJob(database, settings.retention)()
+        scheduler = _scheduler(services)
+        scheduler.start()
+        stop = asyncio.Event()
+        sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
+        try:
+            for transport in transports:
+                await transport.start(bot.router.handle)
+            if use_console:
+                await transports[0].run_until_eof()  # type: ignore[attr-defined]
+            else:
+                await _wait_for_signal()
+        finally:
+            stop.set()
+            for transport in transports:
+                await transport.stop()
+            await asyncio.gather(*sender_tasks, return_exceptions=True)
+            scheduler.shutdown(wait=False)
+    finally:
+        await database.dispose()
+    return 0
+
+
+async def _wait_for_signal() -> None:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()

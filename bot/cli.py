@@ -1,0 +1,94 @@
+"""The ``civicbot`` command: run, db upgrade, keys generate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.core.security import KeyFileError, KeyRing
+
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="civicbot", description="Secure dialogue bot for civil society.")
+    parser.add_argument("--config", type=Path, help="TOML configuration file (or CIVICBOT_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more logging (never message content)")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    run = verbs.add_parser("run", help="run every configured transport (or the console chat)")
+    run.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    run.add_argument("--console", action="store_true", help="chat on this terminal (stdin/stdout)")
+    run.add_argument("--as-staff", action="store_true", help="the console user is a staff member")
+
+    db = verbs.add_parser("db", help="database maintenance")
+    db.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    db_verbs = db.add_subparsers(dest="db_verb", required=True)
+    db_verbs.add_parser("upgrade", help="apply migrations up to the newest")
+
+    keys = verbs.add_parser("keys", help="key file")
+    keys.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
+    generate = key_verbs.add_parser("generate", help="create the key file (mode 0600)")
+    generate.add_argument("--output", type=Path, help="where to write it (default: security.key_file)")
+    return parser
+
+
+def _configure_logging(verbose: bool, console: bool) -> None:
+    # In the console chat, stdout is the conversation; logs go to stderr and stay quiet.
+    level = logging.DEBUG if verbose else (logging.WARNING if console else logging.INFO)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = args.verb == "run" and (args.console or False)
+    try:
+        settings = load_settings(args.config)
+        _configure_logging(args.verbose, console or (args.verb == "run" and not settings.has_platform))
+        if args.verb == "run":
+            from bot.app import run
+
+            return asyncio.run(run(settings, console=args.console, as_staff=args.as_staff,
+                                   stdin=sys.stdin, stdout=sys.stdout))
+        if args.verb == "db":
+            return asyncio.run(_db_upgrade(settings))
+        return _keys_generate(settings, args.output)
+    except ConfigError as exc:
+        print(f"civicbot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from bot.app import StartupError
+
+        if isinstance(exc, (StartupError, KeyFileError)):
+            print(f"civicbot: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from bot.storage import migrate
+    from bot.storage.db import Database
+
+    database = Database(settings.database.url)
+    try:
+        await migrate.upgrade(database)
+        print(f"database at revision {await migrate.current_revision(database)}")
+    finally:
+        await database.dispose()
+    return 0
+
+
+def _keys_generate(settings: Settings, output: Path | None) -> int:
+    path = output or settings.security.key_file
+    KeyRing.generate().save(path)
+    print(f"key file written to {path} (mode 0600); keep it out of database backups")
+    return 0

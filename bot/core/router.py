@@ -1,0 +1,143 @@
+"""Routes each inbound message: limits, then a command, then the active dialog.
+
+The raw platform id is turned into a pseudonym on entry and goes no further. Every
+message is handled in one transaction; replies go out after it commits. Whatever
+fails, the person gets a localized answer and no exception escapes to the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from bot.core.context import Services, Turn
+from bot.core.flood import FloodGuard, Verdict
+from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
+from bot.core.notices import (
+    FLOOD,
+    INTERNAL_ERROR,
+    NOT_REGISTERED,
+    STALE_BUTTON_NO_DIALOG,
+    TOO_LONG,
+    UNKNOWN_COMMAND,
+    UNSUPPORTED_MEDIA,
+)
+from bot.core.transport import DeliveryError, Transport
+from bot.dialogs.engine import DialogEngine, State
+from bot.dialogs.menu import menu_state
+from bot.dialogs.onboarding import onboarding_state
+from bot.handlers.registry import CommandTable, parse_command
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """The one entry point of the dialogue core, shared by every transport."""
+
+    def __init__(self, services: Services, engine: DialogEngine, commands: CommandTable,
+                 transports: Mapping[str, Transport], flood: FloodGuard) -> None:
+        self._services = services
+        self._engine = engine
+        self._commands = commands
+        self._transports = transports
+        self._flood = flood
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    async def handle(self, inbound: Inbound) -> None:
+        """Handle one inbound event. Never raises."""
+        try:
+            pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
+            verdict = self._flood.check(pseudonym)
+            if verdict is Verdict.DROP:
+                return
+            async with self._serialised(pseudonym):
+                replies = await self._handle(inbound, pseudonym, verdict)
+            await self._send(inbound.address, replies)
+        except Exception as exc:
+            log.error("inbound handling failed on %s: %s", inbound.platform, type(exc).__name__)
+
+    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> list[Outbound]:
+        services = self._services
+        transport = self._transports[inbound.platform]
+        language = services.i18n.resolve(inbound.language_hint)
+        try:
+            async with services.database.sessions.begin() as session:
+                participant = await services.participants.find(session, pseudonym)
+                state = await self._engine.load(session, pseudonym)
+                if participant is not None:
+                    language = participant.language
+                elif state is not None:
+                    language = state.language
+                turn = Turn(
+                    inbound=inbound, pseudonym=pseudonym, session=session, services=services,
+                    tr=services.i18n.translator(language), role=services.staff.role_of(pseudonym),
+                    capabilities=transport.capabilities, participant=participant,
+                )
+                if verdict is Verdict.NOTICE:
+                    turn.say(turn.tr._(FLOOD))
+                    return turn.replies
+                if participant is not None:
+                    await services.participants.remember_address(session, participant, inbound.address)
+                await self._dispatch(turn, state)
+                return turn.replies
+        except Exception as exc:
+            log.error("turn failed and was rolled back: %s", type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+            tr = services.i18n.translator(language)
+            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)]
+
+    async def _dispatch(self, turn: Turn, state: State | None) -> None:
+        inbound, tr = turn.inbound, turn.tr
+        limit = self._services.settings.limits.max_message_chars
+        if inbound.kind is InboundKind.UNSUPPORTED:
+            turn.say(tr._(UNSUPPORTED_MEDIA))
+            return
+        if inbound.kind is InboundKind.TEXT and len(inbound.text) > limit:
+            turn.say(tr._(TOO_LONG, limit=limit))
+            return
+        if inbound.kind is InboundKind.TEXT and not inbound.text.strip():
+            return
+        parsed = parse_command(inbound.text) if inbound.kind is InboundKind.TEXT else None
+        if parsed is not None:
+            name, args = parsed
+            command = self._commands.lookup(name, is_staff=turn.role.is_staff)
+            if command is None:
+                turn.say(tr._(UNKNOWN_COMMAND))
+            elif command.needs_participant and turn.participant is None:
+                turn.say(tr._(NOT_REGISTERED))
+            else:
+                await command.handler(turn, args, self._engine)
+            return
+        if state is not None:
+            await self._engine.handle(turn, state)
+        elif inbound.kind is InboundKind.CHOICE:
+            turn.say(tr._(STALE_BUTTON_NO_DIALOG))
+        elif turn.participant is None:
+            await self._engine.show(turn, onboarding_state(turn))
+        else:
+            await self._engine.show(turn, menu_state(turn))
+
+    async def _send(self, address: Address, replies: list[Outbound]) -> None:
+        transport = self._transports[address.platform]
+        for reply in replies:
+            try:
+                await transport.send(address, reply)
+            except DeliveryError as exc:
+                log.warning("reply not delivered on %s: %s", address.platform, exc.reason)
+                return
+
+    @asynccontextmanager
+    async def _serialised(self, pseudonym: str) -> AsyncIterator[None]:
+        """One message per person at a time, so two quick taps cannot race on the dialog state."""
+        lock, users = self._locks.get(pseudonym, (asyncio.Lock(), 0))
+        self._locks[pseudonym] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[pseudonym]
+            if users <= 1:
+                del self._locks[pseudonym]
+            else:
+                self._locks[pseudonym] = (lock, users - 1)

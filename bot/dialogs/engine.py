@@ -1,0 +1,162 @@
+"""Multi-step conversations whose state lives in the database.
+
+A dialog says what to ask at each step (:class:`Prompt`) and what an answer leads to.
+The engine renders prompts, matches answers (a pressed button, a number, a label or an
+unambiguous prefix of one), stores the step, and rejects stale or forged buttons.
+Because state is stored on every step, a restart or another worker continues exactly
+where the person was.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import unicodedata
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.context import Turn
+from bot.core.i18n import N_
+from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
+from bot.core.security import KeyRing
+from bot.storage.models import DialogState, utcnow
+
+_EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+
+STALE_BUTTON = N_("This button is no longer valid. Here is the current question again.")
+PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or its name.")
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What to ask. ``accepts_text`` means free text is a valid answer besides the choices."""
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+    accepts_text: bool = False
+    sensitive: bool = False
+
+
+@dataclass(slots=True)
+class State:
+    """A person's position in a dialog; ``data`` is sealed at rest."""
+
+    dialog: str
+    step: str
+    language: str
+    data: dict[str, Any] = field(default_factory=dict)
+    prompt_id: str = ""
+
+
+class Dialog(ABC):
+    """One conversation. Subclasses are stateless: everything is in :class:`State`."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def prompt(self, turn: Turn, state: State) -> Prompt:
+        """What to ask at ``state.step``, in ``turn.tr``'s language."""
+
+    @abstractmethod
+    async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
+        """The person picked ``key``. Return the next state, or None when done."""
+
+    async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
+        """Free text where the prompt accepts it. Only called if ``accepts_text``."""
+        return state
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+def match_choice(text: str, choices: tuple[Choice, ...]) -> Choice | None:
+    """A number (Western or Eastern Arabic digits), the label, or an unambiguous prefix."""
+    answer = _fold(text.translate(_EASTERN_DIGITS)).rstrip(".)")
+    if not answer:
+        return None
+    if answer.isdigit():
+        index = int(answer) - 1
+        return choices[index] if 0 <= index < len(choices) else None
+    for choice in choices:
+        if answer in (_fold(choice.label), choice.key.casefold()):
+            return choice
+    prefixed = [c for c in choices if _fold(c.label).startswith(answer)]
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
+class DialogEngine:
+    """Runs dialogs and keeps their state sealed in ``dialog_states``."""
+
+    def __init__(self, dialogs: Mapping[str, Dialog], keys: KeyRing) -> None:
+        self._dialogs = dict(dialogs)
+        self._keys = keys
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._dialogs
+
+    async def load(self, session: AsyncSession, pseudonym: Pseudonym) -> State | None:
+        row = await session.get(DialogState, pseudonym)
+        if row is None or row.dialog not in self._dialogs:
+            return None
+        data = json.loads(self._keys.open_text(row.data_enc, f"dialog_states.data:{pseudonym}"))
+        return State(row.dialog, row.step, row.language, data, row.prompt_id)
+
+    async def clear(self, session: AsyncSession, pseudonym: Pseudonym) -> None:
+        await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
+
+    async def start(self, turn: Turn, name: str, step: str, data: dict[str, Any] | None = None) -> None:
+        await self.show(turn, State(name, step, turn.tr.language, data or {}))
+
+    async def show(self, turn: Turn, state: State) -> None:
+        """Render the state's prompt with a fresh prompt id and store the state."""
+        state.prompt_id = secrets.token_urlsafe(6)
+        state.language = turn.tr.language
+        prompt = self._dialogs[state.dialog].prompt(turn, state)
+        turn.ask(prompt.text, prompt.choices, PromptId(state.prompt_id), sensitive=prompt.sensitive)
+        await self._save(turn.session, turn.pseudonym, state)
+
+    async def handle(self, turn: Turn, state: State) -> None:
+        """Apply the inbound message to the active dialog."""
+        dialog = self._dialogs[state.dialog]
+        prompt = dialog.prompt(turn, state)
+        inbound = turn.inbound
+        if inbound.kind is InboundKind.CHOICE:
+            ref = inbound.choice
+            if ref is None or ref.prompt_id != state.prompt_id or not 0 <= ref.index < len(prompt.choices):
+                turn.say(turn.tr._(STALE_BUTTON))
+                await self.show(turn, state)
+                return
+            await self._advance(turn, await dialog.on_choice(turn, state, prompt.choices[ref.index].key))
+            return
+        choice = match_choice(inbound.text, prompt.choices) if prompt.choices else None
+        if choice is not None:
+            await self._advance(turn, await dialog.on_choice(turn, state, choice.key))
+        elif prompt.accepts_text:
+            await self._advance(turn, await dialog.on_text(turn, state, inbound.text))
+        else:
+            turn.say(turn.tr._(PICK_ONE, count=len(prompt.choices)))
+            await self.show(turn, state)
+
+    async def _advance(self, turn: Turn, new: State | None) -> None:
+        """Show the next state (possibly of another dialog), or end the conversation."""
+        if new is None:
+            await self.clear(turn.session, turn.pseudonym)
+        else:
+            await self.show(turn, new)
+
+    async def _save(self, session: AsyncSession, pseudonym: Pseudonym, state: State) -> None:
+        sealed = self._keys.seal_text(json.dumps(state.data, ensure_ascii=False), f"dialog_states.data:{pseudonym}")
+        row = await session.get(DialogState, pseudonym)
+        if row is None:
+            session.add(DialogState(pseudonym=pseudonym, dialog=state.dialog, step=state.step,
+                                    prompt_id=state.prompt_id, language=state.language, data_enc=sealed))
+        else:
+            row.dialog, row.step, row.prompt_id, row.language = state.dialog, state.step, state.prompt_id, state.language
+            row.data_enc, row.updated_at = sealed, utcnow()
+        await session.flush()

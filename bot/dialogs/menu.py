@@ -1,0 +1,39 @@
+"""The main menu: the place every finished conversation returns to."""
+
+from __future__ import annotations
+
+from bot.core.context import Turn
+from bot.core.model import Choice
+from bot.dialogs.engine import Dialog, Prompt, State
+from bot.dialogs.texts import help_text, privacy_notice
+
+
+def menu_state(turn: Turn) -> State:
+    return State("menu", "main", turn.tr.language)
+
+
+class MenuDialog(Dialog):
+    name = "menu"
+
+    def prompt(self, turn: Turn, state: State) -> Prompt:
+        _ = turn.tr._
+        return Prompt(
+            _("Main menu. What would you like to do?"),
+            (
+                Choice("help", _("Help")),
+                Choice("language", _("Change language")),
+                Choice("privacy", _("Privacy")),
+                Choice("delete", _("Erase my data")),
+            ),
+        )
+
+    async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
+        if key == "help":
+            turn.say(help_text(turn))
+            return state
+        if key == "privacy":
+            turn.say(privacy_notice(turn))
+            return state
+        if key == "language":
+            return State("language", "choose", turn.tr.language)
+        return State("delete_me", "confirm", turn.tr.language)

@@ -1,0 +1,55 @@
+"""Texts shared by several dialogs and commands (help, privacy notice)."""
+
+from __future__ import annotations
+
+from bot.core.context import Turn
+from bot.core.i18n import N_
+
+HELP = N_(
+    "What you can do:\n"
+    "/menu – the main menu\n"
+    "/language – change the language\n"
+    "/privacy – what is stored about you and how to erase it\n"
+    "/delete_me – erase everything stored about you\n"
+    "/cancel – stop the current question\n"
+    "/help – this help"
+)
+STAFF_HELP = N_(
+    "Staff commands:\n"
+    "/whoami – your role and organisation\n"
+    "/org add <code> <kind> <name> – register an organisation (kinds: cso, association, signatory, other)\n"
+    "/org list – list organisations\n"
+    "/group add <code> <kind> [organisation] – create a group (kinds: focus_group, association, audience)\n"
+    "/group list – list groups\n"
+    "/invite <organisation> [group ...] – make a single-use invitation code"
+)
+PRIVACY = N_(
+    "How your information is handled:\n"
+    "• Stored: your language, the organisation and groups you join, and the answers you choose to give. "
+    "Never your name, username, phone number or photo. Your account is stored only as a coded "
+    "identifier, and your answers are encrypted.\n"
+    "• Kept: until you erase it, and deleted automatically after %(days)s days without use.\n"
+    "• Seen by: only the mechanism's staff, who see case numbers, never your account.\n"
+    "• Erased: send /delete_me at any time."
+)
+PLATFORM_READS = N_(
+    "Important: Telegram itself can read this chat, because bot chats are not end-to-end encrypted. "
+    "Do not send sensitive details here."
+)
+MATRIX_OFFER = N_("For confidential matters, contact us on Matrix, which is end-to-end encrypted: %(address)s")
+
+
+def privacy_notice(turn: Turn) -> str:
+    """The privacy notice, with the platform warning where the operator can read the chat."""
+    settings = turn.services.settings
+    parts = [turn.tr._(PRIVACY, days=settings.retention.inactive_participant_days)]
+    if turn.capabilities.platform_reads_messages:
+        parts.append(turn.tr._(PLATFORM_READS))
+        if settings.branding.matrix_address:
+            parts.append(turn.tr._(MATRIX_OFFER, address=settings.branding.matrix_address))
+    return "\n\n".join(parts)
+
+
+def help_text(turn: Turn) -> str:
+    text = turn.tr._(HELP)
+    return f"{text}\n\n{turn.tr._(STAFF_HELP)}" if turn.role.is_staff else text

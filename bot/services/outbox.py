@@ -1,0 +1,231 @@
+"""The durable outbox: bulk messages are rows first, deliveries second.
+
+Rows are added in the same transaction as the work that creates them. A sender per
+transport claims due rows with a lease, sends them at the configured rate and records
+the outcome; a crash leaves leased rows that are claimed again once the lease runs out.
+Matrix sends reuse the row's transaction id, so a resend after a crash is delivered once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import OutboxSettings
+from bot.core.model import Choice, Direction, Outbound, PromptId, SendOptions
+from bot.core.pacing import Pacer
+from bot.core.security import KeyRing
+from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, Transport, TransientDeliveryError
+from bot.services.participants import Participants
+from bot.storage.db import Database
+from bot.storage.models import OutboxMessage, utcnow
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED, UNREACHABLE = "pending", "sending", "sent", "failed", "unreachable"
+
+
+def _context(txn_id: str) -> str:
+    return f"outbox.payload:{txn_id}"
+
+
+def encode_message(message: Outbound) -> str:
+    return json.dumps(
+        {
+            "text": message.text,
+            "choices": [[c.key, c.label] for c in message.choices],
+            "prompt_id": message.prompt_id,
+            "direction": message.direction.value,
+            "sensitive": message.sensitive,
+            "language": message.language,
+            "image": base64.b64encode(message.image).decode() if message.image else None,
+            "image_name": message.image_name,
+        },
+        ensure_ascii=False,
+    )
+
+
+def decode_message(payload: str) -> Outbound:
+    data = json.loads(payload)
+    return Outbound(
+        text=data["text"],
+        choices=tuple(Choice(k, label) for k, label in data["choices"]),
+        prompt_id=PromptId(data["prompt_id"]) if data["prompt_id"] else None,
+        direction=Direction(data["direction"]),
+        sensitive=data["sensitive"],
+        language=data["language"],
+        image=base64.b64decode(data["image"]) if data["image"] else None,
+        image_name=data["image_name"],
+    )
+
+
+class Outbox:
+    """Adds messages to the outbox inside the caller's transaction."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = keys
+
+    async def enqueue(
+        self, session: AsyncSession, participant_id: int, platform: str, kind: str, message: Outbound,
+        ref: str | None = None,
+    ) -> OutboxMessage:
+        txn_id = uuid.uuid4().hex
+        row = OutboxMessage(
+            participant_id=participant_id, platform=platform, kind=kind, ref=ref, txn_id=txn_id,
+            payload_enc=self._keys.seal_text(encode_message(message), _context(txn_id)),
+            status=PENDING, attempts=0, next_attempt_at=utcnow(),
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
+    def read(self, row: OutboxMessage) -> Outbound:
+        return decode_message(self._keys.open_text(row.payload_enc, _context(row.txn_id)))
+
+
+@dataclass(frozen=True, slots=True)
+class DrainReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    unreachable: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.failed + self.unreachable
+
+
+class OutboxSender:
+    """Drains one transport's rows at its rate and records every outcome."""
+
+    def __init__(
+        self, database: Database, outbox: Outbox, participants: Participants, transport: Transport,
+        settings: OutboxSettings, rate_per_second: float, clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._db = database
+        self._outbox = outbox
+        self._participants = participants
+        self._transport = transport
+        self._settings = settings
+        self._pacer = Pacer(rate_per_second)
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Tell the sender new rows are due (saves waiting for the next poll)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                report = await self.drain_once()
+            except Exception as exc:  # the loop must survive a database hiccup
+                log.error("outbox drain failed: %s", type(exc).__name__)
+                report = DrainReport()
+            if report.handled:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(waiters, timeout=self._settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def drain_once(self) -> DrainReport:
+        claimed = await self._claim()
+        sent = retried = failed = unreachable = 0
+        for row_id in claimed:
+            outcome = await self._deliver(row_id)
+            sent += outcome == SENT
+            retried += outcome == PENDING
+            failed += outcome == FAILED
+            unreachable += outcome == UNREACHABLE
+        if claimed:
+            log.info("outbox %s: sent=%d retry=%d failed=%d unreachable=%d",
+                     self._transport.platform, sent, retried, failed, unreachable)
+        return DrainReport(sent, retried, failed, unreachable)
+
+    async def _claim(self) -> list[int]:
+        now = self._clock()
+        async with self._db.sessions.begin() as session:
+            query = (
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.platform == self._transport.platform,
+                    or_(
+                        and_(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now),
+                        and_(OutboxMessage.status == SENDING, OutboxMessage.lease_until <= now),
+                    ),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(self._settings.batch_size)
+            )
+            if not self._db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(await session.scalars(query))
+            lease = now + dt.timedelta(seconds=self._settings.lease_seconds)
+            for row in rows:
+                row.status, row.lease_until, row.attempts = SENDING, lease, row.attempts + 1
+            return [row.id for row in rows]
+
+    async def _deliver(self, row_id: int) -> str:
+        async with self._db.sessions.begin() as session:
+            row = await session.get(OutboxMessage, row_id)
+            if row is None:  # erased meanwhile (/delete_me cascades)
+                return FAILED
+            address = await self._participants.address_of(session, row.participant_id, row.platform)
+            if address is None:
+                return self._finish(row, UNREACHABLE, "no_address")
+            message = self._outbox.read(row)
+            txn_id = row.txn_id
+        await self._pacer.wait()
+        try:
+            await self._transport.send(address, message, SendOptions(transaction_id=txn_id))
+        except RecipientUnreachable as exc:
+            return await self._record(row_id, UNREACHABLE, exc.reason, unreachable=True)
+        except TransientDeliveryError as exc:
+            return await self._record(row_id, PENDING, exc.reason, retry_after=exc.retry_after)
+        except PermanentDeliveryError as exc:
+            return await self._record(row_id, FAILED, exc.reason)
+        except Exception as exc:  # an unexpected transport bug: retry, never lose the row
+            log.error("outbox send raised %s", type(exc).__name__)
+            return await self._record(row_id, PENDING, type(exc).__name__)
+        return await self._record(row_id, SENT, None)
+
+    async def _record(
+        self, row_id: int, status: str, reason: str | None, *, retry_after: float | None = None,
+        unreachable: bool = False,
+    ) -> str:
+        async with self._db.sessions.begin() as session:
+            row = await session.get(OutboxMessage, row_id)
+            if row is None:
+                return status
+            if unreachable:
+                await self._participants.mark_unreachable(session, row.participant_id, row.platform, reason or "")
+            if status == PENDING and row.attempts >= self._settings.max_attempts:
+                status = FAILED
+            if status == PENDING:
+                row.next_attempt_at = self._clock() + dt.timedelta(seconds=self._backoff(row.attempts, retry_after))
+            return self._finish(row, status, reason)
+
+    def _finish(self, row: OutboxMessage, status: str, reason: str | None) -> str:
+        row.status, row.last_error, row.lease_until = status, reason[:64] if reason else None, None
+        if status == SENT:
+            row.sent_at = self._clock()
+        return status
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        exponential = self._settings.base_backoff_seconds * 2 ** max(attempts - 1, 0)
+        jittered = min(exponential, self._settings.max_backoff_seconds) * random.uniform(0.8, 1.2)
+        return max(jittered, retry_after or 0.0)

@@ -1,0 +1,56 @@
+"""The console chat: the embedded default, and a scriptable way to drive the bot.
+
+One line in is one message; choices print as a numbered list; EOF ends the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TextIO
+
+from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, Platform, SendOptions
+from bot.core.transport import InboundHandler
+
+CONSOLE = Platform("console")
+CONSOLE_USER = "local"
+
+
+class ConsoleTransport:
+    """Reads ``stdin`` line by line and handles each line before reading the next."""
+
+    platform = CONSOLE
+    capabilities = Capabilities(buttons=False, html=False, images=False, max_text_length=1_000_000)
+
+    def __init__(self, stdin: TextIO, stdout: TextIO, user_id: str = CONSOLE_USER) -> None:
+        self._stdin = stdin
+        self._stdout = stdout
+        self._user_id = user_id
+        self._handler: InboundHandler | None = None
+        self._address = Address(CONSOLE, "console")
+
+    async def start(self, on_inbound: InboundHandler) -> None:
+        self._handler = on_inbound
+
+    async def stop(self) -> None:
+        self._stdout.flush()
+
+    async def run_until_eof(self) -> None:
+        """Feed lines to the handler until end of input."""
+        if self._handler is None:
+            raise RuntimeError("start() the console transport first")
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, self._stdin.readline)
+            if line == "":
+                return
+            text = line.rstrip("\r\n")
+            await self._handler(Inbound(platform=CONSOLE, user_id=self._user_id, address=self._address, text=text))
+
+    async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
+        lines = [message.text]
+        lines.extend(f"  {number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
+        if message.image is not None:
+            lines.append(f"  [{message.image_name}: {len(message.image)} bytes]")
+        self._stdout.write("\n".join(lines) + "\n\n")
+        self._stdout.flush()
+        return Delivery()

@@ -1,0 +1,71 @@
+"""Outbound -> Matrix message content, and Matrix text -> what the person actually typed.
+
+Matrix has no buttons the bot can rely on, so choices become a numbered list; the core
+accepts the number, the label or an unambiguous prefix. Every message carries an HTML
+``formatted_body`` and a plain ``body`` for clients without HTML. Right-to-left text is
+wrapped in ``<div dir="rtl">`` and each plain line starts with U+200F so Arabic and Sorani
+read correctly even where the client guesses the direction from the first character.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from bot.core.model import Direction, Outbound
+
+RLM = "\u200f"
+HTML_FORMAT = "org.matrix.custom.html"
+
+
+def _plain_lines(message: Outbound) -> list[str]:
+    lines = message.text.split("\n")
+    if message.choices:
+        if message.text:
+            lines.append("")
+        lines.extend(f"{number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
+    return lines
+
+
+def _html(message: Outbound) -> str:
+    parts: list[str] = []
+    if message.text:
+        parts.append("<p>" + "<br>".join(html.escape(line) for line in message.text.split("\n")) + "</p>")
+    if message.choices:
+        items = "".join(f"<li>{html.escape(choice.label)}</li>" for choice in message.choices)
+        parts.append(f"<ol>{items}</ol>")
+    body = "".join(parts)
+    if message.direction is Direction.RTL:
+        return f'<div dir="rtl">{body}</div>'
+    return body
+
+
+def render_message(message: Outbound, msgtype: str = "m.text") -> dict[str, Any]:
+    """The ``m.room.message`` content for one outbound message."""
+    lines = _plain_lines(message)
+    if message.direction is Direction.RTL:
+        lines = [RLM + line if line else line for line in lines]
+    return {
+        "msgtype": msgtype,
+        "body": "\n".join(lines),
+        "format": HTML_FORMAT,
+        "formatted_body": _html(message),
+    }
+
+
+def render_notice(text: str, direction: Direction = Direction.LTR) -> dict[str, Any]:
+    """A transport notice (enable encryption, could not decrypt) as ``m.notice``."""
+    return render_message(Outbound(text=text, direction=direction), msgtype="m.notice")
+
+
+def strip_reply_fallback(body: str) -> str:
+    """Drop the quoted ``> <@user> ...`` lines a client puts before a reply's own text."""
+    lines = body.split("\n")
+    index = 0
+    while index < len(lines) and lines[index].startswith(">"):
+        index += 1
+    if index == 0:
+        return body
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    return "\n".join(lines[index:])

@@ -20,6 +20,7 @@ class MenuDialog(Dialog):
         return Prompt(
             _("Main menu. What would you like to do?"),
             (
+                Choice("join", _("Enter an invitation code")),
                 Choice("help", _("Help")),
                 Choice("language", _("Change language")),
                 Choice("privacy", _("Privacy")),
@@ -34,6 +35,8 @@ class MenuDialog(Dialog):
         if key == "privacy":
             turn.say(privacy_notice(turn))
             return state
+        if key == "join":
+            return State("onboarding", "invite", turn.tr.language)
         if key == "language":
             return State("language", "choose", turn.tr.language)
         return State("delete_me", "confirm", turn.tr.language)

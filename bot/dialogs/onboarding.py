@@ -21,6 +21,11 @@ def onboarding_state(turn: Turn) -> State:
     return State("onboarding", "language", turn.tr.language)
 
 
+def invite_state(turn: Turn) -> State:
+    """Entering an invitation code, also later from the menu or /join."""
+    return State("onboarding", "invite", turn.tr.language)
+
+
 class OnboardingDialog(Dialog):
     name = "onboarding"
 
@@ -67,7 +72,7 @@ class OnboardingDialog(Dialog):
         attempts = int(state.data.get("attempts", 0)) + 1
         if attempts >= MAX_CODE_ATTEMPTS:
             turn.say(_("That code did not work either. Please ask the person who invited you for a new code; "
-                       "you can enter it later from the menu with /start."))
+                       "you can enter it later with /join."))
             return self._finish(turn)
         turn.say({
             RedeemResult.EXPIRED: _("This invitation code has expired. Please ask for a new one."),

@@ -8,6 +8,7 @@ from bot.core.i18n import N_
 HELP = N_(
     "What you can do:\n"
     "/menu – the main menu\n"
+    "/join – enter an invitation code\n"
     "/language – change the language\n"
     "/privacy – what is stored about you and how to erase it\n"
     "/delete_me – erase everything stored about you\n"

@@ -6,7 +6,7 @@ from bot.core.context import Turn
 from bot.core.i18n import N_
 from bot.dialogs.engine import DialogEngine, State
 from bot.dialogs.menu import menu_state
-from bot.dialogs.onboarding import onboarding_state
+from bot.dialogs.onboarding import invite_state, onboarding_state
 from bot.dialogs.texts import help_text, privacy_notice
 from bot.handlers.registry import Command
 
@@ -46,6 +46,10 @@ async def delete_me(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     await engine.show(turn, State("delete_me", "confirm", turn.tr.language))
 
 
+async def join(turn: Turn, args: list[str], engine: DialogEngine) -> None:
+    await engine.show(turn, invite_state(turn))
+
+
 async def cancel(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     await engine.clear(turn.session, turn.pseudonym)
     if turn.participant is None:
@@ -58,6 +62,7 @@ BASIC_COMMANDS = (
     Command("start", start, N_("Start, or come back to the beginning")),
     Command("menu", menu, N_("Main menu"), needs_participant=True),
     Command("help", help_, N_("What this bot can do")),
+    Command("join", join, N_("Enter an invitation code"), needs_participant=True),
     Command("language", language, N_("Change the language")),
     Command("privacy", privacy, N_("What is stored and how to erase it")),
     Command("delete_me", delete_me, N_("Erase everything stored about you")),

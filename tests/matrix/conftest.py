@@ -1,0 +1,133 @@
+"""Fixtures of the Matrix tier: one real Synapse per test session, fresh users per test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.core.model import Choice, Inbound, Outbound
+from bot.core.security import KeyRing
+from bot.transports.matrix import MatrixOptions, MatrixTransport
+from matrix_peer import Peer
+from synapse_server import RegisteredUser, SynapseServer
+
+NOTICES = {
+    "enable_encryption": "Please turn on encryption in this chat; I only answer in encrypted chats.",
+    "undecryptable": "I could not read your last message. Please send it again.",
+}
+
+
+def notice(kind: str, language: str | None) -> str:
+    return NOTICES[kind]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.matrix)
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    server = SynapseServer(tmp_path_factory.mktemp("synapse"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def keyring() -> KeyRing:
+    return KeyRing.generate()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class EchoCore:
+    """Stands in for the router until it is wired: records inbound and answers with choices."""
+
+    transport: MatrixTransport | None = None
+    inbound: list[Inbound] = field(default_factory=list)
+
+    async def __call__(self, inbound: Inbound) -> None:
+        self.inbound.append(inbound)
+        assert self.transport is not None
+        await self.transport.send(inbound.address, Outbound(
+            text=f"echo: {inbound.text}" if inbound.text else f"got: {inbound.kind.value}",
+            choices=(Choice("yes", "Yes"), Choice("no", "No")),
+        ))
+
+
+@dataclass
+class BotHandle:
+    transport: MatrixTransport
+    core: EchoCore
+    user: RegisteredUser
+    options: MatrixOptions
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+
+MakeBot = Callable[..., Awaitable[BotHandle]]
+
+
+@pytest.fixture
+async def make_bot(synapse: SynapseServer, keyring: KeyRing, tmp_path: Path) -> AsyncIterator[MakeBot]:
+    """Start a bot transport; ``make_bot(user=..., store=...)`` restarts one on the same store."""
+    started: list[MatrixTransport] = []
+
+    async def make(user: RegisteredUser | None = None, store: Path | None = None, start: bool = True,
+                   keys: KeyRing | None = None, **overrides: Any) -> BotHandle:
+        user = user or synapse.register(unique("bot"))
+        values: dict[str, Any] = {
+            "homeserver": synapse.url, "user_id": user.user_id, "password": user.password,
+            "store_path": store or tmp_path / unique("store"), "undecryptable_grace": 3.0,
+            "sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0,
+            "send_retry_budget": 5.0, "connect_timeout": 30.0,
+        }
+        values.update(overrides)
+        options = MatrixOptions(**values)
+        transport = MatrixTransport(options, keys or keyring, notice)
+        core = EchoCore(transport)
+        if start:
+            await transport.start(core)
+            started.append(transport)
+        return BotHandle(transport, core, user, options)
+
+    yield make
+    for transport in started:
+        with contextlib.suppress(Exception):
+            await transport.stop()
+
+
+MakePeer = Callable[[], Awaitable[Peer]]
+
+
+@pytest.fixture
+async def make_peer(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[MakePeer]:
+    peers: list[Peer] = []
+
+    async def make() -> Peer:
+        peer = Peer(synapse.url, synapse.register(unique("person")), tmp_path / unique("peer"))
+        await peer.start()
+        peers.append(peer)
+        return peer
+
+    yield make
+    for peer in peers:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(peer.stop(), 10)

@@ -1,0 +1,162 @@
+"""Test harness: the real dialogue core on a real database, driven through an in-process transport.
+
+``RecordingTransport`` is a genuine Transport implementation (not a mock) that keeps what
+the bot sends, so tests can read it like a person would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.app import Bot, build_bot, build_services
+from bot.config import DatabaseSettings, SecuritySettings, Settings, StaffSettings
+from bot.core.model import Address, Capabilities, ChoiceRef, Delivery, Inbound, InboundKind, Outbound, Platform, SendOptions
+from bot.core.security import KeyRing
+from bot.core.transport import InboundHandler
+from bot.storage import migrate
+from bot.storage.db import Database
+
+POSTGRES_ADMIN_URL = os.environ.get("CIVICBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class RecordingTransport:
+    """Keeps every message per address; optionally fails sends to exercise the outbox."""
+
+    platform: Platform = Platform("console")
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(buttons=True))
+    sent: dict[str, list[Outbound]] = field(default_factory=dict)
+    send_log: list[tuple[str, Outbound, SendOptions | None]] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+    async def start(self, on_inbound: InboundHandler) -> None:
+        self.handler = on_inbound
+
+    async def stop(self) -> None:
+        return None
+
+    async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.setdefault(address.value, []).append(message)
+        self.send_log.append((address.value, message, options))
+        return Delivery(message_id=str(len(self.send_log)))
+
+
+@dataclass
+class Person:
+    """A simulated user of one platform."""
+
+    chat: Chat
+    user_id: str
+    language_hint: str | None = None
+
+    @property
+    def address(self) -> Address:
+        return Address(self.chat.transport.platform, f"chat-{self.user_id}")
+
+    @property
+    def inbox(self) -> list[Outbound]:
+        return self.chat.transport.sent.get(self.address.value, [])
+
+    @property
+    def last(self) -> Outbound:
+        return self.inbox[-1]
+
+    @property
+    def last_prompt(self) -> Outbound:
+        return next(m for m in reversed(self.inbox) if m.choices)
+
+    async def send(self, text: str) -> list[Outbound]:
+        return await self._deliver(Inbound(self.chat.transport.platform, self.user_id, self.address, text=text,
+                                           language_hint=self.language_hint))
+
+    async def press(self, label_or_index: str | int, *, prompt_id: str | None = None) -> list[Outbound]:
+        """Press a button of the latest prompt, as a Telegram client would."""
+        prompt = self.last_prompt
+        index = label_or_index if isinstance(label_or_index, int) else \
+            [c.label for c in prompt.choices].index(label_or_index)
+        ref = ChoiceRef(prompt_id if prompt_id is not None else str(prompt.prompt_id), index)
+        return await self._deliver(Inbound(self.chat.transport.platform, self.user_id, self.address,
+                                           kind=InboundKind.CHOICE, choice=ref, language_hint=self.language_hint))
+
+    async def send_media(self) -> list[Outbound]:
+        return await self._deliver(Inbound(self.chat.transport.platform, self.user_id, self.address,
+                                           kind=InboundKind.UNSUPPORTED))
+
+    async def _deliver(self, inbound: Inbound) -> list[Outbound]:
+        before = len(self.inbox)
+        await self.chat.bot.router.handle(inbound)
+        return self.inbox[before:]
+
+
+@dataclass
+class Chat:
+    bot: Bot
+    transport: RecordingTransport
+
+    def person(self, user_id: str, language_hint: str | None = None) -> Person:
+        return Person(self, user_id, language_hint)
+
+
+def make_settings(db_url: str, tmp_path: Path, staff: list[str] | None = None, **sections: object) -> Settings:
+    return Settings(
+        database=DatabaseSettings(url=db_url),
+        security=SecuritySettings(key_file=tmp_path / "keys.json"),
+        staff=StaffSettings(members=staff or []),
+        **sections,  # type: ignore[arg-type]
+    )
+
+
+@asynccontextmanager
+async def open_chat(settings: Settings, keys: KeyRing, transport: RecordingTransport | None = None) -> AsyncIterator[Chat]:
+    """A bot instance on the settings' database. Open it twice on one database to simulate a restart."""
+    database = Database(settings.database.url)
+    await migrate.upgrade(database)
+    services = build_services(settings, database, keys)
+    transport = transport or RecordingTransport()
+    bot = build_bot(services, [transport])
+    try:
+        yield Chat(bot, transport)
+    finally:
+        await database.dispose()
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    import asyncpg
+
+    name = f"civicbot_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncio.wait_for(asyncpg.connect(POSTGRES_ADMIN_URL), timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def postgres_reachable() -> str | None:
+    """None when reachable, else the reason (shown as the skip reason)."""
+    try:
+        import asyncpg
+
+        conn = await asyncio.wait_for(asyncpg.connect(POSTGRES_ADMIN_URL), timeout=3)
+        await conn.close()
+        return None
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL.split('@')[-1]}: {type(exc).__name__}"

@@ -34,6 +34,7 @@ from typing import Any
 from aiohttp import ClientConnectionError
 from nio import (
     AsyncClient,
+    BadEvent,
     AsyncClientConfig,
     EncryptionError,
     ErrorResponse,
@@ -207,6 +208,7 @@ class MatrixTransport:
         self._staff_room_id: str | None = None
         self._encryption_notice_at: dict[str, float] = {}
         self._keys_lock = asyncio.Lock()
+        self._known_rooms: set[str] = set()
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
         self.failure: BaseException | None = None  # why the sync loop stopped, if it did
@@ -482,13 +484,15 @@ class MatrixTransport:
                 await client.keys_claim(client.get_users_for_key_claiming())
 
     async def _process(self, response: SyncResponse, answer: bool) -> None:
+        known_rooms = self._known_rooms
+        self._known_rooms = set(self.client.rooms)
         for room_id, info in response.rooms.invite.items():
             await self._on_invite(room_id, info.invite_state)
         for room_id, info in response.rooms.join.items():
             room = self.client.rooms.get(room_id)
             if room is None:
                 continue
-            if info.timeline.limited and answer and self._checkpoint.since is not None:
+            if info.timeline.limited and answer and room_id in known_rooms:
                 log.warning("matrix timeline gap after an outage; older missed events are not answered")
             for event in info.timeline.events:
                 if answer:
@@ -576,6 +580,8 @@ class MatrixTransport:
             return InboundKind.TEXT
         if isinstance(event, (RoomMessageMedia, RoomEncryptedMedia, RoomMessageUnknown, StickerEvent)):
             return InboundKind.UNSUPPORTED
+        if isinstance(event, BadEvent) and event.source.get("type") in ("m.room.message", "m.sticker"):
+            return InboundKind.UNSUPPORTED  # a malformed message is still someone writing to us
         return None
 
     async def _deliver(self, room: MatrixRoom, event: Any) -> None:

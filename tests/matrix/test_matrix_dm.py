@@ -7,6 +7,13 @@ from bot.transports.matrix_render import RLM
 from conftest import MakeBot, MakePeer
 from matrix_peer import eventually
 
+ENCRYPTED_FILE = {
+    "url": "mxc://localhost/abcdef", "v": "v2", "iv": "w+sE15fzSc0AAAAAAAAAAA",
+    "hashes": {"sha256": "fdSLu/YkRx3Wyh3KQabP3rd6+SFiKg5v8ZhIr2nNOkA"},
+    "key": {"kty": "oct", "alg": "A256CTR", "ext": True, "key_ops": ["encrypt", "decrypt"],
+            "k": "aWF6-32KGYaC3A_FEUCk1Bt0JA37zP0mA5Y_y5jU0Qk"},
+}
+
 
 async def test_encrypted_dm_round_trip(make_bot: MakeBot, make_peer: MakePeer) -> None:
     bot = await make_bot()
@@ -51,7 +58,7 @@ async def test_rtl_rendering_and_unsupported_content(make_bot: MakeBot, make_pee
     assert rtl.body.split("\n") == [f"{RLM}اختر لغتك", "", f"{RLM}1. العربية", f"{RLM}2. English"]
 
     # A photo is not text: the core hears that something unsupported arrived.
-    await peer.send_content(room_id, {"msgtype": "m.image", "body": "photo.jpg", "url": "mxc://localhost/x"},
+    await peer.send_content(room_id, {"msgtype": "m.image", "body": "photo.jpg", "file": ENCRYPTED_FILE},
                             to=bot.user_id)
     await eventually(lambda: len(bot.core.inbound) == 2, what="the image to reach the core")
     assert bot.core.inbound[1].kind is InboundKind.UNSUPPORTED

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from bot.core.context import Services, Turn
 from bot.core.flood import FloodGuard, Verdict
+from bot.core.logsafe import describe
 from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
 from bot.core.notices import (
     FLOOD,
@@ -56,7 +57,7 @@ class Router:
                 replies = await self._handle(inbound, pseudonym, verdict)
             await self._send(inbound.address, replies)
         except Exception as exc:
-            log.error("inbound handling failed on %s: %s", inbound.platform, type(exc).__name__)
+            log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
 
     async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> list[Outbound]:
         services = self._services
@@ -83,7 +84,7 @@ class Router:
                 await self._dispatch(turn, state)
                 return turn.replies
         except Exception as exc:
-            log.error("turn failed and was rolled back: %s", type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+            log.error("turn failed and was rolled back: %s", describe(exc))
             tr = services.i18n.translator(language)
             return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)]
 

@@ -73,7 +73,7 @@ class OnboardingDialog(Dialog):
         if attempts >= MAX_CODE_ATTEMPTS:
             turn.say(_("That code did not work either. Please ask the person who invited you for a new code; "
                        "you can enter it later with /join."))
-            return self._finish(turn)
+            return menu_state(turn)
         turn.say({
             RedeemResult.EXPIRED: _("This invitation code has expired. Please ask for a new one."),
             RedeemResult.USED: _("This invitation code has already been used. Please ask for a new one."),

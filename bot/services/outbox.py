@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
+from bot.core.logsafe import describe
 from bot.core.model import Choice, Direction, Outbound, PromptId, SendOptions
 from bot.core.pacing import Pacer
 from bot.core.security import KeyRing
@@ -132,7 +133,7 @@ class OutboxSender:
             try:
                 report = await self.drain_once()
             except Exception as exc:  # the loop must survive a database hiccup
-                log.error("outbox drain failed: %s", type(exc).__name__)
+                log.error("outbox drain failed: %s", describe(exc))
                 report = DrainReport()
             if report.handled:
                 continue
@@ -199,7 +200,7 @@ class OutboxSender:
         except PermanentDeliveryError as exc:
             return await self._record(row_id, FAILED, exc.reason)
         except Exception as exc:  # an unexpected transport bug: retry, never lose the row
-            log.error("outbox send raised %s", type(exc).__name__)
+            log.error("outbox send raised %s", describe(exc))
             return await self._record(row_id, PENDING, type(exc).__name__)
         return await self._record(row_id, SENT, None)
 

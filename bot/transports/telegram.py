@@ -1,0 +1,368 @@
+"""The Telegram transport, on python-telegram-bot 22's ``Application``.
+
+It only maps: updates become :class:`Inbound` events, :class:`Outbound` messages become
+sends. Every wording comes from the core. Privacy: Telegram can read these chats, so the
+bot keeps as little as it can — nothing sent to it is downloaded, and logs carry neither
+message text nor chat or user ids nor the token (httpx logs full URLs, which contain the
+token, so its loggers are raised to WARNING here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, CallbackQuery, InputFile, LinkPreviewOptions, Message, Update
+from telegram.constants import UpdateType
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, SendOptions
+from bot.core.transport import InboundHandler, PermanentDeliveryError, TransientDeliveryError
+from bot.transports.telegram_delivery import RetryPolicy, call_telegram
+from bot.transports.telegram_dispatch import ChatQueues
+from bot.transports.telegram_mapping import (
+    TELEGRAM,
+    CallbackDataTooLong,
+    Part,
+    chosen_label,
+    closed_prompt_text,
+    inbound_from_callback,
+    inbound_from_message,
+    render,
+)
+from bot.transports.telegram_ratelimit import TelegramRateLimiter
+from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY)
+_QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO}
+
+CommandMenus = Mapping[str, Sequence[tuple[str, str]]]
+
+
+class TelegramStartupError(Exception):
+    """Telegram cannot be used with this configuration; the message names what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramOptions:
+    """Everything the transport needs, passed in explicitly. The token never appears in repr."""
+
+    token: str = field(repr=False)
+    api_base_url: str = "https://api.telegram.org/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str | None = field(default=None, repr=False)
+    rate_per_second: float = 30.0
+    per_chat_interval_seconds: float = 1.0
+    staff_chat_id: int | None = None
+    commands: CommandMenus = field(default_factory=dict)
+    default_language: str = "en"
+    poll_timeout_seconds: int = 25
+    read_timeout_seconds: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_retry_after_seconds: float = 30.0
+    max_concurrent_chats: int = 64
+    max_chat_backlog: int = 50
+    startup_attempts: int = 5
+    shutdown_grace_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise TelegramStartupError("telegram.token is empty")
+        if self.mode == "webhook":
+            if not self.webhook_url:
+                raise TelegramStartupError("telegram.webhook_url must be set in webhook mode")
+            if not self.webhook_secret or not valid_secret(self.webhook_secret):
+                raise TelegramStartupError(
+                    "telegram.webhook_secret must be set in webhook mode (1-256 of A-Z a-z 0-9 _ -)"
+                )
+
+
+def quiet_library_loggers() -> None:
+    """httpx logs every request URL at INFO, and the URL contains the bot token."""
+    for name, level in _QUIET_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < level:
+            logger.setLevel(level)
+
+
+class TelegramTransport:
+    """Implements :class:`bot.core.transport.Transport` for Telegram (polling or webhook)."""
+
+    platform = TELEGRAM
+    capabilities = Capabilities(buttons=True, html=False, images=True, max_text_length=4096,
+                                platform_reads_messages=True)
+
+    def __init__(self, options: TelegramOptions) -> None:
+        quiet_library_loggers()
+        self._options = options
+        self._limiter = TelegramRateLimiter(
+            options.rate_per_second, options.per_chat_interval_seconds,
+            max_retry_after=options.max_retry_after_seconds,
+        )
+        builder = (
+            ApplicationBuilder()
+            .token(options.token)
+            .base_url(options.api_base_url)
+            .rate_limiter(self._limiter)
+            .job_queue(None)
+            .read_timeout(options.read_timeout_seconds)
+            .write_timeout(options.read_timeout_seconds)
+            .get_updates_read_timeout(10.0)
+        )
+        if options.mode == "webhook":
+            builder = builder.updater(None)
+        self._app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self._app.add_handler(TypeHandler(Update, self._on_update))
+        self._app.add_error_handler(self._on_error)
+        self._queues = ChatQueues(options.max_concurrent_chats, options.max_chat_backlog)
+        self._background: set[asyncio.Task[None]] = set()
+        self._webhook: WebhookReceiver | None = None
+        self._on_inbound: InboundHandler | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, on_inbound: InboundHandler) -> None:
+        """Check the token, publish the command menus, then poll or listen for the webhook."""
+        self._on_inbound = on_inbound
+        await self._initialize()
+        await self._publish_commands()
+        await self._app.start()
+        if self._options.mode == "webhook":
+            await self._start_webhook()
+        else:
+            updater = self._app.updater
+            assert updater is not None
+            await updater.start_polling(
+                timeout=self._options.poll_timeout_seconds,
+                allowed_updates=list(ALLOWED_UPDATES),
+                drop_pending_updates=False,  # messages sent while the bot was down still count
+                bootstrap_retries=-1,
+                error_callback=self._on_polling_error,
+            )
+        self._ready.set()
+        log.info("telegram transport started (%s)", self._options.mode)
+
+    async def stop(self) -> None:
+        """Stop fetching, finish queued work (bounded), then close the HTTP clients. Idempotent."""
+        if self._stopping or self._on_inbound is None:
+            return
+        self._stopping = True
+        if self._app.updater is not None and self._app.updater.running:
+            await self._app.updater.stop()
+        if self._webhook is not None:
+            await self._webhook.stop()
+        if self._app.running:
+            await self._app.stop()
+        await self._queues.drain(self._options.shutdown_grace_seconds)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        self._ready.clear()
+        await self._app.shutdown()
+        log.info("telegram transport stopped")
+
+    async def _initialize(self) -> None:
+        attempts = max(self._options.startup_attempts, 1)
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._app.initialize()  # getMe: proves the token and the base URL
+                return
+            except InvalidToken:
+                raise TelegramStartupError("telegram.token was refused by the Bot API server") from None
+            except TelegramError as exc:
+                if attempt == attempts:
+                    raise TelegramStartupError(
+                        f"the Bot API server at telegram.api_base_url is unreachable ({type(exc).__name__})"
+                    ) from None
+                delay = self._options.retry.delay(attempt)
+                log.warning("telegram: getMe failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+
+    async def _publish_commands(self) -> None:
+        """One menu per language Telegram can target, plus the default language's for everyone else."""
+        menus = self._options.commands
+        targets: list[tuple[str | None, Sequence[tuple[str, str]]]] = []
+        if self._options.default_language in menus:
+            targets.append((None, menus[self._options.default_language]))
+        targets.extend((lang, cmds) for lang, cmds in menus.items() if len(lang) == 2 and lang.isalpha())
+        for language, commands in targets:
+            if not commands:
+                continue
+            try:
+                await call_telegram(
+                    lambda: self._app.bot.set_my_commands(
+                        [BotCommand(name, description) for name, description in commands],
+                        language_code=language,
+                    ),
+                    self._options.retry,
+                )
+            except Exception as exc:  # a missing menu must not keep the bot from answering people
+                log.warning("telegram: publishing commands failed: %s", type(exc).__name__)
+
+    async def _start_webhook(self) -> None:
+        options = self._options
+        assert options.webhook_url is not None and options.webhook_secret is not None
+        path = urlsplit(options.webhook_url).path or "/"
+        self._webhook = WebhookReceiver(options.webhook_listen, options.webhook_port, path,
+                                        options.webhook_secret, self._enqueue_webhook_update)
+        await self._webhook.start()
+        await call_telegram(
+            lambda: self._app.bot.set_webhook(
+                url=options.webhook_url or "", secret_token=options.webhook_secret,
+                allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=False,
+            ),
+            options.retry,
+        )
+
+    async def _enqueue_webhook_update(self, data: dict[str, Any]) -> None:
+        update = Update.de_json(data, self._app.bot)
+        if update is not None:
+            await self._app.update_queue.put(update)
+
+    # ------------------------------------------------------------------ inbound
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Called by PTB for each update, one at a time: map it and queue the work per chat."""
+        staff_chat = self._options.staff_chat_id
+        query = update.callback_query
+        if query is not None:
+            self._spawn(self._answer(query))  # every press is answered, even ignored ones
+            inbound = inbound_from_callback(query, staff_chat)
+            if inbound is not None:
+                self._queues.submit(inbound.address.value, lambda: self._handle_press(query, inbound))
+            return
+        message = update.message
+        if message is None:
+            return
+        inbound = inbound_from_message(message, staff_chat)
+        if inbound is not None:
+            self._queues.submit(inbound.address.value, lambda: self._deliver(inbound))
+
+    async def _handle_press(self, query: CallbackQuery, inbound: Inbound) -> None:
+        await self._close_keyboard(query)
+        await self._deliver(inbound)
+
+    async def _deliver(self, inbound: Inbound) -> None:
+        if self._on_inbound is not None:
+            await self._on_inbound(inbound)
+
+    async def _answer(self, query: CallbackQuery) -> None:
+        try:
+            await call_telegram(query.answer, self._options.retry)
+        except Exception as exc:
+            log.info("telegram: answering a button press failed: %s", type(exc).__name__)
+
+    async def _close_keyboard(self, query: CallbackQuery) -> None:
+        """Show what was chosen under the prompt and take the keyboard away (no second press)."""
+        message = query.message
+        if not isinstance(message, Message):
+            return  # too old to be read or edited
+        label = chosen_label(message, query.data)
+        if label is None:
+            return  # forged data: it matches no button, so the message stays as it is
+        text = closed_prompt_text(message.text, label) if message.text else None
+        try:
+            if text is not None:
+                await call_telegram(lambda: message.edit_text(text, reply_markup=None), self._options.retry)
+            else:
+                await call_telegram(lambda: message.edit_reply_markup(reply_markup=None), self._options.retry)
+        except Exception as exc:  # already edited, too old: the answer itself still counts
+            log.info("telegram: closing a keyboard failed: %s", type(exc).__name__)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: update handling raised %s", type(context.error).__name__)
+
+    @staticmethod
+    def _on_polling_error(exc: TelegramError) -> None:
+        log.warning("telegram: polling failed (%s); retrying", type(exc).__name__)
+
+    # ------------------------------------------------------------------ outbound
+    async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
+        """Send one core message (maybe as several Telegram messages); raise a DeliveryError on failure."""
+        if not self._ready.is_set():
+            if self._stopping:
+                raise TransientDeliveryError("stopped")
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout=10.0)
+            except TimeoutError:
+                raise TransientDeliveryError("not_started") from None
+        try:
+            chat_id = int(address.value)
+        except ValueError:
+            raise PermanentDeliveryError("bad_address") from None
+        try:
+            parts = render(message)
+        except CallbackDataTooLong:
+            raise PermanentDeliveryError("callback_data_too_long") from None
+        if not parts:
+            raise PermanentDeliveryError("empty")
+        sent: Message | None = None
+        for part in parts:
+            sent = await call_telegram(lambda part=part: self._send_part(chat_id, part, message.sensitive),
+                                       self._options.retry)
+        assert sent is not None
+        return Delivery(message_id=str(sent.message_id))
+
+    async def _send_part(self, chat_id: int, part: Part, sensitive: bool) -> Message:
+        bot = self._app.bot
+        if part.image is not None:
+            return await bot.send_photo(
+                chat_id, InputFile(part.image, filename=part.image_name), caption=part.text or None,
+                reply_markup=part.keyboard, protect_content=sensitive,
+            )
+        return await bot.send_message(
+            chat_id, part.text, reply_markup=part.keyboard, protect_content=sensitive,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
+
+    # ------------------------------------------------------------------ introspection for operators
+    @property
+    def dropped_updates(self) -> int:
+        return self._queues.dropped
+
+
+def from_settings(settings: Any, keys: Any = None, i18n: Any = None,
+                  commands: CommandMenus | None = None, **overrides: Any) -> TelegramTransport:
+    """Build from ``bot.config.Settings`` (the ``telegram``, ``staff`` and ``i18n`` sections).
+
+    ``keys`` and ``i18n`` are accepted for symmetry with the other transports; Telegram
+    needs neither, because the core does all wording and all pseudonymisation.
+    """
+    telegram = settings.telegram
+
+    def secret(value: Any) -> str | None:
+        if value is None:
+            return None
+        getter = getattr(value, "get_secret_value", None)
+        return str(getter() if getter else value)
+
+    values: dict[str, Any] = {
+        "token": secret(telegram.token) or "",
+        "api_base_url": str(telegram.api_base_url),
+        "mode": telegram.mode,
+        "webhook_url": telegram.webhook_url,
+        "webhook_listen": telegram.webhook_listen,
+        "webhook_port": int(telegram.webhook_port),
+        "webhook_secret": secret(telegram.webhook_secret),
+        "rate_per_second": float(telegram.rate_per_second),
+        "per_chat_interval_seconds": float(telegram.per_chat_interval_seconds),
+        "staff_chat_id": settings.staff.telegram_chat,
+        "commands": dict(commands or {}),
+        "default_language": settings.i18n.default_language,
+    }
+    values.update(overrides)
+    return TelegramTransport(TelegramOptions(**values))

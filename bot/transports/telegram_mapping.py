@@ -1,0 +1,231 @@
+"""Pure mapping between Telegram objects and the core's messages (no I/O here).
+
+Inbound: which chats are heard at all, what counts as text or as unsupported media, and
+how button data is read (clients can forge it, so anything odd becomes a reference the
+core rejects). Outbound: how a core message becomes one or more Telegram sends.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from telegram import CallbackQuery, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.core.model import Address, ChoiceRef, Direction, Inbound, InboundKind, Outbound, Platform
+
+TELEGRAM = Platform("telegram")
+MAX_TEXT = 4096  # Telegram's limit for a message, counted conservatively in UTF-16 code units
+MAX_CAPTION = 1024
+MAX_CALLBACK_DATA = 64  # bytes
+RLM = "\u200f"
+CHOSEN_MARK = "\u2713"  # shown before the chosen label when a keyboard is closed
+INVALID_CHOICE = ChoiceRef("", -1)
+
+# An opaque prompt id (printable ASCII without ':' or spaces), a colon, a small index.
+_CALLBACK_DATA = re.compile(r"([!-9;-~]{1,56}):([0-9]{1,3})")
+
+
+class CallbackDataTooLong(ValueError):
+    """A prompt id so long that its buttons would exceed Telegram's 64-byte callback data."""
+
+
+# ---------------------------------------------------------------------- inbound
+def accepts_chat(chat: Chat, staff_chat_id: int | None) -> bool:
+    """Private chats always; a group only if it is the configured staff group."""
+    if chat.type == Chat.PRIVATE:
+        return True
+    return staff_chat_id is not None and chat.id == staff_chat_id and chat.type in (Chat.GROUP, Chat.SUPERGROUP)
+
+
+def inbound_from_message(message: Message, staff_chat_id: int | None) -> Inbound | None:
+    """Map a new message; ``None`` for what the bot must not react to.
+
+    In the staff group only commands reach the core: staff talk among themselves there,
+    and their photos or chatter are none of the bot's business.
+    """
+    user = message.from_user
+    if user is None or user.is_bot or not accepts_chat(message.chat, staff_chat_id):
+        return None
+    in_group = message.chat.type != Chat.PRIVATE
+    if message.text is not None:
+        if in_group and not message.text.startswith("/"):
+            return None
+        kind, text = InboundKind.TEXT, message.text
+    elif message.effective_attachment is not None and not in_group:
+        kind, text = InboundKind.UNSUPPORTED, ""  # nothing of it is read, downloaded or kept
+    else:
+        return None  # service messages (pins, joins...) and staff-group media
+    return Inbound(
+        platform=TELEGRAM,
+        user_id=str(user.id),
+        address=Address(TELEGRAM, str(message.chat.id)),
+        kind=kind,
+        text=text,
+        language_hint=user.language_code,
+        event_id=f"{message.chat.id}:{message.message_id}",
+    )
+
+
+def inbound_from_callback(query: CallbackQuery, staff_chat_id: int | None) -> Inbound | None:
+    """Map a button press; the data is parsed defensively into a :class:`ChoiceRef`."""
+    message = query.message
+    if message is None or query.from_user.is_bot or not accepts_chat(message.chat, staff_chat_id):
+        return None
+    return Inbound(
+        platform=TELEGRAM,
+        user_id=str(query.from_user.id),
+        address=Address(TELEGRAM, str(message.chat.id)),
+        kind=InboundKind.CHOICE,
+        choice=parse_callback_data(query.data),
+        language_hint=query.from_user.language_code,
+        event_id=f"cb:{query.id}",
+    )
+
+
+def parse_callback_data(data: str | None) -> ChoiceRef:
+    """``"<prompt_id>:<index>"`` -> ChoiceRef; anything malformed or oversized -> ``("", -1)``."""
+    if not data or len(data.encode("utf-8", "surrogatepass")) > MAX_CALLBACK_DATA:
+        return INVALID_CHOICE
+    match = _CALLBACK_DATA.fullmatch(data)
+    if match is None:
+        return INVALID_CHOICE
+    return ChoiceRef(match.group(1), int(match.group(2)))
+
+
+def chosen_label(message: Message, data: str | None) -> str | None:
+    """The label of the button carrying ``data`` in the message's own keyboard, if any.
+
+    Forged data matches no button, so nothing is shown for it.
+    """
+    markup = message.reply_markup
+    if data is None or markup is None:
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == data:
+                return button.text
+    return None
+
+
+def closed_prompt_text(original: str, label: str) -> str | None:
+    """The prompt's text followed by the chosen label, or None if that would be too long."""
+    mark = RLM if original.startswith(RLM) else ""
+    text = f"{original}\n\n{mark}{CHOSEN_MARK} {label}"
+    return text if utf16_len(text) <= MAX_TEXT else None
+
+
+# ---------------------------------------------------------------------- outbound
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One Telegram send: a text message, or a photo with an optional caption."""
+
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+    image: bytes | None = None
+    image_name: str = "image.png"
+
+
+def callback_data(prompt_id: str | None, index: int) -> str:
+    data = f"{prompt_id or ''}:{index}"
+    if len(data.encode("utf-8")) > MAX_CALLBACK_DATA:
+        raise CallbackDataTooLong("callback data would exceed 64 bytes")
+    return data
+
+
+def keyboard(message: Outbound) -> InlineKeyboardMarkup | None:
+    """One button per row: labels are long in some languages and must stay readable."""
+    if not message.choices:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(choice.label, callback_data=callback_data(message.prompt_id, index))]
+         for index, choice in enumerate(message.choices)]
+    )
+
+
+def render(message: Outbound) -> list[Part]:
+    """Split a core message into Telegram sends; the keyboard goes on the last one.
+
+    Right-to-left text gets a RIGHT-TO-LEFT MARK at the start of every line, because
+    Telegram clients pick each paragraph's direction from its first strong character,
+    which may be a Latin name or a digit.
+    """
+    rtl = message.direction is Direction.RTL
+    chunks = split_text(message.text, MAX_TEXT - 1 if rtl else MAX_TEXT)
+    if rtl:
+        chunks = [mark_rtl(chunk) for chunk in chunks]
+    markup = keyboard(message)
+    parts: list[Part] = []
+    if message.image is not None:
+        caption = ""
+        if len(chunks) == 1 and utf16_len(chunks[0]) <= MAX_CAPTION:
+            caption = chunks.pop()
+        parts.append(Part(caption, image=message.image, image_name=message.image_name))
+    parts.extend(Part(chunk) for chunk in chunks)
+    if not parts:
+        return []
+    last = parts[-1]
+    parts[-1] = Part(last.text, markup, last.image, last.image_name)
+    return parts
+
+
+def mark_rtl(text: str) -> str:
+    return "\n".join(line if line.startswith(RLM) else RLM + line for line in text.split("\n"))
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split on paragraph boundaries, then lines, then spaces, then anywhere.
+
+    Each piece fits ``limit`` UTF-16 code units (what Telegram counts, conservatively);
+    surrounding blank lines are dropped as Telegram would drop them anyway.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    if utf16_len(text) <= limit:
+        return [text]
+    return [chunk for chunk in (c.strip() for c in _pack(text, limit, ("\n\n", "\n", " "))) if chunk]
+
+
+def _pack(text: str, limit: int, separators: tuple[str, ...]) -> Iterator[str]:
+    if utf16_len(text) <= limit:
+        yield text
+        return
+    if not separators:
+        yield from _hard_cut(text, limit)
+        return
+    separator, finer = separators[0], separators[1:]
+    current = ""
+    for piece in text.split(separator):
+        candidate = f"{current}{separator}{piece}" if current else piece
+        if utf16_len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            yield current
+        if utf16_len(piece) <= limit:
+            current = piece
+        else:
+            yield from _pack(piece, limit, finer)
+            current = ""
+    if current:
+        yield current
+
+
+def _hard_cut(text: str, limit: int) -> Iterator[str]:
+    current: list[str] = []
+    size = 0
+    for char in text:
+        width = 2 if ord(char) > 0xFFFF else 1
+        if size + width > limit:
+            yield "".join(current)
+            current, size = [], 0
+        current.append(char)
+        size += width
+    if current:
+        yield "".join(current)

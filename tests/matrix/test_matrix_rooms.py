@@ -1,0 +1,110 @@
+"""Unencrypted rooms, history on first start, and a bot restarted on its store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+
+from bot.core.model import Address, Outbound
+from bot.core.transport import PermanentDeliveryError
+from conftest import NOTICES, MakeBot, MakePeer, unique
+from matrix_peer import ENCRYPTION_STATE, eventually
+from synapse_server import RegisteredUser, SynapseServer
+
+
+async def test_unencrypted_room_gets_only_the_request_to_enable_encryption(
+    make_bot: MakeBot, make_peer: MakePeer
+) -> None:
+    bot = await make_bot()
+    peer = await make_peer()
+    room_id = await peer.create_dm(bot.user_id, encrypted=False)
+    await peer.wait_joined(room_id, bot.user_id)
+
+    await peer.send_text(room_id, "my name is ...")
+    await peer.send_text(room_id, "hello?")
+    [notice] = await peer.wait_from_bot(room_id, bot.user_id, 1)
+    assert notice.msgtype == "m.notice" and notice.body == NOTICES["enable_encryption"]
+    assert bot.core.inbound == [], "nothing said in an unencrypted room may reach the core"
+    with pytest.raises(PermanentDeliveryError):
+        await bot.transport.send(Address("matrix", room_id), Outbound(text="confidential"))
+
+    # Once the person turns encryption on, the conversation starts.
+    await peer.client.room_put_state(room_id, "m.room.encryption", ENCRYPTION_STATE["content"])
+    await eventually(lambda: bot.transport.client.rooms[room_id].encrypted, what="the room to become encrypted")
+    await eventually(lambda: peer.client.rooms[room_id].encrypted, what="the peer to see encryption")
+    await peer.send_text(room_id, "now encrypted", to=bot.user_id)
+    replies = await peer.wait_from_bot(room_id, bot.user_id, 2)
+    assert replies[1].decrypted and replies[1].body.startswith("echo: now encrypted")
+    assert [i.text for i in bot.core.inbound] == ["now encrypted"]
+    assert len(peer.from_bot(room_id, bot.user_id)) == 2
+
+
+def _join_with_registration_device(synapse: SynapseServer, user: RegisteredUser, room_id: str) -> None:
+    request = urllib.request.Request(f"{synapse.url}/_matrix/client/v3/join/{room_id}", data=b"{}", method="POST")
+    request.add_header("Authorization", f"Bearer {user.access_token}")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["room_id"] == room_id
+
+
+async def test_first_start_does_not_answer_history(
+    make_bot: MakeBot, make_peer: MakePeer, synapse: SynapseServer
+) -> None:
+    user = synapse.register(unique("bot"))
+    peer = await make_peer()
+    room_id = await peer.create_dm(user.user_id)
+    _join_with_registration_device(synapse, user, room_id)
+    await peer.wait_joined(room_id, user.user_id)
+    await peer.send_text(room_id, "old question 1")
+    await peer.send_text(room_id, "old question 2")
+
+    bot = await make_bot(user=user)  # first start ever: the store is empty
+    await peer.send_text(room_id, "new question", to=bot.user_id)
+    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    await asyncio.sleep(bot.options.undecryptable_grace + 1.5)  # history must not draw "could not read" notices
+    assert [i.text for i in bot.core.inbound] == ["new question"]
+    assert [m.body.split("\n")[0] for m in peer.from_bot(room_id, bot.user_id)] == ["echo: new question"]
+
+
+async def test_restart_keeps_device_decrypts_and_catches_up(make_bot: MakeBot, make_peer: MakePeer) -> None:
+    bot = await make_bot()
+    peer = await make_peer()
+    room_id = await peer.create_dm(bot.user_id)
+    await peer.wait_joined(room_id, bot.user_id)
+    await peer.send_text(room_id, "one", to=bot.user_id)
+    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    device_id = bot.transport.device_id
+
+    # Abrupt end: the sync task dies and the connection drops; no orderly stop, no logout.
+    task = bot.transport._task
+    assert task is not None
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await bot.transport.client.close()
+
+    await peer.send_text(room_id, "sent while the bot was down", to=bot.user_id)
+    restarted = await make_bot(user=bot.user, store=bot.options.store_path)
+    assert restarted.transport.device_id == device_id
+    await peer.wait_from_bot(room_id, bot.user_id, 2)
+    await peer.send_text(room_id, "after the restart", to=bot.user_id)
+    await peer.wait_from_bot(room_id, bot.user_id, 3)
+
+    assert [i.text for i in bot.core.inbound] == ["one"]
+    assert [i.text for i in restarted.core.inbound] == ["sent while the bot was down", "after the restart"]
+    bodies = [m.body.split("\n")[0] for m in peer.from_bot(room_id, bot.user_id)]
+    assert bodies == ["echo: one", "echo: sent while the bot was down", "echo: after the restart"]
+    assert all(m.decrypted for m in peer.from_bot(room_id, bot.user_id))
+
+
+async def test_start_refuses_a_store_sealed_with_another_key_file(make_bot: MakeBot) -> None:
+    from bot.core.security import KeyRing
+    from bot.transports.matrix_session import SessionStoreError
+
+    bot = await make_bot()
+    await bot.transport.stop()
+    other = await make_bot(user=bot.user, store=bot.options.store_path, start=False, keys=KeyRing.generate())
+    with pytest.raises(SessionStoreError):
+        await other.transport.start(other.core)

@@ -268,10 +268,10 @@ class MatrixTransport:
             await self._with_connect_retry(self._initial_sync)
             await self._with_connect_retry(self._join_staff_room)
         except BaseException:
+            self._ready.clear()
             await client.close()
             self._client = None
             raise
-        self._ready.set()
         self._task = asyncio.create_task(self._sync_loop(), name="matrix-sync")
         log.info("matrix transport started")
 
@@ -433,6 +433,8 @@ class MatrixTransport:
         # With a checkpoint, full state is needed: nio does not persist room state.
         response = await self._sync(0, full_state=self._checkpoint.since is not None)
         await self._maintain_keys()
+        # Synced: replies to what this sync brings (e.g. messages sent while we were down) may go out.
+        self._ready.set()
         await self._process(response, answer=not self._first_start)
 
     async def _sync_loop(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,6 @@ from nio import (
     RoomMessageText,
     RoomSendResponse,
 )
-from nio.api import Api
 
 from synapse_server import RegisteredUser
 
@@ -171,12 +171,13 @@ class Peer:
             room_id, "m.room.message", {"msgtype": "m.text", "body": text}, ignore_unverified_devices=True
         )
         assert isinstance(response, RoomSendResponse), response
+        # Later messages use a new session that is shared as usual.
+        client.olm.outbound_group_sessions.pop(room_id)
         return response.event_id, held
 
     async def deliver_held_key(self, held: dict[str, Any]) -> None:
-        method, path, data = Api.to_device(self.client.access_token, "m.room.encrypted", {"messages": held},
-                                           "late-key")
-        response = await self.client.send(method, path, data, {
+        path = "/_matrix/client/v3/sendToDevice/m.room.encrypted/late-key"
+        response = await self.client.send("PUT", path, json.dumps({"messages": held}), {
             "Content-Type": "application/json", "Authorization": f"Bearer {self.client.access_token}"})
         assert response.status == 200, response.status
 

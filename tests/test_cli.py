@@ -1,0 +1,102 @@
+"""The real command, as a person or a container starts it: console chat, keys, db, errors."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CIVICBOT = str(Path(sys.executable).parent / "civicbot")
+
+
+def civicbot(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None = None,
+             module: bool = False) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
+    command = [sys.executable, "-m", "bot", *args] if module else [CIVICBOT, *args]
+    return subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120,
+                          env={**clean, **(env or {})})
+
+
+def test_console_onboarding_in_english_then_erasure(tmp_path: Path) -> None:
+    result = civicbot("run", "--console", cwd=tmp_path, stdin="/start\n4\n1\n1\n")
+    assert result.returncode == 0, result.stderr
+    assert "  4. English" in result.stdout and "Main menu" in result.stdout
+    keys = tmp_path / "data" / "keys.json"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
+        assert db.execute("select count(*) from participants").fetchone() == (1,)
+
+    result = civicbot("run", cwd=tmp_path, stdin="/delete_me\n1\n", module=True)
+    assert result.returncode == 0, result.stderr
+    assert "has been erased" in result.stdout
+    with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
+        for table in ("participants", "participant_keys", "participant_addresses", "dialog_states", "outbox",
+                      "memberships"):
+            assert db.execute(f"select count(*) from {table}").fetchone() == (0,), table
+
+
+def test_console_onboarding_in_arabic(tmp_path: Path) -> None:
+    result = civicbot("run", "--console", cwd=tmp_path, stdin="/start\n1\n1\n1\n")
+    assert result.returncode == 0, result.stderr
+    after_choice = result.stdout.split("  4. English", 1)[1]
+    assert "Main menu" not in after_choice and "Do you agree" not in after_choice
+    assert any("\u0600" <= ch <= "\u06ff" for ch in after_choice)
+    assert result.stderr.count("\n") <= 1  # only the note that a key file was created
+
+
+def test_staff_console_makes_an_invite_that_a_person_can_redeem(tmp_path: Path) -> None:
+    staff = civicbot("run", "--console", "--as-staff", cwd=tmp_path,
+                     stdin="/org add ngo1 cso\n/group add fg1 focus_group ngo1\n/invite ngo1 fg1\n/whoami\n")
+    assert staff.returncode == 0, staff.stderr
+    code_line = next(line for line in staff.stdout.splitlines() if line.startswith("Invitation code:"))
+    code = code_line.split(":", 1)[1].strip().strip("\u2068\u2069")
+    assert "staff member" in staff.stdout
+    person = civicbot("run", "--console", cwd=tmp_path, stdin=f"/start\n4\n1\n{code}\n")
+    assert "You have joined" in person.stdout, person.stdout
+
+
+def test_non_staff_console_cannot_use_staff_commands(tmp_path: Path) -> None:
+    result = civicbot("run", "--console", cwd=tmp_path, stdin="/invite ngo1\n")
+    assert "I do not know that command" in result.stdout and "Invitation" not in result.stdout
+
+
+def test_keys_generate_and_refuse_to_overwrite(tmp_path: Path) -> None:
+    first = civicbot("keys", "generate", cwd=tmp_path)
+    assert first.returncode == 0 and stat.S_IMODE((tmp_path / "data" / "keys.json").stat().st_mode) == 0o600
+    second = civicbot("keys", "generate", cwd=tmp_path)
+    assert second.returncode == 2 and "refusing to overwrite" in second.stderr
+
+
+def test_db_upgrade(tmp_path: Path) -> None:
+    env = {"CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"}
+    result = civicbot("db", "upgrade", cwd=tmp_path, env=env)
+    assert result.returncode == 0 and "revision 0001" in result.stdout
+
+
+def test_a_configured_bot_refuses_to_start_without_its_key_file(tmp_path: Path) -> None:
+    env = {"CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}",
+           "CIVICBOT_SECURITY__KEY_FILE": str(tmp_path / "missing-keys.json")}
+    result = civicbot("run", "--console", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "security.key_file" in result.stderr
+    assert not (tmp_path / "missing-keys.json").exists()
+
+
+@pytest.mark.parametrize(("variable", "value", "key"), [
+    ("CIVICBOT_TELEGRAM__TOKEN", "", None),
+    ("CIVICBOT_LIMITS__MAX_MESSAGE_CHARS", "lots-s3cret", "limits.max_message_chars"),
+    ("CIVICBOT_MATRIX__HOMESRVER", "s3cret", "matrix.homesrver"),
+])
+def test_configuration_errors_stop_with_one_line(tmp_path: Path, variable: str, value: str, key: str | None) -> None:
+    result = civicbot("run", cwd=tmp_path, env={variable: value}, stdin="")
+    if key is None:  # an empty token simply means Telegram is off: the console runs
+        assert result.returncode == 0
+        return
+    assert result.returncode == 2
+    assert key in result.stderr and "s3cret" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0

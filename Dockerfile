@@ -1,0 +1,32 @@
+# civicbot: one container runs every configured transport (Telegram, Matrix).
+# Build:  docker build -t civicbot .
+# Keys:   docker run --rm -v civicbot-data:/data civicbot civicbot keys generate
+# Run:    docker run -d -v civicbot-data:/data -e CIVICBOT_TELEGRAM__TOKEN=... civicbot
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md babel.cfg ./
+COPY bot ./bot
+COPY locales ./locales
+COPY config ./config
+# Editable install keeps the catalogs in /app/locales beside the package, where the bot looks.
+RUN pip install -e . \
+ && pybabel compile -D bot -d locales --statistics \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin civicbot \
+ && mkdir -p /data \
+ && chown civicbot:civicbot /data
+
+# Everything the bot writes lives in the /data volume: database, key file, Matrix device store.
+ENV CIVICBOT_DATABASE__URL=sqlite+aiosqlite:////data/civicbot.db \
+    CIVICBOT_SECURITY__KEY_FILE=/data/keys.json \
+    CIVICBOT_MATRIX__STORE_PATH=/data/matrix-store
+
+USER civicbot
+WORKDIR /data
+VOLUME ["/data"]
+CMD ["civicbot", "run"]

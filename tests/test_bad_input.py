@@ -108,7 +108,7 @@ async def test_an_internal_error_rolls_back_and_answers(sqlite_url: str, tmp_pat
             raise RuntimeError("database went away")
 
         monkeypatch.setattr(Participants, "register", broken)
-        replies = await p.press("I agree")
+        replies = await p.press(0)  # "I agree"
         assert replies[0].language == "ku"  # the person's chosen language, not the hint
         monkeypatch.undo()
         await p.press(0)  # the same prompt is still current: nothing was lost

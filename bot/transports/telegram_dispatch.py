@@ -22,13 +22,14 @@ Job = Callable[[], Awaitable[None]]
 class ChatQueues:
     """Per-chat FIFO queues drained by one worker task per busy chat."""
 
-    __slots__ = ("_queues", "_workers", "_slots", "_max_backlog", "dropped")
+    __slots__ = ("_queues", "_workers", "_slots", "_max_backlog", "_overflowing", "dropped")
 
     def __init__(self, max_concurrent: int = 64, max_backlog: int = 50) -> None:
         self._queues: dict[str, deque[Job]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_concurrent)
         self._max_backlog = max_backlog
+        self._overflowing: set[str] = set()  # chats already reported, so a flood logs one line
         self.dropped = 0
 
     def submit(self, key: str, job: Job) -> bool:
@@ -41,7 +42,9 @@ class ChatQueues:
             worker.add_done_callback(self._workers.discard)
         if len(queue) >= self._max_backlog:
             self.dropped += 1
-            log.warning("telegram: an update was dropped because its chat has too much queued work")
+            if key not in self._overflowing:
+                self._overflowing.add(key)
+                log.warning("telegram: dropping updates from a chat that has too much queued work")
             return False
         queue.append(job)
         return True
@@ -58,6 +61,7 @@ class ChatQueues:
         finally:
             if self._queues.get(key) is queue:
                 del self._queues[key]
+            self._overflowing.discard(key)
 
     @property
     def busy_chats(self) -> int:

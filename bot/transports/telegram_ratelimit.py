@@ -5,6 +5,10 @@ asks for at most one message per second per chat), and it needs an extra depende
 limiter paces sends per chat (private: one per ``per_chat_interval``; groups: 20 a minute)
 and overall (``rate_per_second``), keeps each chat's messages in order, and obeys
 ``RetryAfter`` a bounded number of times before letting it surface to the caller.
+
+Limits hold where Telegram measures them, at its end, whatever the network's jitter: a
+request is only released once the request it must be spaced from has been *answered*
+(so has certainly arrived) at least one period ago.
 """
 
 from __future__ import annotations
@@ -59,6 +63,18 @@ class _Window:
 
 
 @dataclass(slots=True)
+class _Ticket:
+    """One released request; ``done_at`` is when its answer (or failure) came back."""
+
+    done_at: float | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def finish(self, at: float) -> None:
+        self.done_at = at
+        self.finished.set()
+
+
+@dataclass(slots=True)
 class _ChatSlot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
@@ -68,9 +84,9 @@ class _ChatSlot:
 class TelegramRateLimiter(BaseRateLimiter[None]):
     """Per-chat and overall pacing plus bounded ``RetryAfter`` handling (see module doc)."""
 
-    __slots__ = ("_interval", "_chat_interval", "_group_size", "_group_period", "_max_retries",
-                 "_max_retry_after", "_clock", "_sleep", "_chats", "_overall_lock", "_next_overall",
-                 "_paused_until", "_max_tracked")
+    __slots__ = ("_interval", "_burst", "_burst_period", "_chat_interval", "_group_size", "_group_period",
+                 "_max_retries", "_max_retry_after", "_clock", "_chats", "_overall_lock", "_next_overall",
+                 "_paused_until", "_max_tracked", "_recent")
 
     def __init__(
         self,
@@ -87,6 +103,10 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
         self._interval = 1.0 / rate_per_second
+        # At most ``_burst`` requests reach Telegram in any ``_burst_period`` (30 per second by default).
+        self._burst = max(1, int(rate_per_second))
+        self._burst_period = self._burst / rate_per_second
+        self._recent: deque[_Ticket] = deque()
         self._chat_interval = max(per_chat_interval, 0.0)
         self._group_size = group_messages
         self._group_period = group_period
@@ -128,14 +148,13 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
     async def _send_paced(self, callback: Callable[..., Coroutine[Any, Any, JSONResult]], args: Any,
                           kwargs: dict[str, Any], key: str, slot: _ChatSlot, new_message: bool) -> JSONResult:
         retries = 0
+        if slot.window is None:
+            slot.window = self._window_for(key)
+        window = slot.window
         while True:
             if new_message:
-                window = slot.window or self._window_for(key)
-                slot.window = window
                 await self._sleep_until(window.next_allowed)
-            released = await self._wait_overall()
-            if new_message and slot.window is not None:
-                slot.window.record(released)
+            ticket = await self._overall_ticket()
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
@@ -146,6 +165,11 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                 if retries > self._max_retries or delay > self._max_retry_after:
                     raise
                 log.warning("telegram flood control: waiting %.1f s before retrying", delay)
+            finally:
+                done = self._clock()
+                ticket.finish(done)
+                if new_message:
+                    window.record(done)
 
     def _window_for(self, key: str) -> _Window:
         is_group = key.startswith(("-", "@"))
@@ -161,13 +185,31 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                 return
             await asyncio.sleep(wait)
 
-    async def _wait_overall(self) -> float:
-        """Space every paced request ``1/rate`` apart; returns the release time."""
+    async def _overall_ticket(self) -> _Ticket:
+        """Release a request: ``1/rate`` after the previous one, and ``burst_period`` after the
+        request ``burst`` places earlier was answered."""
         async with self._overall_lock:
-            await self._sleep_until(lambda now: max(self._next_overall, now))
-            now = self._clock()
+            while True:
+                now = self._clock()
+                if len(self._recent) >= self._burst:
+                    head = self._recent[0]
+                    if head.done_at is None:
+                        await head.finished.wait()
+                        continue
+                    if head.done_at + self._burst_period > now:
+                        await asyncio.sleep(head.done_at + self._burst_period - now)
+                        continue
+                    self._recent.popleft()
+                    continue
+                wait = max(self._next_overall, self._paused_until) - now
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                break
             self._next_overall = now + self._interval
-            return now
+            ticket = _Ticket()
+            self._recent.append(ticket)
+            return ticket
 
     def _acquire_slot(self, key: str) -> _ChatSlot:
         slot = self._chats.get(key)

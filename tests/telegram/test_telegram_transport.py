@@ -264,7 +264,7 @@ async def test_slow_answers_time_out_and_are_retried(bot_api: LocalBotApi, start
 
 
 async def test_per_chat_and_overall_rates_hold(bot_api: LocalBotApi, start_transport: TransportFactory) -> None:
-    rate, interval, tolerance = 100.0, 0.5, 0.03
+    rate, interval = 100.0, 0.5
     transport = await start_transport(Inbox(), rate_per_second=rate, per_chat_interval_seconds=interval)
     users = [bot_api.user() for _ in range(40)]
     sends = [transport.send(address(u.id), Outbound(f"{n}")) for n in range(5) for u in users]
@@ -272,11 +272,12 @@ async def test_per_chat_and_overall_rates_hold(bot_api: LocalBotApi, start_trans
     assert len(bot_api.sent) == 200
     times = sorted(m.at for m in bot_api.sent)
     window = int(rate)
-    assert all(times[i + window] - times[i] >= 1.0 - tolerance for i in range(len(times) - window))
+    # measured where Telegram measures: arrival times at the server, no allowance for jitter
+    assert all(times[i + window] - times[i] >= 1.0 for i in range(len(times) - window))
     for user in users:
         mine = bot_api.sent_to(user.id)
         assert [m.text for m in mine] == ["0", "1", "2", "3", "4"]  # a chat's messages stay in order
-        assert all(b.at - a.at >= interval - tolerance for a, b in zip(mine, mine[1:], strict=False))
+        assert all(b.at - a.at >= interval for a, b in zip(mine, mine[1:], strict=False))
 
 
 async def test_a_flooding_chat_is_bounded_and_others_are_still_heard(
@@ -302,10 +303,10 @@ async def test_a_flooding_chat_is_bounded_and_others_are_still_heard(
     gate.set()
     await bot_api.wait_for(lambda: transport.dropped_updates > 0)
     await asyncio.sleep(0.1)
-    flood_events = [e.text for e in inbox.events if e.text.startswith("flood")]
-    assert flood_events == [f"flood {n}" for n in range(len(flood_events))]  # in order, excess dropped
-    assert 10 <= len(flood_events) <= 12
-    assert transport.dropped_updates == 150 - len(flood_events)
+    numbers = [int(e.text.split()[1]) for e in inbox.events if e.text.startswith("flood")]
+    assert numbers == sorted(numbers) and numbers[:10] == list(range(10))  # in order, excess dropped
+    assert len(numbers) <= 11  # the one being handled and a backlog of 10
+    assert transport.dropped_updates == 150 - len(numbers)
 
 
 async def test_handler_errors_never_escape(bot_api: LocalBotApi, start_transport: TransportFactory,

@@ -24,12 +24,13 @@ STAFF_HELP = N_(
     "/group list – list groups\n"
     "/invite <organisation> [group ...] – make a single-use invitation code"
 )
-PRIVACY = N_(
+PRIVACY_STORED = N_(
     "How your information is handled:\n"
     "• Stored: your language, the organisation and groups you join, and the answers you choose to give. "
     "Never your name, username, phone number or photo. Your account is stored only as a coded "
-    "identifier, and your answers are encrypted.\n"
-    "• Kept: until you erase it, and deleted automatically after %(days)s days without use.\n"
+    "identifier, and your answers are encrypted."
+)
+PRIVACY_SEEN = N_(
     "• Seen by: only the mechanism's staff, who see case numbers, never your account.\n"
     "• Erased: send /delete_me at any time."
 )
@@ -43,7 +44,13 @@ MATRIX_OFFER = N_("For confidential matters, contact us on Matrix, which is end-
 def privacy_notice(turn: Turn) -> str:
     """The privacy notice, with the platform warning where the operator can read the chat."""
     settings = turn.services.settings
-    parts = [turn.tr._(PRIVACY, days=settings.retention.inactive_participant_days)]
+    days = settings.retention.inactive_participant_days
+    kept = turn.tr.n_(
+        "• Kept: until you erase it, and deleted automatically after %(n)s day without use.",
+        "• Kept: until you erase it, and deleted automatically after %(n)s days without use.",
+        days,
+    )
+    parts = ["\n".join((turn.tr._(PRIVACY_STORED), kept, turn.tr._(PRIVACY_SEEN)))]
     if turn.capabilities.platform_reads_messages:
         parts.append(turn.tr._(PLATFORM_READS))
         if settings.branding.matrix_address:

@@ -772,3 +772,19 @@ def _starts_rtl(text: str) -> bool:
         if kind == "L":
             return False
     return False
+
+
+def from_settings(settings: Any, keys: KeySealer, i18n: Any, **overrides: Any) -> MatrixTransport:
+    """Build from ``bot.config.Settings`` (the ``matrix`` and ``staff`` sections).
+
+    The transport's own notices (enable encryption, could not decrypt) come from
+    ``bot.core.notices`` so every transport shares one localized wording.
+    """
+    from bot.core.notices import notice as core_notice
+
+    options = MatrixOptions.from_settings(settings.matrix, staff_room=settings.staff.matrix_room, **overrides)
+
+    def notice(kind: str, language: str | None) -> str:
+        return core_notice(i18n.translator(language), kind)
+
+    return MatrixTransport(options, keys, notice)

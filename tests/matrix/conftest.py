@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.core.model import Choice, Inbound, Outbound
 from bot.core.security import KeyRing
 from bot.transports.matrix import MatrixOptions, MatrixTransport
 from matrix_peer import Peer
+from matrix_support import BotHandle, EchoCore, MakeBot, MakePeer, notice, unique
 from synapse_server import RegisteredUser, SynapseServer
-
-NOTICES = {
-    "enable_encryption": "Please turn on encryption in this chat; I only answer in encrypted chats.",
-    "undecryptable": "I could not read your last message. Please send it again.",
-}
-
-
-def notice(kind: str, language: str | None) -> str:
-    return NOTICES[kind]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,41 +37,6 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]
 @pytest.fixture
 def keyring() -> KeyRing:
     return KeyRing.generate()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
-
-
-@dataclass
-class EchoCore:
-    """Stands in for the router until it is wired: records inbound and answers with choices."""
-
-    transport: MatrixTransport | None = None
-    inbound: list[Inbound] = field(default_factory=list)
-
-    async def __call__(self, inbound: Inbound) -> None:
-        self.inbound.append(inbound)
-        assert self.transport is not None
-        await self.transport.send(inbound.address, Outbound(
-            text=f"echo: {inbound.text}" if inbound.text else f"got: {inbound.kind.value}",
-            choices=(Choice("yes", "Yes"), Choice("no", "No")),
-        ))
-
-
-@dataclass
-class BotHandle:
-    transport: MatrixTransport
-    core: EchoCore
-    user: RegisteredUser
-    options: MatrixOptions
-
-    @property
-    def user_id(self) -> str:
-        return self.user.user_id
-
-
-MakeBot = Callable[..., Awaitable[BotHandle]]
 
 
 @pytest.fixture
@@ -112,9 +66,6 @@ async def make_bot(synapse: SynapseServer, keyring: KeyRing, tmp_path: Path) -> 
     for transport in started:
         with contextlib.suppress(Exception):
             await transport.stop()
-
-
-MakePeer = Callable[[], Awaitable[Peer]]
 
 
 @pytest.fixture

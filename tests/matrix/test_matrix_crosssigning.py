@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from conftest import MakeBot, MakePeer
+from matrix_support import MakeBot, MakePeer
 
 
 # Deliberately independent of bot.transports.matrix_crosssigning: the check must not share

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core.model import Address, Choice, Direction, InboundKind, Outbound, SendOptions
 from bot.transports.matrix_render import RLM
-from conftest import MakeBot, MakePeer
+from matrix_support import MakeBot, MakePeer
 from matrix_peer import eventually
 
 ENCRYPTED_FILE = {

@@ -8,7 +8,7 @@ import pytest
 
 from bot.core.model import Address, Outbound, SendOptions
 from bot.core.transport import TransientDeliveryError
-from conftest import NOTICES, MakeBot, MakePeer, unique
+from matrix_support import NOTICES, MakeBot, MakePeer, unique
 from matrix_peer import eventually
 from synapse_server import SynapseServer
 

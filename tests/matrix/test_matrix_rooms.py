@@ -10,7 +10,7 @@ import pytest
 
 from bot.core.model import Address, Outbound
 from bot.core.transport import PermanentDeliveryError
-from conftest import NOTICES, MakeBot, MakePeer, unique
+from matrix_support import NOTICES, MakeBot, MakePeer, unique
 from matrix_peer import ENCRYPTION_STATE, eventually
 from synapse_server import RegisteredUser, SynapseServer
 

@@ -8,7 +8,7 @@ import pytest
 
 from botapi_faults import BAD_GATEWAY
 from botapi_server import LocalBotApi
-from conftest import Inbox, TransportFactory
+from telegram_support import Inbox, TransportFactory
 from bot.core.model import Address, Choice, Direction, InboundKind, Outbound, PromptId
 from bot.core.transport import DeliveryError
 

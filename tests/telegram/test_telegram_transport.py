@@ -14,7 +14,7 @@ import pytest
 
 from botapi_faults import BAD_GATEWAY, INTERNAL, ApiError
 from botapi_server import LocalBotApi
-from conftest import Inbox, TransportFactory
+from telegram_support import Inbox, TransportFactory
 from bot.core.model import Address, Choice, ChoiceRef, Direction, InboundKind, Outbound, PromptId
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
 from bot.transports.telegram import TelegramOptions, TelegramTransport

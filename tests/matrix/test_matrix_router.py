@@ -1,0 +1,213 @@
+"""The real dialogue core behind the Matrix transport: onboarding over encrypted chats.
+
+The first tests run the router in-process; the last starts ``civicbot run`` as a separate
+process configured only through ``CIVICBOT_*`` variables, kills it mid-dialog with SIGKILL
+and starts it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import build_bot, build_services
+from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
+from bot.core.security import KeyRing
+from bot.storage import migrate
+from bot.storage.db import Database
+from bot.transports.matrix import MatrixTransport, from_settings
+from bot.transports.matrix_render import RLM
+from matrix_peer import Peer, Received, eventually
+from matrix_support import MakePeer, unique
+from synapse_server import RegisteredUser, SynapseServer
+
+FAST = {"sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 30.0}
+
+
+class Conversation:
+    """One person's encrypted direct chat with the bot, read like a person reads it."""
+
+    def __init__(self, peer: Peer, room_id: str, bot_user_id: str) -> None:
+        self.peer, self.room_id, self.bot_user_id = peer, room_id, bot_user_id
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.peer.from_bot(self.room_id, self.bot_user_id)
+
+    async def say(self, text: str, expect: str, timeout: float = 30.0) -> Received:
+        """Send ``text``; return the first new bot message containing ``expect``."""
+        before = len(self.messages)
+        await self.peer.send_text(self.room_id, text, to=self.bot_user_id)
+
+        def found() -> Received | None:
+            return next((m for m in self.messages[before:] if expect in m.body), None)
+
+        message: Received = await eventually(found, timeout, what=f"a reply containing {expect!r}")
+        return message
+
+
+async def open_conversation(peer: Peer, bot_user_id: str) -> Conversation:
+    room_id = await peer.create_dm(bot_user_id)
+    await peer.wait_joined(room_id, bot_user_id, timeout=60)
+    return Conversation(peer, room_id, bot_user_id)
+
+
+def _settings(synapse: SynapseServer, user: RegisteredUser, tmp_path: Path) -> Settings:
+    return Settings(
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
+        security=SecuritySettings(key_file=tmp_path / "keys.json"),
+        matrix=MatrixSettings(homeserver=synapse.url, user_id=user.user_id, password=user.password,  # type: ignore[arg-type]
+                              store_path=tmp_path / "matrix-store"),
+    )
+
+
+@pytest.fixture
+async def routed_bot(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[str]:
+    """The real router, services and database behind a Matrix transport; yields the bot's user id."""
+    user = synapse.register(unique("bot"))
+    settings = _settings(synapse, user, tmp_path)
+    keys = KeyRing.generate()
+    database = Database(settings.database.url)
+    await migrate.upgrade(database)
+    services = build_services(settings, database, keys)
+    transport = from_settings(settings, keys, services.i18n, **FAST)
+    assert isinstance(transport, MatrixTransport)
+    bot = build_bot(services, [transport])
+    await transport.start(bot.router.handle)
+    try:
+        yield user.user_id
+    finally:
+        await transport.stop()
+        await database.dispose()
+
+
+async def test_onboarding_in_english_by_numbers(routed_bot: str, make_peer: MakePeer) -> None:
+    chat = await open_conversation(await make_peer(), routed_bot)
+    menu = await chat.say("/start", "Choose your language.")
+    assert menu.body.endswith("4. English"), "choices are a numbered list"
+    consent = await chat.say("4", "Do you agree to continue?")
+    assert "1. I agree" in consent.body and consent.decrypted
+    await chat.say("1", "invitation code")
+    done = await chat.say("1", "You are all set")
+    assert done.decrypted
+
+
+async def test_onboarding_in_english_by_labels(routed_bot: str, make_peer: MakePeer) -> None:
+    chat = await open_conversation(await make_peer(), routed_bot)
+    await chat.say("/start", "Choose your language.")
+    await chat.say("English", "Do you agree to continue?")
+    await chat.say("i agree", "invitation code")
+    await chat.say("Skip", "You are all set")
+
+
+async def test_onboarding_in_arabic_by_labels_and_numbers(routed_bot: str, make_peer: MakePeer) -> None:
+    chat = await open_conversation(await make_peer(), routed_bot)
+    await chat.say("/start", "Choose your language.")
+    consent = await chat.say("العربية", "أوافق")
+    assert consent.formatted_body is not None and consent.formatted_body.startswith('<div dir="rtl">')
+    assert consent.body.startswith(RLM)
+    await chat.say("أوافق", "تخطي")
+    await chat.say("1", "كل شيء جاهز")
+
+
+async def test_onboarding_in_arabic_by_numbers(routed_bot: str, make_peer: MakePeer) -> None:
+    chat = await open_conversation(await make_peer(), routed_bot)
+    await chat.say("/start", "Choose your language.")
+    await chat.say("1", "أوافق")
+    await chat.say("١", "تخطي")  # Arabic-Indic digit one
+    await chat.say("تخطي", "كل شيء جاهز")
+
+
+# -- the real process ------------------------------------------------------------------------
+
+
+class BotProcess:
+    """``civicbot run`` in its own process, configured only through the environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env, self.log_path = env, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [str(Path(sys.executable).with_name("civicbot")), "run"]
+        if not Path(command[0]).exists():
+            command = [sys.executable, "-m", "bot", "run"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)
+
+
+async def _bot_devices(peer: Peer, bot_user_id: str) -> dict[str, Any]:
+    response = await peer.client.send(
+        "POST", "/_matrix/client/v3/keys/query", json.dumps({"device_keys": {bot_user_id: []}}),
+        {"Authorization": f"Bearer {peer.client.access_token}", "Content-Type": "application/json"},
+    )
+    devices: dict[str, Any] = (await response.json())["device_keys"].get(bot_user_id, {})
+    return devices
+
+
+async def test_civicbot_run_process_killed_mid_dialog_continues(
+    synapse: SynapseServer, make_peer: MakePeer, tmp_path: Path
+) -> None:
+    user = synapse.register(unique("bot"))
+    KeyRing.generate().save(tmp_path / "keys.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
+    env.update({
+        "CIVICBOT_MATRIX__HOMESERVER": synapse.url,
+        "CIVICBOT_MATRIX__USER_ID": user.user_id,
+        "CIVICBOT_MATRIX__PASSWORD": user.password,
+        "CIVICBOT_MATRIX__STORE_PATH": str(tmp_path / "matrix-store"),
+        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
+        "CIVICBOT_SECURITY__KEY_FILE": str(tmp_path / "keys.json"),
+    })
+    bot = BotProcess(env, tmp_path / "civicbot.log")
+    bot.start()
+    try:
+        peer = await make_peer()
+        chat = await open_conversation(peer, user.user_id)
+        await chat.say("/start", "Choose your language.", timeout=60)
+        await chat.say("English", "Do you agree to continue?")
+        devices_before = await _bot_devices(peer, user.user_id)
+        assert len(devices_before) == 1, "the bot publishes keys for exactly one device"
+
+        bot.kill()  # mid-dialog, no chance to clean up
+        answered = len(chat.messages)
+        bot.start()
+        await chat.say("I agree", "invitation code", timeout=60)
+        await chat.say("skip", "You are all set")
+        assert await _bot_devices(peer, user.user_id) == devices_before, "same device after the restart"
+        await asyncio.sleep(1.0)
+        bodies = [m.body.split("\n")[0] for m in chat.messages[answered:]]
+        assert not any(b.startswith("Choose your language") for b in bodies), "nothing answered twice"
+        assert all(m.decrypted for m in chat.messages)
+    finally:
+        code = bot.terminate()
+    log = (tmp_path / "civicbot.log").read_text(errors="replace")
+    assert code == 0, log[-2000:]
+    for secret in (user.password, user.user_id, chat.room_id, "I agree"):
+        assert secret not in log, "the log must not carry ids, secrets or message content"
+

@@ -1,0 +1,428 @@
+"""Survey definitions: YAML files in ``config/surveys/``, validated before the bot uses them.
+
+Validation reports every problem with its file, line and a plain sentence, so the person
+who wrote the questionnaire (not necessarily a programmer) can fix it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SUPPORTED_LANGUAGES = ("en", "ar", "ckb", "ku")
+QUESTION_TYPES = ("single_choice", "multiple_choice", "yes_no", "scale", "number", "text")
+END = "end"
+_ID = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
+_TOP_KEYS = {"id", "title", "languages", "introduction", "closing", "opens", "closes", "anonymous", "questions"}
+_QUESTION_KEYS = {"id", "type", "text", "options", "optional", "show_if", "next", "min", "max", "min_label",
+                  "max_label", "max_length", "max_choices"}
+
+Texts = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class SurveyError(Exception):
+    """A definition is invalid; ``problems`` lists every error found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    id: str
+    label: Texts
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """``show_if``: shown only when an earlier answer is one of ``values``."""
+
+    question: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    type: str
+    text: Texts
+    options: tuple[Option, ...] = ()
+    optional: bool = False
+    show_if: Condition | None = None
+    next: str | Mapping[str, str] | None = None  # a question id, or per option/yes/no
+    min: int | None = None
+    max: int | None = None
+    min_label: Texts | None = None
+    max_label: Texts | None = None
+    max_length: int = 1000
+    max_choices: int | None = None
+
+    def option_ids(self) -> tuple[str, ...]:
+        if self.type == "yes_no":
+            return ("yes", "no")
+        if self.type == "scale" and self.min is not None and self.max is not None:
+            return tuple(str(v) for v in range(self.min, self.max + 1))
+        return tuple(o.id for o in self.options)
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    id: str
+    title: Texts
+    languages: tuple[str, ...]
+    introduction: Texts
+    closing: Texts
+    questions: tuple[Question, ...]
+    opens: dt.date | None = None
+    closes: dt.date | None = None
+    anonymous: bool = False
+    source: str = ""
+    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index.update({q.id: i for i, q in enumerate(self.questions)})
+
+    def language_for(self, language: str) -> str:
+        """The participant's language if the survey has it, else the survey's first language."""
+        return language if language in self.languages else self.languages[0]
+
+    def text(self, texts: Texts, language: str) -> str:
+        return texts.get(self.language_for(language)) or texts[self.languages[0]]
+
+    def question(self, question_id: str) -> Question:
+        return self.questions[self._index[question_id]]
+
+    def position(self, question_id: str) -> int:
+        return self._index[question_id]
+
+    def is_open(self, today: dt.date) -> bool:
+        return (self.opens is None or today >= self.opens) and (self.closes is None or today <= self.closes)
+
+
+# -- loading with line numbers ----------------------------------------------------
+
+
+class _Located:
+    """A YAML value with the line it came from (1-based)."""
+
+    __slots__ = ("value", "line")
+
+    def __init__(self, value: Any, line: int) -> None:
+        self.value = value
+        self.line = line
+
+
+def _convert(node: yaml.Node, scalars: yaml.constructor.SafeConstructor) -> _Located:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        return _Located({_convert(k, scalars).value: _convert(v, scalars) for k, v in node.value}, line)
+    if isinstance(node, yaml.SequenceNode):
+        return _Located([_convert(v, scalars) for v in node.value], line)
+    return _Located(scalars.construct_object(node, deep=True), line)
+
+
+class _Checker:
+    """Collects problems while turning located YAML into a :class:`Survey`."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self.languages: tuple[str, ...] = ()
+
+    def fail(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, message))
+
+    def texts(self, located: _Located | None, what: str, line: int) -> dict[str, str]:
+        """A text in every language the survey declares."""
+        if located is None:
+            self.fail(line, f"{what} is missing")
+            return {}
+        value = located.value
+        if isinstance(value, str) and len(self.languages) == 1:
+            return {self.languages[0]: value}
+        if not isinstance(value, dict):
+            self.fail(located.line, f"{what} must give a text for each language ({', '.join(self.languages)})")
+            return {}
+        texts: dict[str, str] = {}
+        for language in self.languages:
+            entry = value.get(language)
+            if entry is None or not isinstance(entry.value, str) or not entry.value.strip():
+                self.fail(located.line, f"{what} has no text in the language '{language}'")
+            else:
+                texts[language] = entry.value.strip()
+        for language, entry in value.items():
+            if language not in self.languages:
+                self.fail(entry.line, f"{what} has a text in '{language}', which the survey does not declare")
+        return texts
+
+    def integer(self, located: _Located | None, what: str) -> int | None:
+        if located is None:
+            return None
+        if isinstance(located.value, bool) or not isinstance(located.value, int):
+            self.fail(located.line, f"{what} must be a whole number")
+            return None
+        return int(located.value)
+
+    def date(self, located: _Located | None, what: str) -> dt.date | None:
+        if located is None:
+            return None
+        if isinstance(located.value, dt.date):
+            return located.value
+        self.fail(located.line, f"{what} must be a date like 2026-12-31")
+        return None
+
+
+def parse_survey(text: str, file: str = "<survey>") -> Survey:
+    """Parse and validate one definition; raises :class:`SurveyError` listing every problem."""
+    check = _Checker(file)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SurveyError([Problem(file, (mark.line + 1) if mark else 1,
+                                   f"this is not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})")])
+    if root is None or not isinstance(root, yaml.MappingNode):
+        raise SurveyError([Problem(file, 1, "a survey must be a mapping with id, title, languages and questions")])
+    doc = _convert(root, yaml.constructor.SafeConstructor()).value
+    for key, located in doc.items():
+        if key not in _TOP_KEYS:
+            check.fail(located.line, f"unknown key '{key}' (allowed: {', '.join(sorted(_TOP_KEYS))})")
+
+    survey_id = doc.get("id")
+    if survey_id is None or not isinstance(survey_id.value, str) or not _ID.match(survey_id.value):
+        check.fail(survey_id.line if survey_id else 1, "id must be lowercase letters, digits, - or _ (like needs-2026)")
+
+    languages_node = doc.get("languages")
+    languages: tuple[str, ...] = ()
+    if languages_node is None or not isinstance(languages_node.value, list) or not languages_node.value:
+        check.fail(languages_node.line if languages_node else 1, "languages must list at least one language")
+    else:
+        languages = tuple(str(item.value) for item in languages_node.value)
+        for item in languages_node.value:
+            if item.value not in SUPPORTED_LANGUAGES:
+                check.fail(item.line, f"language '{item.value}' is not supported ({', '.join(SUPPORTED_LANGUAGES)})")
+        if len(set(languages)) != len(languages):
+            check.fail(languages_node.line, "a language is listed twice")
+    check.languages = tuple(lang for lang in languages if lang in SUPPORTED_LANGUAGES)
+
+    title = check.texts(doc.get("title"), "title", 1)
+    introduction = check.texts(doc.get("introduction"), "introduction", 1)
+    closing = check.texts(doc.get("closing"), "closing", 1)
+    opens = check.date(doc.get("opens"), "opens")
+    closes = check.date(doc.get("closes"), "closes")
+    if opens and closes and closes < opens:
+        check.fail(doc["closes"].line, "closes is before opens")
+    anonymous_node = doc.get("anonymous")
+    if anonymous_node is not None and not isinstance(anonymous_node.value, bool):
+        check.fail(anonymous_node.line, "anonymous must be true or false")
+
+    questions_node = doc.get("questions")
+    questions: list[Question] = []
+    lines: dict[str, int] = {}
+    if questions_node is None or not isinstance(questions_node.value, list) or not questions_node.value:
+        check.fail(questions_node.line if questions_node else 1, "questions must list at least one question")
+    else:
+        for node in questions_node.value:
+            question = _question(check, node, lines)
+            if question is not None:
+                questions.append(question)
+    _check_references(check, questions, lines)
+    if check.problems:
+        raise SurveyError(sorted(check.problems, key=lambda p: p.line))
+    return Survey(
+        id=str(survey_id.value), title=title, languages=languages, introduction=introduction, closing=closing,  # type: ignore[union-attr]
+        questions=tuple(questions), opens=opens, closes=closes,
+        anonymous=bool(anonymous_node.value) if anonymous_node else False, source=file,
+    )
+
+
+def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Question | None:
+    if not isinstance(node.value, dict):
+        check.fail(node.line, "each question must be a mapping with id, type and text")
+        return None
+    q = node.value
+    for key, located in q.items():
+        if key not in _QUESTION_KEYS:
+            check.fail(located.line, f"unknown question key '{key}'")
+    qid_node = q.get("id")
+    qid = str(qid_node.value) if qid_node is not None else ""
+    if not _ID.match(qid) or qid == END:
+        check.fail(qid_node.line if qid_node else node.line, "each question needs an id of lowercase letters, digits, - or _")
+        qid = qid or f"line-{node.line}"
+    if qid in lines:
+        check.fail(node.line, f"question id '{qid}' is used twice (first on line {lines[qid]})")
+    lines[qid] = node.line
+    qtype_node = q.get("type")
+    qtype = qtype_node.value if qtype_node is not None else None
+    if qtype not in QUESTION_TYPES:
+        check.fail(qtype_node.line if qtype_node else node.line,
+                   f"question '{qid}' has type '{qtype}'; use one of {', '.join(QUESTION_TYPES)}")
+        return None
+    text = check.texts(q.get("text"), f"question '{qid}' text", node.line)
+    options: list[Option] = []
+    if qtype in ("single_choice", "multiple_choice"):
+        opts = q.get("options")
+        if opts is None or not isinstance(opts.value, list) or len(opts.value) < 2:
+            check.fail(opts.line if opts else node.line, f"question '{qid}' needs at least two options")
+        else:
+            seen: set[str] = set()
+            for opt in opts.value:
+                if not isinstance(opt.value, dict) or "id" not in opt.value:
+                    check.fail(opt.line, f"each option of '{qid}' needs an id and a label")
+                    continue
+                oid = str(opt.value["id"].value)
+                if not _ID.match(oid) or oid in seen:
+                    check.fail(opt.line, f"option id '{oid}' of '{qid}' is invalid or used twice")
+                seen.add(oid)
+                options.append(Option(oid, check.texts(opt.value.get("label"), f"option '{oid}' of '{qid}'", opt.line)))
+    elif "options" in q:
+        check.fail(q["options"].line, f"question '{qid}' of type {qtype} takes no options")
+    minimum, maximum = check.integer(q.get("min"), f"min of '{qid}'"), check.integer(q.get("max"), f"max of '{qid}'")
+    min_label = max_label = None
+    if qtype == "scale":
+        if minimum is None or maximum is None or not 0 <= minimum < maximum or maximum - minimum > 10:
+            check.fail(node.line, f"scale '{qid}' needs min and max with min < max and at most 11 steps (like 1 and 5)")
+        min_label = check.texts(q["min_label"], f"min_label of '{qid}'", node.line) if "min_label" in q else None
+        max_label = check.texts(q["max_label"], f"max_label of '{qid}'", node.line) if "max_label" in q else None
+    if qtype == "number" and minimum is not None and maximum is not None and minimum > maximum:
+        check.fail(node.line, f"number '{qid}' has min greater than max")
+    max_length = check.integer(q.get("max_length"), f"max_length of '{qid}'") or 1000
+    if qtype == "text" and not 1 <= max_length <= 4000:
+        check.fail(q["max_length"].line, f"max_length of '{qid}' must be between 1 and 4000")
+    max_choices = check.integer(q.get("max_choices"), f"max_choices of '{qid}'")
+    optional_node = q.get("optional")
+    if optional_node is not None and not isinstance(optional_node.value, bool):
+        check.fail(optional_node.line, f"optional of '{qid}' must be true or false")
+    show_if = None
+    if "show_if" in q:
+        cond = q["show_if"].value
+        if not isinstance(cond, dict) or "question" not in cond or not ({"equals", "in"} & set(cond)):
+            check.fail(q["show_if"].line, f"show_if of '{qid}' needs 'question' and 'equals' (or 'in')")
+        else:
+            values = cond["in"].value if "in" in cond else [cond["equals"]]
+            show_if = Condition(str(cond["question"].value),
+                                tuple(_answer_text(v.value) for v in values if isinstance(v, _Located)))
+    nxt: str | dict[str, str] | None = None
+    if "next" in q:
+        raw = q["next"].value
+        if isinstance(raw, str):
+            nxt = raw
+        elif isinstance(raw, dict) and qtype in ("single_choice", "yes_no", "scale"):
+            nxt = {_answer_text(k): str(v.value) for k, v in raw.items()}
+        else:
+            check.fail(q["next"].line, f"next of '{qid}' must be a question id, or a mapping from answers "
+                                       "(single choice, yes/no, scale) to question ids")
+    return Question(qid, qtype, text, tuple(options), bool(optional_node.value) if optional_node else False,
+                    show_if, nxt, minimum, maximum, min_label, max_label, max_length, max_choices)
+
+
+def _answer_text(value: Any) -> str:
+    """YAML reads ``yes`` as True: bring answers back to the ids the bot uses."""
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return str(value)
+
+
+def _check_references(check: _Checker, questions: list[Question], lines: dict[str, int]) -> None:
+    ids = [q.id for q in questions]
+    position = {qid: i for i, qid in enumerate(ids)}
+    for i, q in enumerate(questions):
+        line = lines.get(q.id, 1)
+        if q.show_if is not None:
+            target = q.show_if.question
+            if target not in position:
+                check.fail(line, f"show_if of '{q.id}' refers to an unknown question '{target}'")
+            elif position[target] >= i:
+                check.fail(line, f"show_if of '{q.id}' refers to '{target}', which is not asked before it")
+            else:
+                valid = questions[position[target]].option_ids()
+                for value in q.show_if.values:
+                    if valid and value not in valid:
+                        check.fail(line, f"show_if of '{q.id}' expects '{value}', not an answer of '{target}'")
+        targets = list(q.next.values()) if isinstance(q.next, Mapping) else [q.next] if q.next else []
+        for target in targets:
+            if target != END and target not in position:
+                check.fail(line, f"next of '{q.id}' refers to an unknown question '{target}'")
+        if isinstance(q.next, Mapping):
+            for answer in q.next:
+                if answer not in q.option_ids():
+                    check.fail(line, f"next of '{q.id}' names '{answer}', which is not one of its answers")
+        if q.max_choices is not None and not 1 <= q.max_choices <= len(q.options):
+            check.fail(line, f"max_choices of '{q.id}' must be between 1 and the number of options")
+    _check_cycles(check, questions, lines, position)
+
+
+def _successors(q: Question, i: int, ids: list[str]) -> Iterator[str]:
+    if q.next is None:
+        if i + 1 < len(ids):
+            yield ids[i + 1]
+        return
+    targets = list(q.next.values()) if isinstance(q.next, Mapping) else [q.next]
+    for target in targets:
+        if target != END:
+            yield target
+    if isinstance(q.next, Mapping) and set(q.next) != set(q.option_ids()) and i + 1 < len(ids):
+        yield ids[i + 1]  # answers without a jump continue in order
+
+
+def _check_cycles(check: _Checker, questions: list[Question], lines: dict[str, int], position: dict[str, int]) -> None:
+    ids = [q.id for q in questions]
+    graph = {q.id: [t for t in _successors(q, i, ids) if t in position] for i, q in enumerate(questions)}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                check.fail(lines.get(node, 1), "next makes a loop: " + " -> ".join(cycle))
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for qid in ids:
+        if qid not in state:
+            visit(qid, [qid])
+
+
+def load_survey(path: Path) -> Survey:
+    return parse_survey(path.read_text(encoding="utf-8"), str(path))
+
+
+def load_directory(directory: Path) -> dict[str, Survey]:
+    """Every ``*.yaml`` survey in ``directory``; one invalid file stops the bot (SurveyError)."""
+    surveys: dict[str, Survey] = {}
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        return surveys
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            survey = load_survey(path)
+        except SurveyError as exc:
+            problems.extend(exc.problems)
+            continue
+        if survey.id in surveys:
+            problems.append(Problem(str(path), 1, f"survey id '{survey.id}' is also used by {surveys[survey.id].source}"))
+        surveys[survey.id] = survey
+    if problems:
+        raise SurveyError(problems)
+    return surveys

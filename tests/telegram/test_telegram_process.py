@@ -1,0 +1,100 @@
+"""``civicbot run`` as a real process, configured only through the environment, talks to the
+local Bot API server; killed with SIGKILL in the middle of a dialog and started again, it
+continues the dialog where it was."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from botapi_server import LocalBotApi, SentMessage, SimUser
+from bot.core.security import KeyRing
+
+pytestmark = pytest.mark.telegram
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def civicbot_command() -> list[str]:
+    script = Path(sys.executable).with_name("civicbot")
+    return [str(script), "run"] if script.exists() else [sys.executable, "-m", "bot", "run"]
+
+
+class BotProcess:
+    """One ``civicbot run`` process whose stderr goes to a file (never a pipe that could fill)."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as stderr:
+            self.process = await asyncio.create_subprocess_exec(
+                *civicbot_command(), cwd=REPO, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+            )
+
+    async def signal(self, sig: signal.Signals) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return await asyncio.wait_for(self.process.wait(), 20)
+
+    async def ensure_dead(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def next_message(api: LocalBotApi, user: SimUser, seen: int, timeout: float = 30.0) -> SentMessage:
+    return (await api.next_messages(user.id, seen, 1, timeout))[0]
+
+
+async def test_civicbot_run_from_environment_survives_sigkill_mid_dialog(
+    bot_api: LocalBotApi, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "keys.json"
+    KeyRing.generate().save(key_file)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
+    env.update({
+        "CIVICBOT_TELEGRAM__TOKEN": bot_api.token,
+        "CIVICBOT_TELEGRAM__API_BASE_URL": bot_api.base_url,
+        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
+        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
+    })
+    log = tmp_path / "civicbot.log"
+    bot = BotProcess(env, log)
+    user = bot_api.user(language_code="en")
+    try:
+        await bot.start()
+        await bot_api.wait_for(lambda: bool(bot_api.calls_to("getUpdates")), timeout=60)
+        user.say("/start")
+        languages = await next_message(bot_api, user, 0)
+        user.press(languages, label="English")
+        consent = await next_message(bot_api, user, 1)
+        assert "Do you agree to continue?" in consent.text
+
+        assert await bot.signal(signal.SIGKILL) == -signal.SIGKILL
+        polls_before = len(bot_api.calls_to("getUpdates"))
+        user.press(consent, label="I agree")  # pressed while the bot is down
+
+        await bot.start()
+        await bot_api.wait_for(lambda: len(bot_api.calls_to("getUpdates")) > polls_before, timeout=60)
+        invite = await next_message(bot_api, user, 2)
+        assert "invitation code" in invite.text  # the dialog went on from the stored step
+        user.press(invite, label="Skip")
+        await bot_api.wait_for_messages(user.id, 5, timeout=30)
+        assert bot_api.sent_to(user.id)[4].text.startswith("Main menu")
+        assert len(bot_api.callback_answers) == 3 and not consent.keyboard
+
+        assert await bot.signal(signal.SIGTERM) == 0
+    finally:
+        await bot.ensure_dead()
+    output = log.read_text(errors="replace")
+    assert "telegram transport started" in output
+    for secret in (bot_api.token, str(user.id), "Do you agree"):
+        assert secret not in output

@@ -21,6 +21,7 @@ Nothing here logs message content, user ids, room ids or tokens.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import random
@@ -45,7 +46,9 @@ from nio import (
     LoginResponse,
     MatrixRoom,
     MegolmEvent,
+    MessageDirection,
     RoomCreateResponse,
+    RoomMessagesResponse,
     RoomMessageEmote,
     RoomMessageNotice,
     RoomMessageText,
@@ -94,11 +97,14 @@ Notice = Callable[[str, str | None], str]
 
 _NETWORK_ERRORS = (ClientConnectionError, TimeoutError, asyncio.TimeoutError, OSError)
 
-# Enough timeline per room that a bot which was down for a while sees what it missed.
-_SYNC_FILTER: JsonDict = {
-    "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
-    "presence": {"not_types": ["*"]},
-}
+_BACKFILL_PAGES = 20  # at most this many pages of missed events per room after an outage
+
+
+def _sync_filter(timeline_limit: int) -> JsonDict:
+    return {
+        "room": {"timeline": {"limit": timeline_limit}, "state": {"lazy_load_members": False}},
+        "presence": {"not_types": ["*"]},
+    }
 
 
 class MatrixStartupError(Exception):
@@ -125,6 +131,7 @@ class MatrixOptions:
     send_retry_budget: float = 30.0  # seconds a send keeps retrying through an outage
     connect_timeout: float = 300.0  # seconds start() waits for an unreachable homeserver
     encryption_notice_interval: float = 60.0
+    timeline_limit: int = 100  # events per room and sync; older missed ones are paged in
 
     @classmethod
     def from_settings(cls, matrix: Any, staff_room: str | None = None, **overrides: Any) -> MatrixOptions:
@@ -208,7 +215,6 @@ class MatrixTransport:
         self._staff_room_id: str | None = None
         self._encryption_notice_at: dict[str, float] = {}
         self._keys_lock = asyncio.Lock()
-        self._known_rooms: set[str] = set()
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
         self.failure: BaseException | None = None  # why the sync loop stopped, if it did
@@ -289,7 +295,7 @@ class MatrixTransport:
             self._session.save_checkpoint(self._checkpoint)
             await self._client.close()
             self._client = None
-        log.info("matrix transport stopped")
+            log.info("matrix transport stopped")
 
     async def wait_stopped(self) -> None:
         """Wait for the sync loop to end (only on a fatal error or :meth:`stop`)."""
@@ -421,7 +427,8 @@ class MatrixTransport:
 
     async def _sync(self, timeout_ms: int, full_state: bool) -> SyncResponse:
         response = await self.client.sync(
-            timeout=timeout_ms, sync_filter=_SYNC_FILTER, since=self._checkpoint.since, full_state=full_state
+            timeout=timeout_ms, sync_filter=_sync_filter(self.options.timeline_limit),
+            since=self._checkpoint.since, full_state=full_state,
         )
         if isinstance(response, SyncError):
             if response.status_code in ("M_UNKNOWN_TOKEN", "M_FORBIDDEN"):
@@ -486,17 +493,16 @@ class MatrixTransport:
                 await client.keys_claim(client.get_users_for_key_claiming())
 
     async def _process(self, response: SyncResponse, answer: bool) -> None:
-        known_rooms = self._known_rooms
-        self._known_rooms = set(self.client.rooms)
         for room_id, info in response.rooms.invite.items():
             await self._on_invite(room_id, info.invite_state)
         for room_id, info in response.rooms.join.items():
             room = self.client.rooms.get(room_id)
             if room is None:
                 continue
-            if info.timeline.limited and answer and room_id in known_rooms:
-                log.warning("matrix timeline gap after an outage; older missed events are not answered")
-            for event in info.timeline.events:
+            events = list(info.timeline.events)
+            if answer and info.timeline.limited and info.timeline.prev_batch and self._checkpoint.since:
+                events = await self._missed_events(room_id, info.timeline.prev_batch) + events
+            for event in events:
                 if answer:
                     await self._on_event(room, event)
                 elif getattr(event, "event_id", None):
@@ -504,6 +510,33 @@ class MatrixTransport:
         await self._retry_pending()
         self._checkpoint.since = response.next_batch
         self._session.save_checkpoint(self._checkpoint)
+
+    async def _missed_events(self, room_id: str, prev_batch: str) -> list[Any]:
+        """Events between our checkpoint and a limited timeline, oldest first.
+
+        A sync after an outage returns only the newest events of a busy room; the rest are
+        paged in with ``/messages`` back to the checkpoint or the first event already handled.
+        """
+        missed: list[Any] = []
+        token = prev_batch
+        for _ in range(_BACKFILL_PAGES):
+            response = await self.client.room_messages(
+                room_id, start=token, end=self._checkpoint.since, direction=MessageDirection.back, limit=100
+            )
+            if not isinstance(response, RoomMessagesResponse) or not response.chunk:
+                break
+            fresh = list(itertools.takewhile(
+                lambda e: not self._checkpoint.was_seen(getattr(e, "event_id", "")), response.chunk
+            ))  # newest first, up to the first event already handled
+            missed.extend(fresh)
+            if len(fresh) < len(response.chunk) or not response.end or response.end == token:
+                break
+            token = response.end
+        else:
+            log.warning("matrix: more events were missed than are paged in; the oldest are not answered")
+        if missed:
+            log.info("matrix: paged in %d events missed in one room", len(missed))
+        return list(reversed(missed))
 
     # -- rooms ------------------------------------------------------------------------------------
 

@@ -108,3 +108,26 @@ async def test_start_refuses_a_store_sealed_with_another_key_file(make_bot: Make
     other = await make_bot(user=bot.user, store=bot.options.store_path, start=False, keys=KeyRing.generate())
     with pytest.raises(SessionStoreError):
         await other.transport.start(other.core)
+
+
+async def test_many_messages_missed_during_downtime_are_all_answered_once(
+    make_bot: MakeBot, make_peer: MakePeer
+) -> None:
+    # A small timeline per sync, so the catch-up sync is "limited" and the rest must be paged in.
+    bot = await make_bot(timeline_limit=3)
+    peer = await make_peer()
+    room_id = await peer.create_dm(bot.user_id)
+    await peer.wait_joined(room_id, bot.user_id)
+    await peer.send_text(room_id, "before", to=bot.user_id)
+    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    await bot.transport.stop()
+
+    missed = [f"missed {n}" for n in range(8)]
+    for text in missed:
+        await peer.send_text(room_id, text, to=bot.user_id)
+    restarted = await make_bot(user=bot.user, store=bot.options.store_path, timeline_limit=3)
+    await peer.wait_from_bot(room_id, bot.user_id, 1 + len(missed), timeout=40)
+    await peer.send_text(room_id, "marker", to=bot.user_id)
+    await peer.wait_from_bot(room_id, bot.user_id, 2 + len(missed))
+    assert [i.text for i in restarted.core.inbound] == [*missed, "marker"]
+    assert len(peer.from_bot(room_id, bot.user_id)) == 2 + len(missed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -23,14 +23,18 @@ from bot.dialogs.engine import DialogEngine
 from bot.dialogs.language import LanguageDialog
 from bot.dialogs.menu import MenuDialog
 from bot.dialogs.onboarding import OnboardingDialog
+from bot.dialogs.survey import SurveyDialog
 from bot.handlers.basics import BASIC_COMMANDS
 from bot.handlers.registry import CommandTable
 from bot.handlers.staff import STAFF_COMMANDS
+from bot.handlers.surveys import SURVEY_COMMANDS
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
+from bot.services.survey_definitions import Survey, SurveyError, load_directory
+from bot.services.surveys import ReminderJob, Surveys
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.transports.console import CONSOLE_USER, ConsoleTransport
@@ -73,26 +77,41 @@ async def open_database(settings: Settings) -> Database:
     return database
 
 
-def build_services(settings: Settings, database: Database, keys: KeyRing, extra_staff: Sequence[str] = ()) -> Services:
+def load_surveys(settings: Settings) -> dict[str, Survey]:
+    """Every survey definition, validated; an invalid one stops the bot with its problems."""
+    try:
+        return load_directory(settings.surveys.directory)
+    except SurveyError as exc:
+        raise StartupError(f"surveys.directory: invalid survey definition: {exc.problems[0]}"
+                           + (f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else "")) from None
+
+
+def build_services(settings: Settings, database: Database, keys: KeyRing, extra_staff: Sequence[str] = (),
+                   surveys: Mapping[str, Survey] | None = None) -> Services:
+    i18n = I18n(settings.i18n.default_language)
+    participants = Participants(keys)
+    outbox = Outbox(keys)
+    definitions = load_surveys(settings) if surveys is None else surveys
     return Services(
         settings=settings,
         database=database,
         keys=keys,
-        i18n=I18n(settings.i18n.default_language),
+        i18n=i18n,
         staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
-        participants=Participants(keys),
+        participants=participants,
         organisations=Organisations(keys),
-        outbox=Outbox(keys),
+        outbox=outbox,
         audit=AuditLog(),
+        surveys=Surveys(definitions, keys, participants, outbox, i18n),
     )
 
 
 def build_commands() -> CommandTable:
-    return CommandTable((*BASIC_COMMANDS, *STAFF_COMMANDS))
+    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *STAFF_COMMANDS))
 
 
 def build_engine(keys: KeyRing) -> DialogEngine:
-    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog())
+    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog())
     return DialogEngine({d.name: d for d in dialogs}, keys)
 
 
@@ -146,7 +165,10 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     retention = RetentionJob(services.database, services.settings.retention)
     scheduler.add_job(retention, "interval", hours=services.settings.retention.purge_interval_hours,
-                      id="retention", coalesce=True, max_instances=1, next_run_time=None)
+                      id="retention", coalesce=True, max_instances=1)
+    reminders = ReminderJob(services.database, services.surveys, services.settings.surveys.reminder_after_hours)
+    scheduler.add_job(reminders, "interval", minutes=services.settings.surveys.reminder_check_minutes,
+                      id="survey-reminders", coalesce=True, max_instances=1)
     return scheduler
 
 

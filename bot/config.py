@@ -124,6 +124,13 @@ class I18nSettings(_Section):
     default_language: Literal["en", "ar", "ckb", "ku"] = "en"
 
 
+class SurveySettings(_Section):
+    directory: Path = Path("config/surveys")  # YAML definitions; an invalid one stops the bot at start
+    reminder_after_hours: float = Field(default=48.0, gt=0)  # one reminder for unfinished surveys
+    reminder_check_minutes: float = Field(default=15.0, gt=0)
+    min_group_size: int = Field(default=5, ge=1)  # results with fewer respondents are not shown
+
+
 class BrandingSettings(_Section):
     """The deploying organisation's texts: configuration, never code, so the bot stays neutral."""
 
@@ -148,6 +155,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     i18n: I18nSettings = Field(default_factory=I18nSettings)
     branding: BrandingSettings = Field(default_factory=BrandingSettings)
+    surveys: SurveySettings = Field(default_factory=SurveySettings)
 
     @property
     def has_platform(self) -> bool:

@@ -19,6 +19,7 @@ from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox
 from bot.services.participants import Participants
+from bot.services.surveys import Surveys
 from bot.storage.db import Database
 from bot.storage.models import Participant
 
@@ -36,6 +37,7 @@ class Services:
     organisations: Organisations
     outbox: Outbox
     audit: AuditLog
+    surveys: Surveys
 
 
 @dataclass(slots=True)

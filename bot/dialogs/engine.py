@@ -40,6 +40,7 @@ class Prompt:
     choices: tuple[Choice, ...] = ()
     accepts_text: bool = False
     sensitive: bool = False
+    text_first: bool = False  # typed text is an answer (a number, a comment) unless it is a label
 
 
 @dataclass(slots=True)
@@ -71,21 +72,30 @@ class Dialog(ABC):
         return state
 
 
+TICK = "✓"
+
+
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold().strip()
+    """Compare as a person would: case, width and a tick mark on selected options do not count."""
+    return unicodedata.normalize("NFKC", text).replace(TICK, "").casefold().strip()
 
 
-def match_choice(text: str, choices: tuple[Choice, ...]) -> Choice | None:
-    """A number (Western or Eastern Arabic digits), the label, or an unambiguous prefix."""
+def match_choice(text: str, choices: tuple[Choice, ...], *, exact_only: bool = False) -> Choice | None:
+    """The label (or key), a number (Western or Eastern Arabic digits), or an unambiguous prefix.
+
+    Labels come first, so a scale labelled 0..4 takes "1" as the label "1", not the first option.
+    """
     answer = _fold(text.translate(_EASTERN_DIGITS)).rstrip(".)")
     if not answer:
+        return None
+    for choice in choices:
+        if answer in (_fold(choice.label.translate(_EASTERN_DIGITS)), choice.key.casefold()):
+            return choice
+    if exact_only:
         return None
     if answer.isdigit():
         index = int(answer) - 1
         return choices[index] if 0 <= index < len(choices) else None
-    for choice in choices:
-        if answer in (_fold(choice.label), choice.key.casefold()):
-            return choice
     prefixed = [c for c in choices if _fold(c.label).startswith(answer)]
     return prefixed[0] if len(prefixed) == 1 else None
 
@@ -134,7 +144,7 @@ class DialogEngine:
                 return
             await self._advance(turn, await dialog.on_choice(turn, state, prompt.choices[ref.index].key))
             return
-        choice = match_choice(inbound.text, prompt.choices) if prompt.choices else None
+        choice = match_choice(inbound.text, prompt.choices, exact_only=prompt.text_first) if prompt.choices else None
         if choice is not None:
             await self._advance(turn, await dialog.on_choice(turn, state, choice.key))
         elif prompt.accepts_text:

@@ -20,6 +20,7 @@ class MenuDialog(Dialog):
         return Prompt(
             _("Main menu. What would you like to do?"),
             (
+                Choice("surveys", _("Surveys")),
                 Choice("join", _("Enter an invitation code")),
                 Choice("help", _("Help")),
                 Choice("language", _("Change language")),
@@ -35,6 +36,10 @@ class MenuDialog(Dialog):
         if key == "privacy":
             turn.say(privacy_notice(turn))
             return state
+        if key == "surveys":
+            from bot.dialogs.survey import offer_surveys  # the survey dialog returns to this menu
+
+            return await offer_surveys(turn) or state
         if key == "join":
             return State("onboarding", "invite", turn.tr.language)
         if key == "language":

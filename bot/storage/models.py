@@ -195,3 +195,60 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class SurveyRun(Base):
+    """One launch of a survey definition to a group."""
+
+    __tablename__ = "survey_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey_id: Mapped[str] = mapped_column(String(48), index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    launched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None]
+
+
+class SurveyInvitation(Base):
+    """A person's place in a run: invited, answering (progress sealed with their key), completed."""
+
+    __tablename__ = "survey_invitations"
+    __table_args__ = (UniqueConstraint("run_id", "participant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="invited")
+    progress_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    invited_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reminded_at: Mapped[dt.datetime | None]
+
+
+class SurveyResponse(Base):
+    """A submitted questionnaire. For anonymous surveys: no participant, no date, a random id,
+    and no rowid, so neither order nor time links it to an invitation."""
+
+    __tablename__ = "survey_responses"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"), index=True)
+    survey_id: Mapped[str] = mapped_column(String(48), index=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    submitted_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class SurveyAnswer(Base):
+    """One answer: an option id, a number, or sealed free text (one row per ticked option)."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    response_id: Mapped[str] = mapped_column(ForeignKey("survey_responses.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[str] = mapped_column(String(48))
+    option_id: Mapped[str | None] = mapped_column(String(48))
+    number_value: Mapped[int | None] = mapped_column(Integer)
+    text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

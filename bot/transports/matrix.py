@@ -85,6 +85,7 @@ from bot.transports.matrix_session import (
     KeySealer,
     MatrixSessionStore,
     PendingEvent,
+    SessionStoreError,
     StoredLogin,
 )
 
@@ -273,13 +274,20 @@ class MatrixTransport:
             await self._with_connect_retry(self._publish_keys)
             await self._with_connect_retry(self._initial_sync)
             await self._with_connect_retry(self._join_staff_room)
+        except SessionStoreError as exc:
+            await self._abandon_start()
+            raise MatrixStartupError(str(exc)) from None
         except BaseException:
-            self._ready.clear()
-            await client.close()
-            self._client = None
+            await self._abandon_start()
             raise
         self._task = asyncio.create_task(self._sync_loop(), name="matrix-sync")
         log.info("matrix transport started")
+
+    async def _abandon_start(self) -> None:
+        self._ready.clear()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def stop(self) -> None:
         """Stop syncing and close the connection. Never logs out: that would delete the device."""

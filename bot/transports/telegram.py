@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -198,13 +199,10 @@ class TelegramTransport:
         for language, commands in targets:
             if not commands:
                 continue
+            menu = [BotCommand(name, description) for name, description in commands]
             try:
                 await call_telegram(
-                    lambda: self._app.bot.set_my_commands(
-                        [BotCommand(name, description) for name, description in commands],
-                        language_code=language,
-                    ),
-                    self._options.retry,
+                    partial(self._app.bot.set_my_commands, menu, language_code=language), self._options.retry
                 )
             except Exception as exc:  # a missing menu must not keep the bot from answering people
                 log.warning("telegram: publishing commands failed: %s", type(exc).__name__)
@@ -238,14 +236,14 @@ class TelegramTransport:
             self._spawn(self._answer(query))  # every press is answered, even ignored ones
             inbound = inbound_from_callback(query, staff_chat)
             if inbound is not None:
-                self._queues.submit(inbound.address.value, lambda: self._handle_press(query, inbound))
+                self._queues.submit(inbound.address.value, partial(self._handle_press, query, inbound))
             return
         message = update.message
         if message is None:
             return
         inbound = inbound_from_message(message, staff_chat)
         if inbound is not None:
-            self._queues.submit(inbound.address.value, lambda: self._deliver(inbound))
+            self._queues.submit(inbound.address.value, partial(self._deliver, inbound))
 
     async def _handle_press(self, query: CallbackQuery, inbound: Inbound) -> None:
         await self._close_keyboard(query)
@@ -312,22 +310,25 @@ class TelegramTransport:
             raise PermanentDeliveryError("empty")
         sent: Message | None = None
         for part in parts:
-            sent = await call_telegram(lambda part=part: self._send_part(chat_id, part, message.sensitive),
+            sent = await call_telegram(partial(self._send_part, chat_id, part, message.sensitive),
                                        self._options.retry)
         assert sent is not None
         return Delivery(message_id=str(sent.message_id))
 
     async def _send_part(self, chat_id: int, part: Part, sensitive: bool) -> Message:
         bot = self._app.bot
+        sent: Message
         if part.image is not None:
-            return await bot.send_photo(
+            sent = await bot.send_photo(
                 chat_id, InputFile(part.image, filename=part.image_name), caption=part.text or None,
                 reply_markup=part.keyboard, protect_content=sensitive,
             )
-        return await bot.send_message(
-            chat_id, part.text, reply_markup=part.keyboard, protect_content=sensitive,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-        )
+        else:
+            sent = await bot.send_message(
+                chat_id, part.text, reply_markup=part.keyboard, protect_content=sensitive,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        return sent
 
     # ------------------------------------------------------------------ introspection for operators
     @property

@@ -58,7 +58,7 @@ class RetryPolicy:
     max_backoff_seconds: float = 8.0
 
     def delay(self, attempt: int) -> float:
-        base = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+        base = min(self.backoff_seconds * 2.0 ** (attempt - 1), self.max_backoff_seconds)
         return base * random.uniform(0.8, 1.2)
 
 

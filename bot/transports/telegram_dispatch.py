@@ -22,7 +22,7 @@ Job = Callable[[], Awaitable[None]]
 class ChatQueues:
     """Per-chat FIFO queues drained by one worker task per busy chat."""
 
-    __slots__ = ("_queues", "_workers", "_slots", "_max_backlog", "_overflowing", "dropped")
+    __slots__ = ("_max_backlog", "_overflowing", "_queues", "_slots", "_workers", "dropped")
 
     def __init__(self, max_concurrent: int = 64, max_backlog: int = 50) -> None:
         self._queues: dict[str, deque[Job]] = {}
@@ -71,7 +71,7 @@ class ChatQueues:
         """Wait for queued work to finish; cancel what is left after ``timeout``. True if all finished."""
         if not self._workers:
             return True
-        done, pending = await asyncio.wait(set(self._workers), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._workers), timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:

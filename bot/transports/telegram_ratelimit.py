@@ -84,9 +84,23 @@ class _ChatSlot:
 class TelegramRateLimiter(BaseRateLimiter[None]):
     """Per-chat and overall pacing plus bounded ``RetryAfter`` handling (see module doc)."""
 
-    __slots__ = ("_interval", "_burst", "_burst_period", "_chat_interval", "_group_size", "_group_period",
-                 "_max_retries", "_max_retry_after", "_clock", "_chats", "_overall_lock", "_next_overall",
-                 "_paused_until", "_max_tracked", "_recent")
+    __slots__ = (
+        "_burst",
+        "_burst_period",
+        "_chat_interval",
+        "_chats",
+        "_clock",
+        "_group_period",
+        "_group_size",
+        "_interval",
+        "_max_retries",
+        "_max_retry_after",
+        "_max_tracked",
+        "_next_overall",
+        "_overall_lock",
+        "_paused_until",
+        "_recent",
+    )
 
     def __init__(
         self,

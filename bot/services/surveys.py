@@ -1,0 +1,267 @@
+"""Survey runs: launch to a group, invitations through the outbox, progress, submission, reminders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.i18n import I18n
+from bot.core.model import Outbound
+from bot.core.security import KeyRing
+from bot.services.outbox import Outbox
+from bot.services.participants import Participants
+from bot.services.survey_definitions import Survey
+from bot.storage.db import Database
+from bot.storage.models import (
+    Group,
+    Participant,
+    ParticipantAddress,
+    SurveyAnswer,
+    SurveyInvitation,
+    SurveyResponse,
+    SurveyRun,
+    memberships,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+INVITED, IN_PROGRESS, COMPLETED = "invited", "in_progress", "completed"
+OPEN, CLOSED = "open", "closed"
+
+
+class SurveyUnavailable(Exception):
+    """The survey is unknown, closed, or outside its dates; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An open survey a person can answer now."""
+
+    invitation_id: int
+    survey: Survey
+    started: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    run_id: int
+    invited: int
+
+
+class Surveys:
+    """Domain logic of surveys. Definitions are loaded once at start and passed in."""
+
+    def __init__(self, definitions: Mapping[str, Survey], keys: KeyRing, participants: Participants,
+                 outbox: Outbox, i18n: I18n) -> None:
+        self.definitions = dict(definitions)
+        self._keys = keys
+        self._participants = participants
+        self._outbox = outbox
+        self._i18n = i18n
+
+    def definition(self, survey_id: str) -> Survey:
+        try:
+            return self.definitions[survey_id]
+        except KeyError:
+            raise SurveyUnavailable("unknown") from None
+
+    # -- staff ---------------------------------------------------------------------
+
+    async def launch(self, session: AsyncSession, survey_id: str, group_code: str) -> Launch:
+        """Create a run and invite every reachable member of the group, in their language."""
+        survey = self.definition(survey_id)
+        if not survey.is_open(utcnow().date()):
+            raise SurveyUnavailable("dates")
+        group = await session.scalar(select(Group).where(Group.code == group_code))
+        if group is None:
+            raise SurveyUnavailable("group")
+        run = SurveyRun(survey_id=survey.id, group_id=group.id, status=OPEN)
+        session.add(run)
+        await session.flush()
+        members = await session.execute(
+            select(Participant.id, Participant.language, Participant.platform)
+            .join(memberships, memberships.c.participant_id == Participant.id)
+            .join(ParticipantAddress, (ParticipantAddress.participant_id == Participant.id)
+                  & (ParticipantAddress.platform == Participant.platform))
+            .where(memberships.c.group_id == group.id, ParticipantAddress.reachable.is_(True))
+            .order_by(Participant.id)
+        )
+        invited = 0
+        for participant_id, language, platform in members:
+            session.add(SurveyInvitation(run_id=run.id, participant_id=participant_id, status=INVITED))
+            await self._outbox.enqueue(session, participant_id, platform, "survey.invitation",
+                                       self._invitation_message(survey, language, reminder=False), ref=f"run:{run.id}")
+            invited += 1
+        await session.flush()
+        return Launch(run.id, invited)
+
+    async def close(self, session: AsyncSession, survey_id: str) -> int:
+        self.definition(survey_id)
+        result = await session.execute(
+            update(SurveyRun).where(SurveyRun.survey_id == survey_id, SurveyRun.status == OPEN)
+            .values(status=CLOSED, closed_at=utcnow())
+        )
+        return int(result.rowcount or 0)
+
+    async def runs(self, session: AsyncSession, survey_id: str | None = None) -> list[SurveyRun]:
+        query = select(SurveyRun).order_by(SurveyRun.id)
+        if survey_id:
+            query = query.where(SurveyRun.survey_id == survey_id)
+        return list(await session.scalars(query))
+
+    async def send_reminders(self, session: AsyncSession, now: dt.datetime, after: dt.timedelta) -> int:
+        """One reminder per unfinished invitation of an open run, ``after`` its invitation."""
+        rows = await session.execute(
+            select(SurveyInvitation, SurveyRun.survey_id, Participant.language, Participant.platform)
+            .join(SurveyRun, SurveyRun.id == SurveyInvitation.run_id)
+            .join(Participant, Participant.id == SurveyInvitation.participant_id)
+            .where(SurveyRun.status == OPEN, SurveyInvitation.status != COMPLETED,
+                   SurveyInvitation.reminded_at.is_(None), SurveyInvitation.invited_at <= now - after)
+        )
+        sent = 0
+        for invitation, survey_id, language, platform in rows:
+            survey = self.definitions.get(survey_id)
+            if survey is None or not survey.is_open(now.date()):
+                continue
+            invitation.reminded_at = now
+            await self._outbox.enqueue(session, invitation.participant_id, platform, "survey.reminder",
+                                       self._invitation_message(survey, language, reminder=True),
+                                       ref=f"run:{invitation.run_id}")
+            sent += 1
+        return sent
+
+    def _invitation_message(self, survey: Survey, language: str, *, reminder: bool) -> Outbound:
+        tr = self._i18n.translator(language)
+        title = survey.text(survey.title, language)
+        if reminder:
+            text = tr._("Reminder: you have not finished the survey “%(title)s”. Send /surveys to continue "
+                        "where you stopped.", title=title)
+        else:
+            text = "\n\n".join((tr._("New survey: %(title)s", title=title), survey.text(survey.introduction, language),
+                                tr._("Send /surveys to answer.")))
+        return Outbound(text=text, direction=tr.direction, language=tr.language)
+
+    # -- participants ---------------------------------------------------------------
+
+    async def offers(self, session: AsyncSession, participant_id: int) -> list[Offer]:
+        today = utcnow().date()
+        rows = await session.execute(
+            select(SurveyInvitation, SurveyRun.survey_id)
+            .join(SurveyRun, SurveyRun.id == SurveyInvitation.run_id)
+            .where(SurveyInvitation.participant_id == participant_id, SurveyRun.status == OPEN,
+                   SurveyInvitation.status != COMPLETED)
+            .order_by(SurveyInvitation.id)
+        )
+        offers = []
+        for invitation, survey_id in rows:
+            survey = self.definitions.get(survey_id)
+            if survey is not None and survey.is_open(today):
+                offers.append(Offer(invitation.id, survey, invitation.status == IN_PROGRESS))
+        return offers
+
+    async def invitation(self, session: AsyncSession, invitation_id: int, participant_id: int) -> tuple[SurveyInvitation, Survey]:
+        """The invitation if it is this person's and still answerable; else SurveyUnavailable."""
+        invitation = await session.get(SurveyInvitation, invitation_id)
+        if invitation is None or invitation.participant_id != participant_id:
+            raise SurveyUnavailable("unknown")
+        run = await session.get(SurveyRun, invitation.run_id)
+        survey = self.definitions.get(run.survey_id) if run else None
+        if run is None or survey is None:
+            raise SurveyUnavailable("unknown")
+        if run.status != OPEN or not survey.is_open(utcnow().date()):
+            raise SurveyUnavailable("closed")
+        if invitation.status == COMPLETED:
+            raise SurveyUnavailable("completed")
+        return invitation, survey
+
+    async def load_progress(self, session: AsyncSession, invitation: SurveyInvitation) -> dict[str, Any]:
+        if invitation.progress_enc is None:
+            return {}
+        key = await self._participants.data_key(session, invitation.participant_id)
+        return dict(json.loads(key.open(invitation.progress_enc, f"survey_invitations.progress:{invitation.id}")))
+
+    async def save_progress(self, session: AsyncSession, invitation: SurveyInvitation, progress: Mapping[str, Any]) -> None:
+        """Kept with the invitation, sealed with the person's key: survives /cancel and restarts."""
+        key = await self._participants.data_key(session, invitation.participant_id)
+        invitation.progress_enc = key.seal(json.dumps(progress, ensure_ascii=False),
+                                           f"survey_invitations.progress:{invitation.id}")
+        invitation.status = IN_PROGRESS
+
+    async def submit(self, session: AsyncSession, invitation: SurveyInvitation, survey: Survey,
+                     answers: Mapping[str, Any], language: str) -> str:
+        """Store the response. Anonymous: no participant, no date; free text sealed with the master key."""
+        response_id = uuid.uuid4().hex
+        anonymous = survey.anonymous
+        session.add(SurveyResponse(
+            id=response_id, run_id=invitation.run_id, survey_id=survey.id,
+            participant_id=None if anonymous else invitation.participant_id,
+            language=survey.language_for(language), submitted_on=None if anonymous else utcnow().date(),
+        ))
+        data_key = None if anonymous else await self._participants.data_key(session, invitation.participant_id)
+        for question in survey.questions:
+            value = answers.get(question.id)
+            if value is None:
+                continue
+            for row in self._answer_rows(response_id, question.id, question.type, value, data_key):
+                session.add(row)
+        invitation.status, invitation.progress_enc = COMPLETED, None
+        await session.flush()
+        return response_id
+
+    def _answer_rows(self, response_id: str, question_id: str, qtype: str, value: Any, data_key: Any) -> list[SurveyAnswer]:
+        def row(**fields: Any) -> SurveyAnswer:
+            return SurveyAnswer(id=uuid.uuid4().hex, response_id=response_id, question_id=question_id, **fields)
+
+        if qtype == "multiple_choice":
+            return [row(option_id=str(v)) for v in value]
+        if qtype in ("single_choice", "yes_no", "scale"):
+            return [row(option_id=str(value))]
+        if qtype == "number":
+            return [row(number_value=int(value))]
+        answer = row()
+        context = f"survey_answers.text:{answer.id}"
+        answer.text_enc = data_key.seal(str(value), context) if data_key else self._keys.seal_text(str(value), context)
+        return [answer]
+
+    async def read_text(self, session: AsyncSession, answer: SurveyAnswer, participant_id: int | None) -> str:
+        """Free text, decrypted for the export only."""
+        context = f"survey_answers.text:{answer.id}"
+        if participant_id is None:
+            return self._keys.open_text(answer.text_enc or b"", context)
+        key = await self._participants.data_key(session, participant_id)
+        return key.open(answer.text_enc or b"", context)
+
+
+class ReminderJob:
+    """Scheduled: one reminder per unfinished invitation. Reminded rows are marked, so reruns are harmless."""
+
+    def __init__(self, database: Database, surveys: Surveys, after_hours: float,
+                 clock: Any = utcnow) -> None:
+        self._db = database
+        self._surveys = surveys
+        self._after = dt.timedelta(hours=after_hours)
+        self._clock = clock
+
+    async def __call__(self) -> int:
+        try:
+            async with self._db.sessions.begin() as session:
+                sent = await self._surveys.send_reminders(session, self._clock(), self._after)
+        except Exception as exc:
+            log.error("survey reminders failed: %s", type(exc).__name__)
+            return 0
+        if sent:
+            log.info("survey reminders queued: %d", sent)
+        return sent

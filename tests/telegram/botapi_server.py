@@ -22,7 +22,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-
 from botapi_faults import (
     BLOCKED,
     SEND_METHODS,
@@ -785,4 +784,4 @@ def _reply(body: dict[str, Any], status: int) -> web.Response:
     return web.json_response(body, status=status)
 
 
-__all__ = ["ApiCall", "LocalBotApi", "SEND_METHODS", "SentMessage", "SimUser"]
+__all__ = ["SEND_METHODS", "ApiCall", "LocalBotApi", "SentMessage", "SimUser"]

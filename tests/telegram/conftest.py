@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-
 from botapi_server import LocalBotApi
-from bot.transports.telegram import TelegramOptions, TelegramTransport
 from telegram_support import FAST_RETRY, Inbox, TransportFactory
+
+from bot.transports.telegram import TelegramOptions, TelegramTransport
 
 
 @pytest.fixture

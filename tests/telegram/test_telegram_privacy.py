@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from botapi_faults import BAD_GATEWAY
 from botapi_server import LocalBotApi
 from telegram_support import Inbox, TransportFactory
+
 from bot.core.model import Address, Choice, Direction, InboundKind, Outbound, PromptId
 from bot.core.transport import DeliveryError
 

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from botapi_server import LocalBotApi, SentMessage, SimUser
+
 from bot.core.security import KeyRing
 
 pytestmark = pytest.mark.telegram

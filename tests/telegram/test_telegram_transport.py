@@ -7,14 +7,15 @@ Each test drives simulated people on the server and checks what the core would r
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 
 import aiohttp
 import pytest
-
 from botapi_faults import BAD_GATEWAY, INTERNAL, ApiError
 from botapi_server import LocalBotApi
 from telegram_support import Inbox, TransportFactory
+
 from bot.core.model import Address, Choice, ChoiceRef, Direction, InboundKind, Outbound, PromptId
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
 from bot.transports.telegram import TelegramOptions, TelegramTransport
@@ -277,7 +278,7 @@ async def test_per_chat_and_overall_rates_hold(bot_api: LocalBotApi, start_trans
     for user in users:
         mine = bot_api.sent_to(user.id)
         assert [m.text for m in mine] == ["0", "1", "2", "3", "4"]  # a chat's messages stay in order
-        assert all(b.at - a.at >= interval for a, b in zip(mine, mine[1:], strict=False))
+        assert all(b.at - a.at >= interval for a, b in itertools.pairwise(mine))
 
 
 async def test_a_flooding_chat_is_bounded_and_others_are_still_heard(

@@ -99,17 +99,6 @@ async def test_restart_keeps_device_decrypts_and_catches_up(make_bot: MakeBot, m
     assert all(m.decrypted for m in peer.from_bot(room_id, bot.user_id))
 
 
-async def test_start_refuses_a_store_sealed_with_another_key_file(make_bot: MakeBot) -> None:
-    from bot.core.security import KeyRing
-    from bot.transports.matrix_session import SessionStoreError
-
-    bot = await make_bot()
-    await bot.transport.stop()
-    other = await make_bot(user=bot.user, store=bot.options.store_path, start=False, keys=KeyRing.generate())
-    with pytest.raises(SessionStoreError):
-        await other.transport.start(other.core)
-
-
 async def test_many_messages_missed_during_downtime_are_all_answered_once(
     make_bot: MakeBot, make_peer: MakePeer
 ) -> None:

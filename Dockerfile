@@ -24,7 +24,8 @@ RUN pip install -e . \
 # Everything the bot writes lives in the /data volume: database, key file, Matrix device store.
 ENV CIVICBOT_DATABASE__URL=sqlite+aiosqlite:////data/civicbot.db \
     CIVICBOT_SECURITY__KEY_FILE=/data/keys.json \
-    CIVICBOT_MATRIX__STORE_PATH=/data/matrix-store
+    CIVICBOT_MATRIX__STORE_PATH=/data/matrix-store \
+    CIVICBOT_SURVEYS__DIRECTORY=/app/config/surveys
 
 USER civicbot
 WORKDIR /data

@@ -174,11 +174,12 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
 
 async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
     """Run until EOF (console) or a signal (platforms). Returns the exit code."""
+    surveys = load_surveys(settings)  # first: an invalid definition stops the bot before it touches anything
     keys = load_keys(settings)
     database = await open_database(settings)
     try:
         extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
-        services = build_services(settings, database, keys, extra_staff)
+        services = build_services(settings, database, keys, extra_staff, surveys)
         use_console = console or not settings.has_platform
         transports: list[Transport] = (
             [ConsoleTransport(stdin, stdout)] if use_console

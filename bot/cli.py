@@ -35,6 +35,22 @@ def _parser() -> argparse.ArgumentParser:
     key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
     generate = key_verbs.add_parser("generate", help="create the key file (mode 0600)")
     generate.add_argument("--output", type=Path, help="where to write it (default: security.key_file)")
+
+    survey = verbs.add_parser("survey", help="survey definitions and runs")
+    survey.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
+    validate = survey_verbs.add_parser("validate", help="check definition files; exits non-zero on any error")
+    validate.add_argument("files", type=Path, nargs="+")
+    survey_verbs.add_parser("list", help="defined surveys and their runs")
+    launch = survey_verbs.add_parser("launch", help="invite a group to answer a survey")
+    launch.add_argument("survey_id")
+    launch.add_argument("group")
+    close = survey_verbs.add_parser("close", help="stop accepting answers")
+    close.add_argument("survey_id")
+    export = survey_verbs.add_parser("export", help="one row per response; free text decrypted, no ids")
+    export.add_argument("survey_id")
+    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    export.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
     return parser
 
 
@@ -59,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                                    stdin=sys.stdin, stdout=sys.stdout))
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
+        if args.verb == "survey":
+            from bot import survey_cli
+
+            return survey_cli.main(args, settings)
         return _keys_generate(settings, args.output)
     except ConfigError as exc:
         print(f"civicbot: {exc}", file=sys.stderr)

@@ -320,6 +320,9 @@ def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Questio
             show_if = Condition(str(cond["question"].value),
                                 tuple(_answer_text(v.value) for v in values if isinstance(v, _Located)))
     nxt: str | dict[str, str] | None = None
+    for key in ("next", "show_if"):
+        if key in q:
+            lines[f"{qid}.{key}"] = q[key].line
     if "next" in q:
         raw = q["next"].value
         if isinstance(raw, str):
@@ -347,25 +350,26 @@ def _check_references(check: _Checker, questions: list[Question], lines: dict[st
     position = {qid: i for i, qid in enumerate(ids)}
     for i, q in enumerate(questions):
         line = lines.get(q.id, 1)
+        next_line, show_line = lines.get(f"{q.id}.next", line), lines.get(f"{q.id}.show_if", line)
         if q.show_if is not None:
             target = q.show_if.question
             if target not in position:
-                check.fail(line, f"show_if of '{q.id}' refers to an unknown question '{target}'")
+                check.fail(show_line, f"show_if of '{q.id}' refers to an unknown question '{target}'")
             elif position[target] >= i:
-                check.fail(line, f"show_if of '{q.id}' refers to '{target}', which is not asked before it")
+                check.fail(show_line, f"show_if of '{q.id}' refers to '{target}', which is not asked before it")
             else:
                 valid = questions[position[target]].option_ids()
                 for value in q.show_if.values:
                     if valid and value not in valid:
-                        check.fail(line, f"show_if of '{q.id}' expects '{value}', not an answer of '{target}'")
+                        check.fail(show_line, f"show_if of '{q.id}' expects '{value}', not an answer of '{target}'")
         targets = list(q.next.values()) if isinstance(q.next, Mapping) else [q.next] if q.next else []
         for target in targets:
             if target != END and target not in position:
-                check.fail(line, f"next of '{q.id}' refers to an unknown question '{target}'")
+                check.fail(next_line, f"next of '{q.id}' refers to an unknown question '{target}'")
         if isinstance(q.next, Mapping):
             for answer in q.next:
                 if answer not in q.option_ids():
-                    check.fail(line, f"next of '{q.id}' names '{answer}', which is not one of its answers")
+                    check.fail(next_line, f"next of '{q.id}' names '{answer}', which is not one of its answers")
         if q.max_choices is not None and not 1 <= q.max_choices <= len(q.options):
             check.fail(line, f"max_choices of '{q.id}' must be between 1 and the number of options")
     _check_cycles(check, questions, lines, position)

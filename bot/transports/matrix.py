@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientConnectionError
-from nio import (
+from nio import (  # type: ignore[import-untyped]
     AsyncClient,
-    BadEvent,
     AsyncClientConfig,
+    BadEvent,
     EncryptionError,
     ErrorResponse,
     InviteMemberEvent,
@@ -48,9 +48,9 @@ from nio import (
     MegolmEvent,
     MessageDirection,
     RoomCreateResponse,
-    RoomMessagesResponse,
     RoomMessageEmote,
     RoomMessageNotice,
+    RoomMessagesResponse,
     RoomMessageText,
     RoomSendResponse,
     SendRetryError,
@@ -59,7 +59,12 @@ from nio import (
     SyncResponse,
     WhoamiResponse,
 )
-from nio.events.room_events import RoomEncryptedMedia, RoomMessage, RoomMessageMedia, RoomMessageUnknown
+from nio.events.room_events import (  # type: ignore[import-untyped]
+    RoomEncryptedMedia,
+    RoomMessage,
+    RoomMessageMedia,
+    RoomMessageUnknown,
+)
 
 from bot.core.model import (
     Address,
@@ -78,7 +83,12 @@ from bot.core.transport import (
     RecipientUnreachable,
     TransientDeliveryError,
 )
-from bot.transports.matrix_crosssigning import CrossSigningError, CrossSigningStatus, JsonDict, ensure_cross_signing
+from bot.transports.matrix_crosssigning import (
+    CrossSigningError,
+    CrossSigningStatus,
+    JsonDict,
+    ensure_cross_signing,
+)
 from bot.transports.matrix_render import render_message, render_notice, strip_reply_fallback
 from bot.transports.matrix_session import (
     Checkpoint,
@@ -387,7 +397,7 @@ class MatrixTransport:
                 "the access token belongs to another device than the one in the encryption store; "
                 f"restore the matching {self.options.store_path} or move it away to log in afresh"
             )
-        return response.device_id
+        return str(response.device_id)
 
     async def _publish_keys(self) -> None:
         client = self.client
@@ -470,7 +480,7 @@ class MatrixTransport:
                 delay = backoff.next()
                 log.warning("matrix sync failed (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-            except Exception as exc:  # never let one bad event stop the bot
+            except Exception as exc:  # noqa: BLE001 - never let one bad event stop the bot
                 delay = backoff.next()
                 log.error("matrix sync error (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -663,7 +673,7 @@ class MatrixTransport:
         if handler is not None:
             try:
                 await handler(inbound)
-            except Exception as exc:  # the core must not take the transport down
+            except Exception as exc:  # noqa: BLE001 - the core must not take the transport down
                 log.error("inbound handler failed (%s)", type(exc).__name__)
         # Recorded after handling: a crash in between re-delivers (the core dedupes by event id)
         # rather than losing the message.
@@ -732,10 +742,13 @@ class MatrixTransport:
                     decrypted = client.decrypt_event(encrypted)
                 except EncryptionError:
                     decrypted = None
-            if isinstance(decrypted, RoomMessage) or isinstance(decrypted, StickerEvent):
+            if isinstance(decrypted, (RoomMessage, StickerEvent, BadEvent)):
                 del self._checkpoint.pending[event_id]
                 log.info("matrix: a late room key arrived; the event is decrypted")
                 await self._deliver(room, decrypted)
+            elif decrypted is not None:  # decrypted, but not something a person wrote (or unparsable)
+                del self._checkpoint.pending[event_id]
+                self._checkpoint.mark_seen(event_id)
             elif now - pending.first_seen >= self.options.undecryptable_grace:
                 del self._checkpoint.pending[event_id]
                 self._checkpoint.mark_seen(event_id)

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from bot.core.security import KeyRing
-from bot.transports.matrix import MatrixOptions, MatrixTransport
 from matrix_peer import Peer
 from matrix_support import BotHandle, EchoCore, MakeBot, MakePeer, notice, unique
 from synapse_server import RegisteredUser, SynapseServer
+
+from bot.core.security import KeyRing
+from bot.transports.matrix import MatrixOptions, MatrixTransport
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

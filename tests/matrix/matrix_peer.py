@@ -23,7 +23,6 @@ from nio import (
     RoomMessageText,
     RoomSendResponse,
 )
-
 from synapse_server import RegisteredUser
 
 ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}

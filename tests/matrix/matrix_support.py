@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.core.model import Choice, Inbound, Outbound
-from bot.transports.matrix import MatrixOptions, MatrixTransport
 from matrix_peer import Peer
 from synapse_server import RegisteredUser
+
+from bot.core.model import Choice, Inbound, Outbound
+from bot.transports.matrix import MatrixOptions, MatrixTransport
 
 NOTICES = {
     "enable_encryption": "Please turn on encryption in this chat; I only answer in encrypted chats.",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from matrix_peer import eventually
+from matrix_support import MakeBot, MakePeer
+
 from bot.core.model import Address, Choice, Direction, InboundKind, Outbound, SendOptions
 from bot.transports.matrix_render import RLM
-from matrix_support import MakeBot, MakePeer
-from matrix_peer import eventually
 
 ENCRYPTED_FILE = {
     "url": "mxc://localhost/abcdef", "v": "v2", "iv": "w+sE15fzSc0AAAAAAAAAAA",

@@ -6,11 +6,11 @@ import json
 import urllib.request
 
 import pytest
+from matrix_support import MakeBot, MakePeer, unique
+from synapse_server import SynapseServer
 
 from bot.core.security import KeyRing
 from bot.transports.matrix import MatrixStartupError
-from matrix_support import MakeBot, MakePeer, unique
-from synapse_server import SynapseServer
 
 
 def _post(synapse: SynapseServer, path: str, token: str, body: dict[str, object]) -> dict[str, object]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from matrix_peer import eventually
+from matrix_support import NOTICES, MakeBot, MakePeer, unique
+from synapse_server import SynapseServer
 
 from bot.core.model import Address, Outbound, SendOptions
 from bot.core.transport import TransientDeliveryError
-from matrix_support import NOTICES, MakeBot, MakePeer, unique
-from matrix_peer import eventually
-from synapse_server import SynapseServer
 
 
 async def _dm(make_bot: MakeBot, make_peer: MakePeer, **bot_options: object):  # type: ignore[no-untyped-def]

@@ -7,12 +7,12 @@ import json
 import urllib.request
 
 import pytest
+from matrix_peer import ENCRYPTION_STATE, eventually
+from matrix_support import NOTICES, MakeBot, MakePeer, unique
+from synapse_server import RegisteredUser, SynapseServer
 
 from bot.core.model import Address, Outbound
 from bot.core.transport import PermanentDeliveryError
-from matrix_support import NOTICES, MakeBot, MakePeer, unique
-from matrix_peer import ENCRYPTION_STATE, eventually
-from synapse_server import RegisteredUser, SynapseServer
 
 
 async def test_unencrypted_room_gets_only_the_request_to_enable_encryption(

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matrix_peer import Peer, Received, eventually
+from matrix_support import MakePeer, unique
+from synapse_server import RegisteredUser, SynapseServer
 
 from bot.app import build_bot, build_services
 from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
@@ -26,9 +29,6 @@ from bot.storage import migrate
 from bot.storage.db import Database
 from bot.transports.matrix import MatrixTransport, from_settings
 from bot.transports.matrix_render import RLM
-from matrix_peer import Peer, Received, eventually
-from matrix_support import MakePeer, unique
-from synapse_server import RegisteredUser, SynapseServer
 
 FAST = {"sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 30.0}
 

@@ -11,7 +11,13 @@ from bot.core.security import KeyRing
 from bot.transports.matrix import server_name
 from bot.transports.matrix_crosssigning import CrossSigningKeys, canonical_json, verify_signature
 from bot.transports.matrix_render import RLM, render_message, strip_reply_fallback
-from bot.transports.matrix_session import SEEN_LIMIT, Checkpoint, MatrixSessionStore, PendingEvent, SessionStoreError
+from bot.transports.matrix_session import (
+    SEEN_LIMIT,
+    Checkpoint,
+    MatrixSessionStore,
+    PendingEvent,
+    SessionStoreError,
+)
 
 
 def test_choices_render_as_numbered_list_with_escaped_html() -> None:

@@ -120,3 +120,36 @@ async def test_many_messages_missed_during_downtime_are_all_answered_once(
     await peer.wait_from_bot(room_id, bot.user_id, 2 + len(missed))
     assert [i.text for i in restarted.core.inbound] == [*missed, "marker"]
     assert len(peer.from_bot(room_id, bot.user_id)) == 2 + len(missed)
+
+
+async def test_staff_room_is_joined_and_group_invites_elsewhere_declined(
+    make_bot: MakeBot, make_peer: MakePeer, synapse: SynapseServer
+) -> None:
+    staff = await make_peer()
+    user = synapse.register(unique("bot"))
+    created = await staff.client.room_create(invite=[user.user_id], initial_state=[ENCRYPTION_STATE],
+                                             alias=unique("staff"))
+    staff_room = created.room_id
+    bot = await make_bot(user=user, staff_room=staff_room)
+    await staff.wait_joined(staff_room, bot.user_id)
+    await staff.send_text(staff_room, "/cases", to=bot.user_id)
+    await staff.wait_from_bot(staff_room, bot.user_id, 1)
+    assert [(i.text, i.address.value) for i in bot.core.inbound] == [("/cases", staff_room)]
+
+    # An invite to some other group room (not a direct chat) is declined.
+    group = await staff.client.room_create(invite=[bot.user_id], initial_state=[ENCRYPTION_STATE])
+    await staff.wait_left(group.room_id, bot.user_id)
+
+
+async def test_bot_opens_an_encrypted_direct_chat(make_bot: MakeBot, make_peer: MakePeer) -> None:
+    bot = await make_bot()
+    peer = await make_peer()
+    address = await bot.transport.open_direct_room(peer.user_id)
+    await eventually(lambda: address.value in peer.client.invited_rooms, what="the invite to arrive")
+    await peer.client.join(address.value)
+    await eventually(lambda: bot.transport.client.rooms[address.value].joined_count == 2,
+                     what="the bot to see the person join")
+    await bot.transport.send(address, Outbound(text="Your check-in is due."))
+    [message] = await peer.wait_from_bot(address.value, bot.user_id, 1)
+    assert message.decrypted and message.body == "Your check-in is due."
+    assert peer.client.rooms[address.value].encrypted

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.app import Bot, build_bot, build_services
-from bot.config import DatabaseSettings, SecuritySettings, Settings, StaffSettings
+from bot.config import DatabaseSettings, SecuritySettings, Settings, StaffSettings, SurveySettings
 from bot.core.model import Address, Capabilities, ChoiceRef, Delivery, Inbound, InboundKind, Outbound, Platform, SendOptions
 from bot.core.security import KeyRing
 from bot.core.transport import InboundHandler
 from bot.storage import migrate
 from bot.storage.db import Database
 
+SURVEYS_DIR = Path(__file__).resolve().parent.parent / "config" / "surveys"
 POSTGRES_ADMIN_URL = os.environ.get("CIVICBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -106,6 +107,7 @@ class Chat:
 
 
 def make_settings(db_url: str, tmp_path: Path, staff: list[str] | None = None, **sections: object) -> Settings:
+    sections.setdefault("surveys", SurveySettings(directory=SURVEYS_DIR))
     return Settings(
         database=DatabaseSettings(url=db_url),
         security=SecuritySettings(key_file=tmp_path / "keys.json"),

@@ -40,7 +40,7 @@ class Prompt:
     choices: tuple[Choice, ...] = ()
     accepts_text: bool = False
     sensitive: bool = False
-    text_first: bool = False  # typed text is an answer (a number, a comment) unless it is a label
+    exact_labels: bool = False  # only a whole label counts as a choice: "6" is a number, not option 6
 
 
 @dataclass(slots=True)
@@ -144,7 +144,7 @@ class DialogEngine:
                 return
             await self._advance(turn, await dialog.on_choice(turn, state, prompt.choices[ref.index].key))
             return
-        choice = match_choice(inbound.text, prompt.choices, exact_only=prompt.text_first) if prompt.choices else None
+        choice = match_choice(inbound.text, prompt.choices, exact_only=prompt.exact_labels) if prompt.choices else None
         if choice is not None:
             await self._advance(turn, await dialog.on_choice(turn, state, choice.key))
         elif prompt.accepts_text:

@@ -93,6 +93,7 @@ class SurveyDialog(Dialog):
                  survey.text(question.text, language)]
         choices: list[Choice] = []
         text_first = False
+        exact_labels = question.type == "scale"
         if question.type in ("single_choice", "multiple_choice"):
             ticked = set(data["ticked"])
             for option in question.options:
@@ -126,7 +127,7 @@ class SurveyDialog(Dialog):
         if data["history"]:
             choices.append(Choice("back", _("Back")))
         return Prompt("\n\n".join(lines), tuple(choices), accepts_text=text_first, sensitive=True,
-                      text_first=text_first)
+                      exact_labels=exact_labels or text_first)
 
     async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
         _ = turn.tr._

@@ -131,25 +131,27 @@ def render_text(results: SurveyResults, tr: Translator) -> str:
 
 
 def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
-    """A PNG with one horizontal bar chart per choice question that may be shown; None if none may."""
+    """A PNG with one horizontal bar chart per choice question that may be shown; None if none may.
+
+    Matplotlib (3.11+) shapes and orders Arabic and Sorani itself, so labels go in as they are.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     charted = [q for q in results.questions if q.options and not q.suppressed]
     if not charted:
         return None
-    shape = _shaper(tr)
     figure = Figure(figsize=(8, 2.2 * len(charted) + 0.8), dpi=100)
     FigureCanvasAgg(figure)
-    figure.suptitle(shape(results.survey.text(results.survey.title, tr.language)), fontsize=13)
+    figure.suptitle(results.survey.text(results.survey.title, tr.language), fontsize=13)
     for index, question in enumerate(charted, start=1):
         axes = figure.add_subplot(len(charted), 1, index)
-        labels = [shape(_short(o.label)) for o in question.options]
+        labels = [_short(o.label) for o in question.options]
         values = [o.count or 0 for o in question.options]
         bars = axes.barh(range(len(values)), values, color="#3b6ea5")
         axes.set_yticks(range(len(values)), labels, fontsize=9)
         axes.invert_yaxis()
-        axes.set_title(shape(_short(question.text, 90)), fontsize=10, loc="right" if tr.rtl else "left")
+        axes.set_title(_short(question.text, 90), fontsize=10, loc="right" if tr.rtl else "left")
         axes.spines[["top", "right"]].set_visible(False)
         for bar, option in zip(bars, question.options):
             mark = f"<{results.min_group_size}" if option.count is None else str(option.count)
@@ -163,14 +165,3 @@ def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _shaper(tr: Translator):  # type: ignore[no-untyped-def]
-    """Matplotlib draws glyphs left to right without joining: shape and reorder RTL text first."""
-    if not tr.rtl:
-        return lambda text: text
-    import arabic_reshaper
-    from bidi import get_display
-
-    reshaper = arabic_reshaper.ArabicReshaper(configuration={"delete_harakat": False})
-    return lambda text: get_display(reshaper.reshape(text))

@@ -210,6 +210,7 @@ class Surveys:
             participant_id=None if anonymous else invitation.participant_id,
             language=survey.language_for(language), submitted_on=None if anonymous else utcnow().date(),
         ))
+        await session.flush()  # the response row first: answers reference it
         data_key = None if anonymous else await self._participants.data_key(session, invitation.participant_id)
         for question in survey.questions:
             value = answers.get(question.id)

@@ -196,6 +196,8 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
                 await transport.start(bot.router.handle)
             if use_console:
                 await transports[0].run_until_eof()  # type: ignore[attr-defined]
+                # Deliver what the session queued (invitations, reminders) before the chat ends.
+                await bot.senders[transports[0].platform].drain_once()
             else:
                 await _wait_for_signal()
         finally:

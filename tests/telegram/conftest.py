@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,13 @@ from botapi_server import LocalBotApi
 from telegram_support import FAST_RETRY, Inbox, TransportFactory
 
 from bot.transports.telegram import TelegramOptions, TelegramTransport
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.telegram)
 
 
 @pytest.fixture

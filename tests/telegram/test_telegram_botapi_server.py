@@ -12,8 +12,6 @@ from botapi_server import LocalBotApi
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 
-pytestmark = pytest.mark.telegram
-
 
 @pytest.fixture
 async def bot(bot_api: LocalBotApi) -> AsyncIterator[Bot]:

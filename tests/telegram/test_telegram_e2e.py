@@ -28,8 +28,6 @@ from bot.transports.telegram import TelegramTransport, from_settings
 from bot.transports.telegram_mapping import RLM
 from tests.support import make_settings
 
-pytestmark = pytest.mark.telegram
-
 LANGUAGES = ["العربية", "کوردی (سۆرانی)", "Kurdî (Kurmancî)", "English"]
 
 

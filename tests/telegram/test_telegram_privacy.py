@@ -12,8 +12,6 @@ from telegram_support import Inbox, TransportFactory
 from bot.core.model import Address, Choice, Direction, InboundKind, Outbound, PromptId
 from bot.core.transport import DeliveryError
 
-pytestmark = pytest.mark.telegram
-
 SECRET_TEXTS = ("my village was shelled", "witness statement 7", "نحن بحاجة إلى مساعدة", "Answer to you",
                 "Which option?", "Choice Alpha")
 

@@ -10,12 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
-import pytest
 from botapi_server import LocalBotApi, SentMessage, SimUser
 
 from bot.core.security import KeyRing
-
-pytestmark = pytest.mark.telegram
 
 REPO = Path(__file__).resolve().parents[2]
 

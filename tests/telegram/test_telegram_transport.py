@@ -21,8 +21,6 @@ from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, Tra
 from bot.transports.telegram import TelegramOptions, TelegramTransport
 from bot.transports.telegram_mapping import RLM
 
-pytestmark = pytest.mark.telegram
-
 YES_NO = (Choice("yes", "Yes"), Choice("no", "No"))
 
 

@@ -260,14 +260,20 @@ class TelegramTransport:
             log.info("telegram: answering a button press failed: %s", type(exc).__name__)
 
     async def _close_keyboard(self, query: CallbackQuery) -> None:
-        """Show what was chosen under the prompt and take the keyboard away (no second press)."""
+        """Show what was chosen under the prompt and take the keyboard away (no second press).
+
+        A press leaves no trace in the chat by itself; for a sensitive prompt (sent with
+        ``protect_content``) the answer is not written into the chat either, so a seized
+        phone does not show it.
+        """
         message = query.message
         if not isinstance(message, Message):
             return  # too old to be read or edited
         label = chosen_label(message, query.data)
         if label is None:
             return  # forged data: it matches no button, so the message stays as it is
-        text = closed_prompt_text(message.text, label) if message.text else None
+        show = bool(message.text) and not message.has_protected_content
+        text = closed_prompt_text(message.text or "", label) if show else None
         try:
             if text is not None:
                 await call_telegram(lambda: message.edit_text(text, reply_markup=None), self._options.retry)

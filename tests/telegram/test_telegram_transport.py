@@ -107,6 +107,21 @@ async def test_press_is_answered_closes_the_keyboard_and_reaches_the_core(
     assert order == ["sendMessage", "editMessageText", "sendMessage"]  # closed before the core answers
 
 
+async def test_a_sensitive_prompt_keeps_the_answer_out_of_the_chat(
+    bot_api: LocalBotApi, start_transport: TransportFactory
+) -> None:
+    inbox = Inbox()
+    transport = await start_transport(inbox)
+    user = bot_api.user()
+    await transport.send(address(user.id), Outbound("Are you safe now?", YES_NO, PromptId("s1"), sensitive=True))
+    (prompt,) = bot_api.sent_to(user.id)
+    user.press(prompt, label="No")
+    await inbox.wait(1)
+    await bot_api.wait_for(lambda: prompt.keyboard == [])
+    assert prompt.text == "Are you safe now?" and prompt.protected
+    assert bot_api.calls_to("editMessageText") == [] and len(bot_api.calls_to("editMessageReplyMarkup")) == 1
+
+
 async def test_forged_stale_and_oversized_presses(bot_api: LocalBotApi, start_transport: TransportFactory) -> None:
     inbox = Inbox()
     transport = await start_transport(inbox)

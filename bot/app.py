@@ -191,6 +191,7 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
         scheduler.start()
         stop = asyncio.Event()
         sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
+        exit_code = 0
         try:
             for transport in transports:
                 await transport.start(bot.router.handle)
@@ -199,7 +200,7 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
                 # Deliver what the session queued (invitations, reminders) before the chat ends.
                 await bot.senders[transports[0].platform].drain_once()
             else:
-                await _wait_for_signal()
+                exit_code = await _wait_for_signal_or_failure(transports)
         finally:
             stop.set()
             for transport in transports:
@@ -208,14 +209,29 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
             scheduler.shutdown(wait=False)
     finally:
         await database.dispose()
-    return 0
+    return exit_code
 
 
-async def _wait_for_signal() -> None:
+async def _wait_for_signal_or_failure(transports: Sequence[Transport]) -> int:
+    """Run until SIGINT/SIGTERM (exit 0), or until a transport dies for good (exit 1), so a
+    supervisor restarts the bot instead of leaving it half deaf."""
     import signal
 
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
-    await stopped.wait()
+    signal_task = asyncio.ensure_future(stopped.wait())
+    watched = {asyncio.ensure_future(t.wait_stopped()): t for t in transports if hasattr(t, "wait_stopped")}
+    done, pending = await asyncio.wait({signal_task, *watched}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if signal_task in done:
+        return 0
+    for task in done:
+        if not task.cancelled():
+            task.exception()  # retrieved: the transport's own failure attribute says why
+        failure = getattr(watched[task], "failure", None)
+        log.error("the %s transport stopped: %s", watched[task].platform,
+                  type(failure).__name__ if failure else "no reason given")
+    return 1

@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from bot.app import StartupError
+        from bot.core.transport import TransportStartupError
 
-        if isinstance(exc, (StartupError, KeyFileError)):
+        if isinstance(exc, (StartupError, KeyFileError, TransportStartupError)):
             print(f"civicbot: {exc}", file=sys.stderr)
             return 2
         raise

@@ -67,6 +67,7 @@ class MatrixSettings(_Section):
     require_encryption: bool = True
     allowed_homeservers: list[str] = Field(default_factory=list)
     rate_per_second: float = Field(default=5.0, gt=0)
+    undecryptable_grace_seconds: float = Field(default=120.0, gt=0)  # then ask the sender to resend
 
     @property
     def enabled(self) -> bool:
@@ -108,6 +109,7 @@ class RetentionSettings(_Section):
     audit_days: int = Field(default=730, ge=1)
     inactive_participant_days: int = Field(default=730, ge=1)
     expired_invite_days: int = Field(default=30, ge=1)
+    processed_event_days: int = Field(default=7, ge=1)  # dedupe memory for redelivered events
     purge_interval_hours: float = Field(default=24.0, gt=0)
 
 
@@ -118,6 +120,7 @@ class OutboxSettings(_Section):
     lease_seconds: float = Field(default=120.0, gt=0)
     poll_seconds: float = Field(default=2.0, gt=0)
     batch_size: int = Field(default=50, ge=1)
+    concurrency: int = Field(default=16, ge=1)  # recipients served at once (each in order)
 
 
 class I18nSettings(_Section):

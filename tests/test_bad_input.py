@@ -113,3 +113,35 @@ async def test_an_internal_error_rolls_back_and_answers(sqlite_url: str, tmp_pat
         monkeypatch.undo()
         await p.press(0)  # the same prompt is still current: nothing was lost
         assert len(p.last.choices) == 1  # the invitation step
+
+
+async def test_a_redelivered_event_is_handled_once(db_url: str, tmp_path: Path, keys: KeyRing) -> None:
+    from bot.core.model import Inbound
+
+    async with open_chat(make_settings(db_url, tmp_path), keys) as chat:
+        p = await onboarded(chat, "3010")
+        before = len(p.inbox)
+        event = Inbound(chat.transport.platform, "3010", p.address, text="/help", event_id="$event-1")
+        await chat.bot.router.handle(event)
+        await chat.bot.router.handle(event)  # the platform delivers it again after a crash
+        assert len(p.inbox) == before + 1
+        await chat.bot.router.handle(Inbound(chat.transport.platform, "3010", p.address, text="/help",
+                                             event_id="$event-2"))
+        assert len(p.inbox) == before + 2
+
+
+async def test_replies_that_cannot_be_sent_now_go_to_the_outbox(sqlite_url: str, tmp_path: Path,
+                                                                keys: KeyRing) -> None:
+    from sqlalchemy import select
+
+    from bot.core.transport import TransientDeliveryError
+    from bot.storage.models import OutboxMessage
+
+    async with open_chat(make_settings(sqlite_url, tmp_path), keys) as chat:
+        p = await onboarded(chat, "3011")
+        chat.transport.failures.append(TransientDeliveryError("homeserver_down"))
+        await p.send("/menu")
+        async with chat.bot.services.database.sessions() as session:
+            rows = list(await session.scalars(select(OutboxMessage)))
+        assert [(r.kind, r.status) for r in rows] == [("reply", "pending")]
+        assert chat.bot.services.outbox.read(rows[0]).text.startswith("Main menu")

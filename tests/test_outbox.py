@@ -16,7 +16,7 @@ from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
 from bot.services.outbox import OutboxSender
 from bot.storage.models import OutboxMessage, Participant, ParticipantAddress
-from tests.support import Chat, make_settings, open_chat
+from tests.support import Chat, RecordingTransport, make_settings, open_chat
 
 
 class Clock:
@@ -83,9 +83,32 @@ async def test_drain_delivers_each_row_once_with_its_transaction_id(db_url: str,
         assert report.sent == 3 and await statuses(chat) == ["sent"] * 3
         async with chat.bot.services.database.sessions() as session:
             txn_ids = list(await session.scalars(select(OutboxMessage.txn_id).order_by(OutboxMessage.id)))
-        assert [opts.transaction_id for _, _, opts in chat.transport.send_log] == txn_ids  # type: ignore[union-attr]
-        assert [m.text for _, m, _ in chat.transport.send_log] == [f"Bulletin {pid}" for pid in pids]
+        assert sorted(opts.transaction_id for _, _, opts in chat.transport.send_log) == sorted(txn_ids)  # type: ignore[union-attr]
+        assert sorted(m.text for _, m, _ in chat.transport.send_log) == sorted(f"Bulletin {pid}" for pid in pids)
         assert (await sender(chat, Clock()).drain_once()).handled == 0
+
+
+async def test_each_recipient_in_order_while_others_are_not_held_up(sqlite_url: str, tmp_path: Path,
+                                                                     keys: KeyRing) -> None:
+    class SlowFirstChat(RecordingTransport):
+        """The first recipient's chat answers slowly, as a platform's per-chat limit would."""
+
+        async def send(self, address, message, options=None):  # type: ignore[no-untyped-def]
+            if message.text.startswith("slow"):
+                await asyncio.sleep(0.05)
+            return await super().send(address, message, options)
+
+    transport = SlowFirstChat()
+    async with open_chat(make_settings(sqlite_url, tmp_path), keys, transport) as chat:
+        slow, fast = await people(chat, 2)
+        for n in range(5):
+            await enqueue(chat, [slow], text=f"slow {n}")
+            await enqueue(chat, [fast], text=f"fast {n}")
+        await sender(chat, Clock()).drain_once()
+        order = [m.text for _, m, _ in transport.send_log]
+        assert [t for t in order if t.startswith("slow")] == [f"slow {n} {slow}" for n in range(5)]
+        assert [t for t in order if t.startswith("fast")] == [f"fast {n} {fast}" for n in range(5)]
+        assert order.index(f"fast 4 {fast}") < order.index(f"slow 1 {slow}")  # not queued behind the slow chat
 
 
 async def test_transient_failures_are_retried_after_backoff(db_url: str, tmp_path: Path, keys: KeyRing) -> None:

@@ -12,6 +12,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.core.context import Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
@@ -25,11 +27,12 @@ from bot.core.notices import (
     UNKNOWN_COMMAND,
     UNSUPPORTED_MEDIA,
 )
-from bot.core.transport import DeliveryError, Transport
+from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
 from bot.dialogs.engine import DialogEngine, State
 from bot.dialogs.menu import menu_state
 from bot.dialogs.onboarding import onboarding_state
 from bot.handlers.registry import CommandTable, parse_command
+from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +57,13 @@ class Router:
             if verdict is Verdict.DROP:
                 return
             async with self._serialised(pseudonym):
-                replies = await self._handle(inbound, pseudonym, verdict)
-            await self._send(inbound.address, replies)
+                replies, participant_id = await self._handle(inbound, pseudonym, verdict)
+            await self._send(inbound.address, replies, participant_id)
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
 
-    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> list[Outbound]:
+    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
+        """The replies, and the participant they belong to (None before consent or after erasure)."""
         services = self._services
         transport = self._transports[inbound.platform]
         language = services.i18n.resolve(inbound.language_hint)
@@ -76,17 +80,27 @@ class Router:
                     tr=services.i18n.translator(language), role=services.staff.role_of(pseudonym),
                     capabilities=transport.capabilities, participant=participant,
                 )
+                if inbound.event_id and await self._seen_before(session, inbound):
+                    return [], None
                 if verdict is Verdict.NOTICE:
                     turn.say(turn.tr._(FLOOD))
-                    return turn.replies
+                    return turn.replies, None
                 if participant is not None:
                     await services.participants.remember_address(session, participant, inbound.address)
                 await self._dispatch(turn, state)
-                return turn.replies
+                return turn.replies, turn.participant.id if turn.participant is not None else None
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))
             tr = services.i18n.translator(language)
-            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)]
+            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None
+
+    async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
+        """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
+        digest = self._services.keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
+        if await session.get(ProcessedEvent, digest) is not None:
+            return True
+        session.add(ProcessedEvent(digest=digest))
+        return False
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr
@@ -119,14 +133,27 @@ class Router:
         else:
             await self._engine.show(turn, menu_state(turn))
 
-    async def _send(self, address: Address, replies: list[Outbound]) -> None:
+    async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:
+        """Send replies in order; if the platform is briefly unavailable, the outbox retries the rest."""
         transport = self._transports[address.platform]
-        for reply in replies:
+        for index, reply in enumerate(replies):
             try:
                 await transport.send(address, reply)
+            except TransientDeliveryError as exc:
+                queued = await self._queue(participant_id, address.platform, replies[index:])
+                log.warning("reply not delivered on %s (%s); %d queued for retry", address.platform, exc.reason, queued)
+                return
             except DeliveryError as exc:
                 log.warning("reply not delivered on %s: %s", address.platform, exc.reason)
                 return
+
+    async def _queue(self, participant_id: int | None, platform: str, replies: list[Outbound]) -> int:
+        if participant_id is None:  # nobody to address later: nothing about them is stored
+            return 0
+        async with self._services.database.sessions.begin() as session:
+            for reply in replies:
+                await self._services.outbox.enqueue(session, participant_id, platform, "reply", reply)
+        return len(replies)
 
     @asynccontextmanager
     async def _serialised(self, pseudonym: str) -> AsyncIterator[None]:

@@ -10,6 +10,10 @@ from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, P
 InboundHandler = Callable[[Inbound], Awaitable[None]]
 
 
+class TransportStartupError(Exception):
+    """A transport cannot start with this configuration; the message says what to fix, without secrets."""
+
+
 class DeliveryError(Exception):
     """A send failed. ``reason`` is a short code for the outbox (never message content)."""
 

@@ -145,19 +145,28 @@ class OutboxSender:
 
     async def drain_once(self) -> DrainReport:
         claimed = await self._claim()
-        sent = retried = failed = unreachable = 0
-        for row_id in claimed:
-            outcome = await self._deliver(row_id)
-            sent += outcome == SENT
-            retried += outcome == PENDING
-            failed += outcome == FAILED
-            unreachable += outcome == UNREACHABLE
+        # One queue per recipient keeps each person's messages in order, while different
+        # recipients are served concurrently: a platform's per-chat pause holds up one chat only.
+        queues: dict[int, list[int]] = {}
+        for row_id, participant_id in claimed:
+            queues.setdefault(participant_id, []).append(row_id)
+        outcomes: list[str] = []
+        gate = asyncio.Semaphore(self._settings.concurrency)
+
+        async def drain_queue(row_ids: list[int]) -> None:
+            async with gate:
+                for row_id in row_ids:
+                    outcomes.append(await self._deliver(row_id))
+
+        await asyncio.gather(*(drain_queue(ids) for ids in queues.values()))
+        sent, retried = outcomes.count(SENT), outcomes.count(PENDING)
+        failed, unreachable = outcomes.count(FAILED), outcomes.count(UNREACHABLE)
         if claimed:
             log.info("outbox %s: sent=%d retry=%d failed=%d unreachable=%d",
                      self._transport.platform, sent, retried, failed, unreachable)
         return DrainReport(sent, retried, failed, unreachable)
 
-    async def _claim(self) -> list[int]:
+    async def _claim(self) -> list[tuple[int, int]]:
         now = self._clock()
         async with self._db.sessions.begin() as session:
             query = (
@@ -178,7 +187,7 @@ class OutboxSender:
             lease = now + dt.timedelta(seconds=self._settings.lease_seconds)
             for row in rows:
                 row.status, row.lease_until, row.attempts = SENDING, lease, row.attempts + 1
-            return [row.id for row in rows]
+            return [(row.id, row.participant_id) for row in rows]
 
     async def _deliver(self, row_id: int) -> str:
         async with self._db.sessions.begin() as session:

@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RetentionSettings
 from bot.storage.db import Database
-from bot.storage.models import AuditEntry, DialogState, InviteCode, OutboxMessage, Participant, utcnow
+from bot.storage.models import (
+    AuditEntry,
+    DialogState,
+    InviteCode,
+    OutboxMessage,
+    Participant,
+    ProcessedEvent,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +32,7 @@ class PurgeReport:
     audit: int
     participants: int
     invites: int
+    processed_events: int = 0
 
 
 async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.datetime) -> PurgeReport:
@@ -50,6 +59,9 @@ async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.dateti
                     InviteCode.redeemed_at < older(policy.expired_invite_days),
                 )
             )
+        ),
+        processed_events=await count(
+            delete(ProcessedEvent).where(ProcessedEvent.seen_at < older(policy.processed_event_days))
         ),
     )
 

@@ -252,3 +252,13 @@ class SurveyAnswer(Base):
     option_id: Mapped[str | None] = mapped_column(String(48))
     number_value: Mapped[int | None] = mapped_column(Integer)
     text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ProcessedEvent(Base):
+    """Platform events already handled (keyed digest of the event id), so a redelivery after a
+    crash is not answered twice. Kept briefly (retention)."""
+
+    __tablename__ = "processed_events"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

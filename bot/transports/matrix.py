@@ -78,6 +78,7 @@ from bot.core.model import (
     SendOptions,
 )
 from bot.core.transport import (
+    TransportStartupError,
     InboundHandler,
     PermanentDeliveryError,
     RecipientUnreachable,
@@ -118,7 +119,7 @@ def _sync_filter(timeline_limit: int) -> JsonDict:
     }
 
 
-class MatrixStartupError(Exception):
+class MatrixStartupError(TransportStartupError):
     """The transport cannot start; the message tells the operator what to do."""
 
 
@@ -836,6 +837,7 @@ def from_settings(settings: Any, keys: KeySealer, i18n: Any, **overrides: Any) -
     """
     from bot.core.notices import notice as core_notice
 
+    overrides.setdefault("undecryptable_grace", settings.matrix.undecryptable_grace_seconds)
     options = MatrixOptions.from_settings(settings.matrix, staff_room=settings.staff.matrix_room, **overrides)
 
     def notice(kind: str, language: str | None) -> str:

@@ -23,7 +23,12 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, SendOptions
-from bot.core.transport import InboundHandler, PermanentDeliveryError, TransientDeliveryError
+from bot.core.transport import (
+    InboundHandler,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    TransportStartupError,
+)
 from bot.transports.telegram_delivery import RetryPolicy, call_telegram
 from bot.transports.telegram_dispatch import ChatQueues
 from bot.transports.telegram_mapping import (
@@ -47,7 +52,7 @@ _QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegr
 CommandMenus = Mapping[str, Sequence[tuple[str, str]]]
 
 
-class TelegramStartupError(Exception):
+class TelegramStartupError(TransportStartupError):
     """Telegram cannot be used with this configuration; the message names what to fix."""
 
 

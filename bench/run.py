@@ -1,0 +1,18 @@
+"""All benchmarks, each against its bare-library baseline measured in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench import telegram_round_trip
+
+
+def main() -> int:
+    people = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    asyncio.run(telegram_round_trip.main(people, rounds=3))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

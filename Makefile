@@ -47,7 +47,7 @@ locales/%/LC_MESSAGES/bot.mo: locales/%/LC_MESSAGES/bot.po | setup
 	$(PYBABEL) compile -D bot -d locales -l $* --statistics
 
 bench: setup-test i18n-compile
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) locales/*/LC_MESSAGES/*.mo

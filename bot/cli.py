@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
     generate = key_verbs.add_parser("generate", help="create the key file (mode 0600)")
     generate.add_argument("--output", type=Path, help="where to write it (default: security.key_file)")
+    rotate = key_verbs.add_parser("rotate", help="new master key; everything sealed again (stop the bot first)")
+    rotate.add_argument("--retire", action="store_true",
+                        help="then delete the old master keys: old backups become unreadable")
 
     survey = verbs.add_parser("survey", help="survey definitions and runs")
     survey.add_argument("--config", type=Path, default=argparse.SUPPRESS)
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             from bot import survey_cli
 
             return survey_cli.main(args, settings)
+        if args.keys_verb == "rotate":
+            return asyncio.run(_keys_rotate(settings, args.retire))
         return _keys_generate(settings, args.output)
     except ConfigError as exc:
         print(f"civicbot: {exc}", file=sys.stderr)
@@ -105,6 +110,40 @@ async def _db_upgrade(settings: Settings) -> int:
         print(f"database at revision {await migrate.current_revision(database)}")
     finally:
         await database.dispose()
+    return 0
+
+
+async def _keys_rotate(settings: Settings, retire: bool) -> int:
+    """Order matters for crash safety: the new key is saved before anything uses it, and the
+    old ones are dropped only after everything was sealed again."""
+    from bot.services.key_rotation import reseal_database
+    from bot.storage import migrate
+    from bot.storage.db import Database
+    from bot.transports.matrix_session import MatrixSessionStore
+
+    path = settings.security.key_file
+    keys = KeyRing.load(path).rotated()
+    keys.save(path, overwrite=True)
+    database = Database(settings.database.url)
+    try:
+        if database.is_sqlite:
+            await migrate.upgrade(database)
+        elif not await migrate.is_current(database):
+            print("civicbot: database.url: the schema is not current; run 'civicbot db upgrade' first",
+                  file=sys.stderr)
+            return 2
+        async with database.sessions.begin() as session:
+            report = await reseal_database(session, keys)
+    finally:
+        await database.dispose()
+    matrix_files = 0
+    if settings.matrix.store_path.is_dir():
+        matrix_files = MatrixSessionStore(settings.matrix.store_path, keys).reseal(keys)
+    print(f"new master key {keys.current_key_id}: {report.total} database values and {matrix_files} Matrix "
+          "files sealed again")
+    if retire:
+        keys.retired().save(path, overwrite=True)
+        print("old master keys deleted from the key file; backups made before now can no longer be read")
     return 0
 
 

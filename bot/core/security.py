@@ -141,6 +141,23 @@ class KeyRing:
         key_id = "k" + secrets.token_hex(4)
         return KeyRing({**self._master, key_id: AESGCM.generate_key(256)}, key_id, self._hmac, self._matrix_pickle)
 
+    def retired(self) -> KeyRing:
+        """Only the current master key: what was sealed under older ones (in old backups) is gone."""
+        return KeyRing({self._current: self._master[self._current]}, self._current, self._hmac, self._matrix_pickle)
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(self._master)
+
+    def sealed_with_current(self, token: bytes) -> bool:
+        """Whether a master-key token names the current key (rotation skips those)."""
+        kid = self._current.encode("ascii")
+        return token[:2 + len(kid)] == _MASTER_PREFIX + bytes([len(kid)]) + kid
+
+    @staticmethod
+    def is_master_token(token: bytes) -> bool:
+        return token.startswith(_MASTER_PREFIX)
+
     @property
     def current_key_id(self) -> str:
         return self._current

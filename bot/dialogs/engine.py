@@ -41,6 +41,7 @@ class Prompt:
     accepts_text: bool = False
     sensitive: bool = False
     exact_labels: bool = False  # only a whole label counts as a choice: "6" is a number, not option 6
+    invalid: str = ""  # what to say when a typed answer matches no choice (default: PICK_ONE)
 
 
 @dataclass(slots=True)
@@ -150,7 +151,7 @@ class DialogEngine:
         elif prompt.accepts_text:
             await self._advance(turn, await dialog.on_text(turn, state, inbound.text))
         else:
-            turn.say(turn.tr._(PICK_ONE, count=len(prompt.choices)))
+            turn.say(prompt.invalid or turn.tr._(PICK_ONE, count=len(prompt.choices)))
             await self.show(turn, state)
 
     async def _advance(self, turn: Turn, new: State | None) -> None:

@@ -94,6 +94,7 @@ class SurveyDialog(Dialog):
         choices: list[Choice] = []
         text_first = False
         exact_labels = question.type == "scale"
+        invalid = ""
         if question.type in ("single_choice", "multiple_choice"):
             ticked = set(data["ticked"])
             for option in question.options:
@@ -111,6 +112,8 @@ class SurveyDialog(Dialog):
         elif question.type == "scale":
             assert question.min is not None and question.max is not None
             choices += [Choice(f"opt:{v}", str(v)) for v in range(question.min, question.max + 1)]
+            # Not PICK_ONE's "a number from 1 to <options>": that count includes Skip and Back.
+            invalid = _("That is not a valid answer.") + " " + _number_hint(turn, question)
             if question.min_label and question.max_label:
                 lines.append(_("%(low)s = %(low_label)s, %(high)s = %(high_label)s", low=question.min,
                                low_label=survey.text(question.min_label, language), high=question.max,
@@ -127,7 +130,7 @@ class SurveyDialog(Dialog):
         if data["history"]:
             choices.append(Choice("back", _("Back")))
         return Prompt("\n\n".join(lines), tuple(choices), accepts_text=text_first, sensitive=True,
-                      exact_labels=exact_labels or text_first)
+                      exact_labels=exact_labels or text_first, invalid=invalid)
 
     async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
         _ = turn.tr._

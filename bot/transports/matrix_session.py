@@ -148,6 +148,16 @@ class MatrixSessionStore:
 
     # -- login ---------------------------------------------------------------------------
 
+    def reseal(self, sealer: KeySealer) -> int:
+        """Seal every file again with ``sealer``'s current key (key rotation). Returns the count."""
+        resealed = 0
+        for name in (self._LOGIN, self._CHECKPOINT, self._CROSS_SIGNING):
+            data = self._read(name)
+            if data is not None:
+                MatrixSessionStore(self.path, sealer)._write(name, data)
+                resealed += 1
+        return resealed
+
     def load_login(self) -> StoredLogin | None:
         data = self._read(self._LOGIN)
         if data is None:

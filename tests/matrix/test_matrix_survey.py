@@ -1,0 +1,263 @@
+"""Issue 5 on Matrix: the families-of-the-missing survey answered end to end in an encrypted chat.
+
+The bot runs the real router, services and outbox sender behind the Matrix transport, against
+the suite's Synapse. A staff member (a second, independent client listed in ``staff.members``)
+sets up the organisation, focus group and invitation code and launches the survey; the
+participant onboards and answers only by typing: numbers, labels and a label prefix, with a
+skip, branching, an invalid answer, "back", and a real restart of the bot in the middle (a new
+transport on the same store and database, the same device). Mirrors the in-process scenario in
+``tests/test_surveys.py``; then the stored response and the CSV export are checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import re
+from pathlib import Path
+
+from matrix_peer import Peer, Received, eventually
+from matrix_support import MakePeer, unique
+from sqlalchemy import select
+from synapse_server import RegisteredUser, SynapseServer
+
+from bot.app import Bot, build_bot, build_services
+from bot.config import (
+    DatabaseSettings,
+    LimitsSettings,
+    MatrixSettings,
+    OutboxSettings,
+    SecuritySettings,
+    Settings,
+    StaffSettings,
+    SurveySettings,
+)
+from bot.core.security import KeyRing
+from bot.services import survey_export
+from bot.storage import migrate
+from bot.storage.db import Database
+from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
+from bot.transports.matrix import MatrixTransport, from_settings
+
+SURVEYS = Path(__file__).resolve().parents[2] / "config" / "surveys"
+FAST = {"sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 30.0}
+CODE = re.compile(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
+SURVEY = "families-of-the-missing"
+COMMENT = "Please find my brother, taken from Homs in 2014"
+
+
+def fsi(value: object) -> str:
+    """A value as the bot's texts interpolate it: isolated, so it reads right in any direction."""
+    return f"\u2068{value}\u2069"
+
+
+class RunningBot:
+    """One run of the bot: database, services, Matrix transport, router and outbox sender.
+
+    Stopping and starting again is a real restart: everything is rebuilt from the settings,
+    the Matrix store (login, device, encryption keys) and the database file.
+    """
+
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+        self.settings, self.keys = settings, keys
+        self._stop = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+
+    async def start(self) -> RunningBot:
+        self.database = Database(self.settings.database.url)
+        await migrate.upgrade(self.database)
+        services = build_services(self.settings, self.database, self.keys)
+        transport = from_settings(self.settings, self.keys, services.i18n, **FAST)
+        assert isinstance(transport, MatrixTransport)
+        self.transport = transport
+        self.bot: Bot = build_bot(services, [transport])
+        await transport.start(self.bot.router.handle)
+        self._sender = asyncio.create_task(self.bot.senders["matrix"].run(self._stop))
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        try:
+            await self.transport.stop()
+        finally:
+            if self._sender is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._sender, 20)
+            await self.database.dispose()
+
+
+class Conversation:
+    """One person's encrypted direct chat with the bot, read as the person reads it."""
+
+    def __init__(self, peer: Peer, room_id: str, bot_user_id: str) -> None:
+        self.peer, self.room_id, self.bot_user_id = peer, room_id, bot_user_id
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.peer.from_bot(self.room_id, self.bot_user_id)
+
+    async def expect(self, *texts: str, since: int, timeout: float = 30.0) -> list[Received]:
+        """Wait until bot messages after ``since`` contain ``texts``, in that order (one each)."""
+        def arrived() -> list[Received] | None:
+            new = self.messages[since:]
+            position = 0
+            for text in texts:
+                position = next((i for i in range(position, len(new)) if text in new[i].body), -1) + 1
+                if position == 0:
+                    return None
+            return new[:position]
+        found: list[Received] = await eventually(arrived, timeout, what=f"bot messages containing {texts!r}")
+        return found
+
+    async def say(self, text: str, *expected: str, timeout: float = 30.0) -> list[Received]:
+        """Type ``text``; return the bot's new messages up to the one containing the last of ``expected``."""
+        before = len(self.messages)
+        await self.peer.send_text(self.room_id, text, to=self.bot_user_id)
+        return await self.expect(*expected, since=before, timeout=timeout)
+
+
+async def open_conversation(peer: Peer, bot_user_id: str) -> Conversation:
+    room_id = await peer.create_dm(bot_user_id)
+    await peer.wait_joined(room_id, bot_user_id, timeout=60)
+    return Conversation(peer, room_id, bot_user_id)
+
+
+def _settings(synapse: SynapseServer, bot: RegisteredUser, staff_user_id: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
+        security=SecuritySettings(key_file=tmp_path / "keys.json"),
+        matrix=MatrixSettings(homeserver=synapse.url, user_id=bot.user_id, password=bot.password,  # type: ignore[arg-type]
+                              store_path=tmp_path / "matrix-store"),
+        staff=StaffSettings(members=[f"matrix:{staff_user_id}"]),
+        surveys=SurveySettings(directory=SURVEYS),
+        outbox=OutboxSettings(poll_seconds=0.5),
+        limits=LimitsSettings(flood_messages=10_000),  # a scripted person types faster than anyone could
+    )
+
+
+async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
+        synapse: SynapseServer, make_peer: MakePeer, tmp_path: Path) -> None:
+    bot_user = synapse.register(unique("bot"))
+    staff_peer, person_peer = await make_peer(), await make_peer()
+    keys = KeyRing.generate()
+    settings = _settings(synapse, bot_user, staff_peer.user_id, tmp_path)
+    running = await RunningBot(settings, keys).start()
+    try:
+        device = running.transport.device_id
+        # -- staff: organisation, focus group, invitation code -------------------------------
+        staff = await open_conversation(staff_peer, bot_user.user_id)
+        await staff.say("/org add families association Families Association", "Organisation \u2068families\u2069 added")
+        await staff.say("/group add fg-missing focus_group families", "Group \u2068fg-missing\u2069 added")
+        invite = (await staff.say("/invite families fg-missing", "Invitation code:"))[-1]
+        code_match = CODE.search(invite.body)
+        assert code_match, invite.body
+        code = code_match.group(0)
+
+        # -- the participant onboards by typing a label and numbers, and joins with the code --
+        chat = await open_conversation(person_peer, bot_user.user_id)
+        await chat.say("/start", "Choose your language.")
+        await chat.say("English", "Do you agree to continue?")
+        await chat.say("1", "invitation code")
+        await chat.say(code, "You have joined \u2068families\u2069")
+
+        # -- launch; the invitation comes through the outbox, encrypted ------------------------
+        before_launch = len(chat.messages)
+        launched = await staff.say(f"/survey launch {SURVEY} fg-missing", "Survey launched")
+        assert f"{fsi(1)} person invited" in launched[-1].body
+        invitation = (await chat.expect("New survey: \u2068Needs of families of the missing\u2069",
+                                        since=before_launch))[-1]
+        assert "Send /surveys to answer." in invitation.body and invitation.decrypted
+
+        intro = (await chat.say("/surveys", "anonymous"))[-1]
+        assert intro.body.endswith("1. Start\n2. Later"), "choices are a numbered list"
+        first = (await chat.say("start", f"Question {fsi(1)} of {fsi(8)}"))[-1]  # "to whom" only if reported
+        assert "relationship to the missing person" in first.body and "2. Spouse" in first.body
+        since = (await chat.say("2", "Since when"))[-1]  # spouse, by number
+        assert since.body.endswith("5. Skip\n6. Back"), "an optional question offers skip, then back"
+        await chat.say("Skip", "Have you reported")  # optional: skipped by its label
+        whom = (await chat.say("yes", "To whom"))[-1]  # reported: yes -> "to whom" (shown only if yes)
+        assert f"Question {fsi(4)} of {fsi(9)}" in whom.body and "5. Done\n6. Back" in whom.body
+
+        ticked = (await chat.say("1", "Selected:"))[-1]  # multiple choice: tick two by number ...
+        assert "1. ✓ A local organisation" in ticked.body
+        both = (await chat.say("4", "Selected:"))[-1]
+        assert f"Selected: {fsi('A local organisation, The authorities')}" in both.body
+        one = (await chat.say("1", "Selected:"))[-1]  # ... untick one ...
+        assert f"Selected: {fsi('The authorities')}" in one.body and "1. A local organisation" in one.body
+        await chat.say("done", "What does your family need most?")  # ... then "done"
+
+        await chat.say("Legal help", "✓ Legal help")  # by label
+        await chat.say("fin", "✓ Financial support")  # by an unambiguous prefix of a label
+        await chat.say("5", "✓ Civil documents")  # by number
+        refused = await chat.say("Safety", "at most \u20683\u2069 options", "What does your family need most?")
+        assert "✓ Safety" not in refused[-1].body
+        await chat.say("done", "How much do you trust")
+
+        # An invalid answer: "6" on the 1-5 scale is refused clearly and the question comes again.
+        invalid = await chat.say("6", "not a valid answer", "How much do you trust")
+        assert "Please answer with a number from \u20681\u2069 to \u20685\u2069." in invalid[-2].body
+        assert "6. Back" in invalid[-1].body
+        back = (await chat.say("back", "What does your family need most?"))[-1]
+        assert sum(line.split(". ", 1)[-1].startswith("✓") for line in back.body.split("\n")) == 3, \
+            "the needs question again, as it was answered"
+        await chat.say("done", "How much do you trust")
+        household = (await chat.say("4", "How many people live in your household?"))[-1]
+        assert f"Question {fsi(7)} of {fsi(9)}" in household.body
+    finally:
+        await running.stop()
+
+    # -- the bot restarts in the middle of the survey: same store, same database, same device --
+    running = await RunningBot(settings, keys).start()
+    try:
+        assert running.transport.device_id == device
+        invalid = await chat.say("many", "not a valid answer")
+        assert f"Please answer with a number from {fsi(1)} to {fsi(30)}." in invalid[-1].body
+        await chat.say("٥", "How would you prefer to receive updates")  # five, in Eastern Arabic digits
+        await chat.say("through this bot", "anything else you would like the mechanism to know")  # by label
+        closing = await chat.say(COMMENT, "Thank you. Your answers will help", "Main menu")
+        assert len(closing) == 2
+        assert all(m.decrypted for m in chat.messages + staff.messages), "every bot message was end-to-end encrypted"
+        assert person_peer.client.rooms[chat.room_id].encrypted
+
+        # -- the stored response: anonymous, answers as given, free text sealed ----------------
+        services = running.bot.services
+        async with services.database.sessions() as session:
+            response = await session.scalar(select(SurveyResponse))
+            assert response is not None and response.survey_id == SURVEY and response.language == "en"
+            assert response.participant_id is None and response.submitted_on is None
+            answers = list(await session.scalars(select(SurveyAnswer).where(SurveyAnswer.response_id == response.id)))
+            by_question: dict[str, list[object]] = {}
+            for a in answers:
+                by_question.setdefault(a.question_id, []).append(a.option_id or a.number_value or a.text_enc)
+            assert by_question["relation"] == ["spouse"] and "missing-since" not in by_question
+            assert by_question["reported"] == ["yes"] and by_question["reported-to"] == ["authorities"]
+            assert sorted(by_question["needs"]) == ["documents", "financial", "legal"]  # type: ignore[type-var]
+            assert by_question["trust"] == ["4"] and by_question["household"] == [5]
+            assert by_question["updates"] == ["this-bot"]
+            assert b"Homs" not in by_question["comment"][0]  # type: ignore[operator]
+            assert await session.scalar(select(SurveyResponse).where(SurveyResponse.id != response.id)) is None
+            done = await session.scalar(select(SurveyInvitation))
+            assert done is not None and done.status == "completed" and done.progress_enc is None
+
+            survey = services.surveys.definition(SURVEY)
+            header, rows = await survey_export.response_table(session, services.surveys, survey)
+    finally:
+        await running.stop()
+
+    # -- the export: one row, free text decrypted there only, no platform ids ----------------
+    exported = survey_export.to_csv(header, rows).decode("utf-8-sig")
+    table = list(csv.DictReader(io.StringIO(exported)))
+    assert len(table) == 1
+    row = table[0]
+    assert (row["response"], row["language"], row["submitted_on"]) == ("1", "en", "")
+    assert (row["relation"], row["missing-since"], row["reported"], row["reported-to"]) == \
+        ("spouse", "", "yes", "authorities")
+    assert row["needs"] == "documents;financial;legal" and (row["trust"], row["household"]) == ("4", "5")
+    assert row["updates"] == "this-bot" and row["comment"] == COMMENT
+    for identifier in (person_peer.user_id, staff_peer.user_id, chat.room_id, staff.room_id, device or "-",
+                       keys.pseudonym("matrix", person_peer.user_id)):
+        assert identifier not in exported, "the export carries no platform ids"
+    raw = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith("civicbot.db"))
+    assert raw and COMMENT.encode() not in raw, "the free text is not in the database file"

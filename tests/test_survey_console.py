@@ -58,7 +58,8 @@ def test_survey_on_the_console_with_export(tmp_path: Path) -> None:
         "My sister has been missing since 2017.",
     ]) + "\n")
     out = second.stdout
-    assert "Please answer with one of the options" in out and "Thank you. Your answers will help" in out, out
+    assert "That is not a valid answer. Please answer with a number from \u20681\u2069 to \u20685\u2069." in out, out
+    assert "Thank you. Your answers will help" in out, out
 
     exported = civicbot(tmp_path, "survey", "export", "families-of-the-missing", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(exported.stdout.lstrip("\ufeff"))))

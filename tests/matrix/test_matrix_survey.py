@@ -146,6 +146,7 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
     running = await RunningBot(settings, keys).start()
     try:
         device = running.transport.device_id
+        assert device is not None
         # -- staff: organisation, focus group, invitation code -------------------------------
         staff = await open_conversation(staff_peer, bot_user.user_id)
         await staff.say("/org add families association Families Association", "Organisation \u2068families\u2069 added")
@@ -213,6 +214,7 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
     try:
         assert running.transport.device_id == device
         invalid = await chat.say("many", "not a valid answer")
+        assert len(invalid) == 1, "the first reply after the restart answers the new message: nothing redone"
         assert f"Please answer with a number from {fsi(1)} to {fsi(30)}." in invalid[-1].body
         await chat.say("٥", "How would you prefer to receive updates")  # five, in Eastern Arabic digits
         await chat.say("through this bot", "anything else you would like the mechanism to know")  # by label
@@ -256,7 +258,7 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
         ("spouse", "", "yes", "authorities")
     assert row["needs"] == "documents;financial;legal" and (row["trust"], row["household"]) == ("4", "5")
     assert row["updates"] == "this-bot" and row["comment"] == COMMENT
-    for identifier in (person_peer.user_id, staff_peer.user_id, chat.room_id, staff.room_id, device or "-",
+    for identifier in (person_peer.user_id, staff_peer.user_id, chat.room_id, staff.room_id, device,
                        keys.pseudonym("matrix", person_peer.user_id)):
         assert identifier not in exported, "the export carries no platform ids"
     raw = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith("civicbot.db"))

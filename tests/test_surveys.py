@@ -86,7 +86,7 @@ async def test_families_survey_with_branching_back_skip_invalid_answers_and_rest
         assert "at most \u20683\u2069 options" in refusal[0].text
         await p.press("Done")
         assert "trust" in p.last.text
-        assert "number from 1 to" in (await p.send("6"))[0].text  # not "option 6": the scale is 1 to 5
+        assert "number from \u20681\u2069 to \u20685\u2069" in (await p.send("6"))[0].text  # not "option 6"
         await p.press("Back")
         assert sum(c.label.startswith("✓") for c in p.last.choices) == 3  # the needs question again, ticked
         await p.press("Done")

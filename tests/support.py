@@ -13,10 +13,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.app import Bot, build_bot, build_services
 from bot.config import DatabaseSettings, SecuritySettings, Settings, StaffSettings, SurveySettings
-from bot.core.model import Address, Capabilities, ChoiceRef, Delivery, Inbound, InboundKind, Outbound, Platform, SendOptions
+from bot.core.model import (
+    Address,
+    Capabilities,
+    ChoiceRef,
+    Delivery,
+    Inbound,
+    InboundKind,
+    Outbound,
+    Platform,
+    SendOptions,
+)
 from bot.core.security import KeyRing
 from bot.core.transport import InboundHandler
 from bot.storage import migrate
@@ -162,3 +173,40 @@ async def postgres_reachable() -> str | None:
         return None
     except Exception as exc:
         return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL.split('@')[-1]}: {type(exc).__name__}"
+
+
+async def check_families_response(session: Any, surveys: Any, comment: str) -> dict[str, str]:
+    """The scripted path through the families survey, as every platform's test answers it:
+    stored anonymously (no participant, no date), options as chosen, the comment sealed.
+    Returns the single exported CSV row (free text decrypted there only)."""
+    import csv
+    import io
+
+    from sqlalchemy import select
+
+    from bot.services import survey_export
+    from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
+
+    responses = list(await session.scalars(select(SurveyResponse)))
+    assert len(responses) == 1
+    response = responses[0]
+    assert response.participant_id is None and response.submitted_on is None
+    by_question: dict[str, list[object]] = {}
+    for a in await session.scalars(select(SurveyAnswer).where(SurveyAnswer.response_id == response.id)):
+        by_question.setdefault(a.question_id, []).append(a.option_id or a.number_value or a.text_enc)
+    assert by_question["relation"] == ["spouse"] and "missing-since" not in by_question
+    assert by_question["reported"] == ["yes"] and by_question["reported-to"] == ["authorities"]
+    assert sorted(by_question["needs"]) == ["documents", "financial", "legal"]  # type: ignore[type-var]
+    assert by_question["trust"] == ["4"] and by_question["household"] == [5]
+    assert by_question["updates"] == ["this-bot"]
+    sealed = by_question["comment"][0]
+    assert isinstance(sealed, bytes) and comment.encode() not in sealed
+    completed = list(await session.scalars(select(SurveyInvitation).where(SurveyInvitation.status == "completed")))
+    assert len(completed) == 1 and completed[0].progress_enc is None
+
+    header, rows = await survey_export.response_table(session, surveys, surveys.definition("families-of-the-missing"))
+    table = list(csv.DictReader(io.StringIO(survey_export.to_csv(header, rows).decode("utf-8-sig"))))
+    assert len(table) == 1
+    row = table[0]
+    assert row["comment"] == comment and row["needs"] == "documents;financial;legal" and row["submitted_on"] == ""
+    return row

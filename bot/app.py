@@ -127,13 +127,13 @@ class Bot:
 
 def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     settings = services.settings
-    by_platform = {t.platform: t for t in transports}
+    by_platform: dict[str, Transport] = {str(t.platform): t for t in transports}
     router = Router(
         services, build_engine(services.keys), build_commands(), by_platform,
         FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
     )
-    senders = {
-        t.platform: OutboxSender(
+    senders: dict[str, OutboxSender] = {
+        str(t.platform): OutboxSender(
             services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t)
         )
         for t in transports

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/civicbot.db"
 DEFAULT_KEY_FILE = Path("data/keys.json")
@@ -205,7 +210,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
 
 
 def _describe(exc: ValidationError) -> str:
-    error: dict[str, Any] = exc.errors(include_input=False, include_url=False)[0]
+    error = exc.errors(include_input=False, include_url=False)[0]
     key = ".".join(str(part) for part in error["loc"])
     message = error["msg"]
     if error["type"] == "extra_forbidden":

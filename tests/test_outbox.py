@@ -22,7 +22,7 @@ from tests.support import Chat, RecordingTransport, make_settings, open_chat
 class Clock:
     def __init__(self) -> None:
         # Starts a little ahead of real time, so rows enqueued now are due.
-        self.now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)
+        self.now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
 
     def __call__(self) -> dt.datetime:
         return self.now
@@ -223,5 +223,5 @@ async def test_pacer_spaces_sends_to_the_rate(monkeypatch: pytest.MonkeyPatch) -
     for _ in range(9):
         await pacer.wait()
         times.append(now[0])
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert all(abs(g - 0.25) < 1e-9 for g in gaps)

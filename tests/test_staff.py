@@ -69,7 +69,7 @@ async def test_expired_and_wrong_codes(db_url: str, tmp_path: Path, keys: KeyRin
         await staff.send("/org add yazidi-assoc association")
         code = await make_invite(staff, "yazidi-assoc")
         async with chat.bot.services.database.sessions.begin() as session:
-            await session.execute(update(InviteCode).values(expires_at=dt.datetime.now(dt.timezone.utc)
+            await session.execute(update(InviteCode).values(expires_at=dt.datetime.now(dt.UTC)
                                                             - dt.timedelta(minutes=1)))
         p = await join(chat, "4003", code)
         assert "expired" in p.inbox[-2].text

@@ -61,7 +61,7 @@ async def test_retention_purges_only_what_has_expired(db_url: str, tmp_path: Pat
                 await p.send(step)
         await chat.person("abandoned").send("/start")  # unfinished onboarding: a dialog state only
         db = chat.bot.services.database
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         async with db.sessions.begin() as session:
             old = await session.scalar(select(Participant).where(Participant.pseudonym == keys.pseudonym("console", "old")))
             assert old is not None

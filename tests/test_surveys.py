@@ -178,7 +178,7 @@ async def test_reminder_once_and_closing(db_url: str, tmp_path: Path, keys: KeyR
         await busy.press("Start")
         await busy.press("Yes")
         services = chat.bot.services
-        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=49)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=49)
         job = ReminderJob(services.database, services.surveys, after_hours=48, clock=lambda: later)
         assert await job() == 2
         assert await job() == 0  # doubled trigger: no second reminder

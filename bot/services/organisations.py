@@ -14,7 +14,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.security import KeyRing
-from bot.storage.models import Group, InviteCode, Organisation, Participant, invite_groups, memberships, utcnow
+from bot.storage.models import (
+    Group,
+    InviteCode,
+    Organisation,
+    Participant,
+    invite_groups,
+    memberships,
+    utcnow,
+)
 
 ORGANISATION_KINDS = ("cso", "association", "signatory", "other")
 GROUP_KINDS = ("focus_group", "association", "audience")
@@ -126,7 +134,7 @@ class Organisations:
             return RedeemResult.UNKNOWN, None
         if invite.redeemed_at is not None:
             return RedeemResult.USED, None
-        expires = invite.expires_at if invite.expires_at.tzinfo else invite.expires_at.replace(tzinfo=dt.timezone.utc)
+        expires = invite.expires_at if invite.expires_at.tzinfo else invite.expires_at.replace(tzinfo=dt.UTC)
         if expires <= utcnow():
             return RedeemResult.EXPIRED, None
         invite.redeemed_at = utcnow()

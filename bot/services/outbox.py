@@ -26,7 +26,7 @@ from bot.core.logsafe import describe
 from bot.core.model import Choice, Direction, Outbound, PromptId, SendOptions
 from bot.core.pacing import Pacer
 from bot.core.security import KeyRing
-from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, Transport, TransientDeliveryError
+from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.participants import Participants
 from bot.storage.db import Database
 from bot.storage.models import OutboxMessage, utcnow

@@ -197,7 +197,7 @@ def parse_survey(text: str, file: str = "<survey>") -> Survey:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SurveyError([Problem(file, (mark.line + 1) if mark else 1,
-                                   f"this is not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})")])
+                                   f"this is not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})")]) from None
     if root is None or not isinstance(root, yaml.MappingNode):
         raise SurveyError([Problem(file, 1, "a survey must be a mapping with id, title, languages and questions")])
     doc = _convert(root, yaml.constructor.SafeConstructor()).value

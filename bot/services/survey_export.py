@@ -26,9 +26,7 @@ async def response_table(session: AsyncSession, surveys: Surveys, survey: Survey
     ))
     answers: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     by_id = {r.id: r for r in responses}
-    for answer in await session.scalars(
-        select(SurveyAnswer).where(SurveyAnswer.response_id.in_(list(by_id))) if by_id else select(SurveyAnswer).where(False)
-    ):
+    for answer in await session.scalars(select(SurveyAnswer).where(SurveyAnswer.response_id.in_(list(by_id)))):
         if answer.option_id is not None:
             value: Any = answer.option_id
         elif answer.number_value is not None:

@@ -45,7 +45,8 @@ def next_question(survey: Survey, current: str, answers: Answers) -> str | None:
 
 def remaining(survey: Survey, current: str, answers: Answers) -> int:
     """How many questions are still ahead, counting ``current``, if the rest were answered in order."""
-    count, qid, seen = 0, current, set()
+    count, seen = 0, set()
+    qid: str | None = current
     while qid is not None and qid not in seen:
         seen.add(qid)
         count += 1

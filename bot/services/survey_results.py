@@ -153,7 +153,7 @@ def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
         axes.invert_yaxis()
         axes.set_title(_short(question.text, 90), fontsize=10, loc="right" if tr.rtl else "left")
         axes.spines[["top", "right"]].set_visible(False)
-        for bar, option in zip(bars, question.options):
+        for bar, option in zip(bars, question.options, strict=True):
             mark = f"<{results.min_group_size}" if option.count is None else str(option.count)
             axes.annotate(mark, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
                           textcoords="offset points", va="center", fontsize=9)

@@ -114,7 +114,7 @@ class Surveys:
             update(SurveyRun).where(SurveyRun.survey_id == survey_id, SurveyRun.status == OPEN)
             .values(status=CLOSED, closed_at=utcnow())
         )
-        return int(result.rowcount or 0)
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def runs(self, session: AsyncSession, survey_id: str | None = None) -> list[SurveyRun]:
         query = select(SurveyRun).order_by(SurveyRun.id)

@@ -78,11 +78,11 @@ from bot.core.model import (
     SendOptions,
 )
 from bot.core.transport import (
-    TransportStartupError,
     InboundHandler,
     PermanentDeliveryError,
     RecipientUnreachable,
     TransientDeliveryError,
+    TransportStartupError,
 )
 from bot.transports.matrix_crosssigning import (
     CrossSigningError,

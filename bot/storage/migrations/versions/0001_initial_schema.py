@@ -6,9 +6,8 @@ Revises:
 Create Date: 2026-11-29 16:24:53.825564
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

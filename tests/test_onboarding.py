@@ -26,7 +26,7 @@ async def test_onboarding_in_english_by_buttons_and_numbers(db_url: str, tmp_pat
         replies = await amira.send("/start")
         assert [c.label for c in replies[-1].choices] == ["العربية", "کوردی (سۆرانی)", "Kurdî (Kurmancî)", "English"]
         await amira.press("English")
-        assert "Do you agree to continue?" in amira.last.text
+        assert "Do you agree to your information being handled this way?" in amira.last.text
         assert "Never your name" in amira.last.text
         await amira.send("1")  # "I agree", by number
         assert "invitation code" in amira.last.text

@@ -14,7 +14,10 @@ UNSUPPORTED_MEDIA = N_(
 TOO_LONG = N_(
     "Your message is too long to be accepted. Please keep it under %(limit)s characters and send it again."
 )
-FLOOD = N_("You are sending messages very quickly. Please wait a few seconds; messages sent meanwhile are ignored.")
+FLOOD = N_(
+    "You are sending messages very quickly. Please wait a few seconds: messages sent during this time "
+    "are not read, so please send them again afterwards."
+)
 UNKNOWN_COMMAND = N_("I do not know that command. Send /help to see what you can do.")
 NOT_REGISTERED = N_("Please send /start first.")
 INTERNAL_ERROR = N_(
@@ -22,7 +25,7 @@ INTERNAL_ERROR = N_(
 )
 STALE_BUTTON_NO_DIALOG = N_("This button is no longer valid. Send /menu to see what you can do.")
 ENABLE_ENCRYPTION = N_(
-    "This room is not encrypted, so I will not talk here. Please enable encryption for this room, "
+    "This room is not encrypted, so I will not reply here. Please enable encryption for this room, "
     "or start a new encrypted direct chat with me."
 )
 UNDECRYPTABLE = N_(

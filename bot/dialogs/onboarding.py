@@ -37,7 +37,8 @@ class OnboardingDialog(Dialog):
             lines = [i18n.translator(info.code)._("Choose your language.") for info in i18n.languages]
             return Prompt("\n".join(dict.fromkeys(lines)), language_choices(turn))
         if state.step == "consent":
-            text = "\n\n".join((_("Welcome."), privacy_notice(turn), _("Do you agree to continue?")))
+            text = "\n\n".join((_("Welcome."), privacy_notice(turn),
+                                  _("Do you agree to your information being handled this way?")))
             return Prompt(text, (Choice("accept", _("I agree")), Choice("decline", _("I do not agree"))))
         return Prompt(
             _("If your organisation gave you an invitation code, type it now. Otherwise choose “Skip”."),
@@ -71,7 +72,7 @@ class OnboardingDialog(Dialog):
             return self._finish(turn)
         attempts = int(state.data.get("attempts", 0)) + 1
         if attempts >= MAX_CODE_ATTEMPTS:
-            turn.say(_("That code did not work either. Please ask the person who invited you for a new code; "
+            turn.say(_("That code did not work. Please ask the person who invited you for a new code; "
                        "you can enter it later with /join."))
             return menu_state(turn)
         turn.say({

@@ -19,9 +19,9 @@ async def whoami(turn: Turn, args: list[str], engine: DialogEngine) -> None:
         org = await turn.services.organisations.organisation_by_id(turn.session, turn.participant.organisation_id)
         org_code = org.code if org else None
     if org_code:
-        turn.say(_("You are a %(role)s, in organisation %(organisation)s.", role=role, organisation=org_code))
+        turn.say(_("Your role: %(role)s. Organisation: %(organisation)s.", role=role, organisation=org_code))
     else:
-        turn.say(_("You are a %(role)s, not linked to an organisation.", role=role))
+        turn.say(_("Your role: %(role)s. You are not linked to an organisation.", role=role))
 
 
 async def org(turn: Turn, args: list[str], engine: DialogEngine) -> None:

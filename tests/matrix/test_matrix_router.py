@@ -94,7 +94,7 @@ async def test_onboarding_in_english_by_numbers(routed_bot: str, make_peer: Make
     chat = await open_conversation(await make_peer(), routed_bot)
     menu = await chat.say("/start", "Choose your language.")
     assert menu.body.endswith("4. English"), "choices are a numbered list"
-    consent = await chat.say("4", "Do you agree to continue?")
+    consent = await chat.say("4", "Do you agree to your information being handled this way?")
     assert "1. I agree" in consent.body and consent.decrypted
     await chat.say("1", "invitation code")
     done = await chat.say("1", "You are all set")
@@ -104,7 +104,7 @@ async def test_onboarding_in_english_by_numbers(routed_bot: str, make_peer: Make
 async def test_onboarding_in_english_by_labels(routed_bot: str, make_peer: MakePeer) -> None:
     chat = await open_conversation(await make_peer(), routed_bot)
     await chat.say("/start", "Choose your language.")
-    await chat.say("English", "Do you agree to continue?")
+    await chat.say("English", "Do you agree to your information being handled this way?")
     await chat.say("i agree", "invitation code")
     await chat.say("Skip", "You are all set")
 
@@ -190,7 +190,7 @@ async def test_civicbot_run_process_killed_mid_dialog_continues(
         peer = await make_peer()
         chat = await open_conversation(peer, user.user_id)
         await chat.say("/start", "Choose your language.", timeout=60)
-        await chat.say("English", "Do you agree to continue?")
+        await chat.say("English", "Do you agree to your information being handled this way?")
         devices_before = await _bot_devices(peer, user.user_id)
         assert len(devices_before) == 1, "the bot publishes keys for exactly one device"
 

@@ -155,7 +155,7 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
         # -- the participant onboards by typing a label and numbers, and joins with the code --
         chat = await open_conversation(person_peer, bot_user.user_id)
         await chat.say("/start", "Choose your language.")
-        await chat.say("English", "Do you agree to continue?")
+        await chat.say("English", "Do you agree to your information being handled this way?")
         await chat.say("1", "invitation code")
         await chat.say(code, "You have joined \u2068families\u2069")
 

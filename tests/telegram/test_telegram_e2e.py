@@ -83,7 +83,7 @@ async def test_onboarding_in_english_by_pressing_buttons(bot_api: LocalBotApi, t
         assert languages.labels == LANGUAGES
         (consent,) = await amira.press(languages, label="English")
         assert languages.text.endswith("\u2713 English") and languages.keyboard == []
-        assert "Do you agree to continue?" in consent.text
+        assert "Do you agree to your information being handled this way?" in consent.text
         assert "Telegram itself can read this chat" in consent.text
         assert consent.labels == ["I agree", "I do not agree"]
         (invite,) = await amira.press(consent, label="I agree")

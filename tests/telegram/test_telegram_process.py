@@ -73,7 +73,7 @@ async def test_civicbot_run_from_environment_survives_sigkill_mid_dialog(
         languages = await next_message(bot_api, user, 0)
         user.press(languages, label="English")
         consent = await next_message(bot_api, user, 1)
-        assert "Do you agree to continue?" in consent.text
+        assert "Do you agree to your information being handled this way?" in consent.text
 
         assert await bot.signal(signal.SIGKILL) == -signal.SIGKILL
         polls_before = len(bot_api.calls_to("getUpdates"))

@@ -21,6 +21,7 @@ Nothing here logs message content, user ids, room ids or tokens.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import logging
@@ -57,6 +58,7 @@ from nio import (  # type: ignore[import-untyped]
     StickerEvent,
     SyncError,
     SyncResponse,
+    UploadResponse,
     WhoamiResponse,
 )
 from nio.events.room_events import (  # type: ignore[import-untyped]
@@ -207,7 +209,7 @@ class MatrixTransport:
     capabilities = Capabilities(
         buttons=False,
         html=True,
-        images=False,
+        images=True,
         end_to_end_encrypted=True,
         max_text_length=16_000,
         platform_reads_messages=False,
@@ -774,7 +776,27 @@ class MatrixTransport:
             raise RecipientUnreachable("room_empty")
         txn_id = options.transaction_id if options and options.transaction_id else uuid.uuid4().hex
         event_id = await self._room_send(room.room_id, render_message(message), txn_id)
+        if message.image is not None:
+            content = await self._image_content(message.image, message.image_name, room.encrypted)
+            event_id = await self._room_send(room.room_id, content, f"{txn_id}-image")
         return Delivery(message_id=event_id)
+
+    async def _image_content(self, image: bytes, name: str, encrypted: bool) -> JsonDict:
+        """Upload a PNG (encrypted for an encrypted room: the homeserver stores only ciphertext)."""
+        response, keys = await self.client.upload(
+            io.BytesIO(image), content_type="image/png", filename=name, encrypt=encrypted, filesize=len(image)
+        )
+        if not isinstance(response, UploadResponse):
+            raise _delivery_error(response)
+        info: JsonDict = {"mimetype": "image/png", "size": len(image)}
+        if image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) >= 24:
+            info["w"], info["h"] = int.from_bytes(image[16:20], "big"), int.from_bytes(image[20:24], "big")
+        content: JsonDict = {"msgtype": "m.image", "body": name, "info": info}
+        if encrypted and keys is not None:
+            content["file"] = {"url": response.content_uri, "mimetype": "image/png", **keys}
+        else:
+            content["url"] = response.content_uri
+        return content
 
     async def _room_send(self, room_id: str, content: JsonDict, txn_id: str) -> str:
         client = self.client

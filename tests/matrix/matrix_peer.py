@@ -19,6 +19,8 @@ from nio import (
     AsyncClientConfig,
     MegolmEvent,
     RoomCreateResponse,
+    RoomEncryptedImage,
+    RoomMessageImage,
     RoomMessageNotice,
     RoomMessageText,
     RoomSendResponse,
@@ -67,8 +69,10 @@ class Peer:
         self.client.restore_login(user.user_id, user.device_id, user.access_token)
         self.received: list[Received] = []
         self.undecryptable: list[MegolmEvent] = []
+        self.images: list[tuple[str, dict[str, Any], bool]] = []  # room id, content, decrypted
         self._task: asyncio.Task[None] | None = None
         self.client.add_event_callback(self._on_message, (RoomMessageText, RoomMessageNotice))
+        self.client.add_event_callback(self._on_image, (RoomEncryptedImage, RoomMessageImage))
         self.client.add_event_callback(self._on_megolm, MegolmEvent)
 
     @property
@@ -96,6 +100,11 @@ class Peer:
             room.room_id, event.event_id, event.sender, content.get("msgtype", ""), event.body,
             content.get("formatted_body"), bool(getattr(event, "decrypted", False)),
         ))
+
+    async def _on_image(self, room: Any, event: Any) -> None:
+        if event.sender != self.user_id:
+            self.images.append((room.room_id, event.source.get("content", {}),
+                                bool(getattr(event, "decrypted", False))))
 
     async def _on_megolm(self, room: Any, event: MegolmEvent) -> None:
         if event.sender != self.user_id:

@@ -106,3 +106,37 @@ async def test_invites_outside_the_allow_list_are_declined(make_bot: MakeBot, ma
     room_id = await peer.create_dm(bot.user_id)
     await peer.wait_left(room_id, bot.user_id)
     assert room_id not in bot.transport.client.rooms
+
+
+async def test_images_are_uploaded_encrypted(make_bot: MakeBot, make_peer: MakePeer) -> None:
+    """A results chart: the homeserver stores only ciphertext; the peer decrypts the very PNG sent."""
+    import io
+
+    from nio import MemoryDownloadResponse
+    from nio.crypto.attachments import decrypt_attachment
+    from PIL import Image
+
+    bot = await make_bot()
+    peer = await make_peer()
+    room_id = await peer.create_dm(bot.user_id)
+    await peer.wait_joined(room_id, bot.user_id)
+    await peer.send_text(room_id, "hello", to=bot.user_id)
+    await peer.wait_from_bot(room_id, bot.user_id, 1)
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 20), (59, 110, 165)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    await bot.transport.send(Address("matrix", room_id),
+                             Outbound(text="Chart: results", image=png, image_name="results.png"))
+    caption = (await peer.wait_from_bot(room_id, bot.user_id, 2))[1]
+    assert caption.body == "Chart: results" and caption.decrypted
+    _, content, decrypted = await eventually(lambda: peer.images and peer.images[0], what="the image")
+    assert decrypted and content["msgtype"] == "m.image" and "url" not in content
+    assert content["info"] == {"mimetype": "image/png", "size": len(png), "w": 40, "h": 20}
+    encrypted_file = content["file"]
+    download = await peer.client.download(mxc=encrypted_file["url"])
+    assert isinstance(download, MemoryDownloadResponse)
+    assert download.body != png  # the homeserver holds ciphertext only
+    plain = decrypt_attachment(download.body, encrypted_file["key"]["k"], encrypted_file["hashes"]["sha256"],
+                               encrypted_file["iv"])
+    assert plain == png

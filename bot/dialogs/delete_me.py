@@ -30,7 +30,8 @@ class DeleteMeDialog(Dialog):
             "Everything this bot stored about you has been erased, and the key that protected it has been "
             "destroyed.\n"
             "What the bot cannot erase: the messages in this chat on your device and on the messaging "
-            "service's servers (please delete this chat yourself), and encrypted database backups made "
-            "before today, until they expire. Send /start if you want to come back."
+            "service's servers (please delete this chat yourself); answers to anonymous surveys, which are "
+            "stored with no link to you; and encrypted database backups made before today, until they expire. "
+            "Send /start if you want to come back."
         ))
         return None

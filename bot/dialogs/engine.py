@@ -29,7 +29,7 @@ from bot.storage.models import DialogState, utcnow
 _EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
 STALE_BUTTON = N_("This button is no longer valid. Here is the current question again.")
-PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or its name.")
+PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or the option's text.")
 
 
 @dataclass(frozen=True, slots=True)

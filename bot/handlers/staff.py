@@ -41,8 +41,8 @@ async def org(turn: Turn, args: list[str], engine: DialogEngine) -> None:
         return
     code, kind, name = args[1].lower(), args[2].lower(), " ".join(args[3:])[:MAX_NAME]
     if not valid_slug(code) or kind not in ORGANISATION_KINDS:
-        turn.say(_("The code must be 2 to 32 lowercase letters, digits, - or _, and the kind one of: %(kinds)s.",
-                   kinds=", ".join(ORGANISATION_KINDS)))
+        turn.say(_("The code must be 2 to 32 characters: Latin letters a-z, digits, - or _; the kind one of: "
+                   "%(kinds)s.", kinds=", ".join(ORGANISATION_KINDS)))
         return
     if await orgs.organisation(turn.session, code) is not None:
         turn.say(_("An organisation with the code %(code)s already exists.", code=code))
@@ -68,8 +68,8 @@ async def group(turn: Turn, args: list[str], engine: DialogEngine) -> None:
         return
     code, kind = args[1].lower(), args[2].lower()
     if not valid_slug(code) or kind not in GROUP_KINDS:
-        turn.say(_("The code must be 2 to 32 lowercase letters, digits, - or _, and the kind one of: %(kinds)s.",
-                   kinds=", ".join(GROUP_KINDS)))
+        turn.say(_("The code must be 2 to 32 characters: Latin letters a-z, digits, - or _; the kind one of: "
+                   "%(kinds)s.", kinds=", ".join(GROUP_KINDS)))
         return
     owner = None
     if len(args) > 3:

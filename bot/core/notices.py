@@ -28,6 +28,10 @@ ENABLE_ENCRYPTION = N_(
     "This room is not encrypted, so I will not reply here. Please enable encryption for this room, "
     "or start a new encrypted direct chat with me."
 )
+NOT_PRIVATE = N_(
+    "Other people can read this room, so I will not reply here. To protect you, please start a new "
+    "direct chat with me."
+)
 UNDECRYPTABLE = N_(
     "I could not read your last message because it arrived without its encryption key. "
     "Please send it again."
@@ -41,6 +45,7 @@ NOTICES = {
     "internal_error": INTERNAL_ERROR,
     "stale_button": STALE_BUTTON_NO_DIALOG,
     "enable_encryption": ENABLE_ENCRYPTION,
+    "not_private": NOT_PRIVATE,
     "undecryptable": UNDECRYPTABLE,
 }
 

@@ -228,6 +228,7 @@ class MatrixTransport:
         self._task: asyncio.Task[None] | None = None
         self._staff_room_id: str | None = None
         self._encryption_notice_at: dict[str, float] = {}
+        self._private_notice_at: dict[str, float] = {}
         self._keys_lock = asyncio.Lock()
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
@@ -661,6 +662,10 @@ class MatrixTransport:
             self._checkpoint.mark_seen(event_id)
             log.warning("matrix: ignored an event whose encryption key does not belong to its sender")
             return
+        if not self._private(room):
+            self._checkpoint.mark_seen(event_id)
+            await self._ask_for_private_chat(room)
+            return
         text = ""
         if kind is InboundKind.TEXT:
             text = strip_reply_fallback(str(getattr(event, "body", "")))
@@ -694,6 +699,22 @@ class MatrixTransport:
         if not known:
             return True  # keys not queried yet: trust on first use, as for the room key itself
         return any(device.curve25519 == sender_key for device in known)
+
+    def _private(self, room: MatrixRoom) -> bool:
+        """A participant's conversation happens only between them and the bot (the staff room aside):
+        if someone else joins or is invited, what the bot would say there could expose them."""
+        if room.room_id in (self._staff_room_id, self.options.staff_room):
+            return True
+        return room.joined_count + room.invited_count <= 2
+
+    async def _ask_for_private_chat(self, room: MatrixRoom) -> None:
+        now = time.monotonic()
+        last = self._private_notice_at.get(room.room_id)
+        if last is not None and now - last < self.options.encryption_notice_interval:
+            return
+        self._private_notice_at[room.room_id] = now
+        log.info("matrix: a message in a room with other members was not answered")
+        await self._send_notice(room.room_id, "not_private", encrypted=room.encrypted)
 
     async def _ask_for_encryption(self, room: MatrixRoom) -> None:
         now = time.monotonic()
@@ -774,6 +795,8 @@ class MatrixTransport:
             raise PermanentDeliveryError("room_not_encrypted")
         if room.joined_count <= 1 and room.invited_count == 0:
             raise RecipientUnreachable("room_empty")
+        if not self._private(room):
+            raise RecipientUnreachable("room_not_private")
         txn_id = options.transaction_id if options and options.transaction_id else uuid.uuid4().hex
         event_id = await self._room_send(room.room_id, render_message(message), txn_id)
         if message.image is not None:

@@ -15,6 +15,7 @@ from bot.transports.matrix import MatrixOptions, MatrixTransport
 NOTICES = {
     "enable_encryption": "Please turn on encryption in this chat; I only answer in encrypted chats.",
     "undecryptable": "I could not read your last message. Please send it again.",
+    "not_private": "Others can read this room; please start a new direct chat with me.",
 }
 
 

@@ -153,3 +153,29 @@ async def test_bot_opens_an_encrypted_direct_chat(make_bot: MakeBot, make_peer: 
     [message] = await peer.wait_from_bot(address.value, bot.user_id, 1)
     assert message.decrypted and message.body == "Your check-in is due."
     assert peer.client.rooms[address.value].encrypted
+
+
+async def test_a_direct_chat_that_gains_a_member_is_no_longer_used(make_bot: MakeBot, make_peer: MakePeer) -> None:
+    """If a third person joins (or is invited), nothing the participant says reaches the core and
+    nothing is sent there: the bot asks for a new direct chat instead."""
+    from bot.core.transport import RecipientUnreachable
+
+    bot = await make_bot()
+    peer = await make_peer()
+    onlooker = await make_peer()
+    room_id = await peer.create_dm(bot.user_id)
+    await peer.wait_joined(room_id, bot.user_id)
+    await peer.send_text(room_id, "just us", to=bot.user_id)
+    await peer.wait_from_bot(room_id, bot.user_id, 1)
+
+    await peer.client.room_invite(room_id, onlooker.user_id)
+    await eventually(lambda: room_id in onlooker.client.invited_rooms, what="the invitation")
+    await onlooker.client.join(room_id)
+    await eventually(lambda: bot.transport.client.rooms[room_id].joined_count == 3, what="the bot to see 3 members")
+
+    await peer.send_text(room_id, "my brother's name is ...", to=bot.user_id)
+    replies = await peer.wait_from_bot(room_id, bot.user_id, 2)
+    assert replies[1].msgtype == "m.notice" and replies[1].body == NOTICES["not_private"]
+    assert [i.text for i in bot.core.inbound] == ["just us"], "nothing said with others present reaches the core"
+    with pytest.raises(RecipientUnreachable):
+        await bot.transport.send(Address("matrix", room_id), Outbound(text="your survey answers"))

@@ -198,7 +198,7 @@ class Civicbot:
         handler: Callable[[Inbound], Awaitable[None]] = bot.router.handle
         if breakdown:
             handler = self._timed(handler, self.handle_seconds)
-            transport.send = self._timed(transport.send, self.send_seconds)  # type: ignore[method-assign]
+            transport.send = self._timed(transport.send, self.send_seconds)  # type: ignore[method-assign,assignment]
         await transport.start(handler)
 
     @staticmethod
@@ -284,6 +284,7 @@ async def run(peers: int, messages: int, rounds: int, breakdown: bool, workdir: 
         b, o = statistics.median(bare_times), statistics.median(our_times)
         print(f"{'/help (read only)':<20}{b:>12.3f}{o:>12.3f}{o / b:>8.2f}{1000 * o / total:>9.2f}"
               f"{_ms(bare_lat):>13.1f}{_ms(our_lat):>13.1f}")
+        print("ms/msg: civicbot's time per message sent; p50: the median wait of one person for one answer")
 
         await asyncio.sleep(1.0)  # any extra answer would arrive now
         expected = 1 + rounds * messages
@@ -331,4 +332,7 @@ if __name__ == "__main__":
     parser.add_argument("--breakdown", action="store_true",
                         help="also time civicbot's handler and sends (adds a wrapper; not for the headline numbers)")
     options = parser.parse_args()
-    asyncio.run(main(options.peers, options.messages, options.rounds, options.breakdown))
+    try:
+        asyncio.run(main(options.peers, options.messages, options.rounds, options.breakdown))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise SystemExit("interrupted; Synapse was stopped") from None

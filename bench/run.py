@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import telegram_round_trip
+from bench import matrix_round_trip, telegram_round_trip
 
 
 def main() -> int:
     people = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     asyncio.run(telegram_round_trip.main(people, rounds=3))
+    print()
+    asyncio.run(matrix_round_trip.main(peers=10, messages=5, rounds=3))
     return 0
 
 

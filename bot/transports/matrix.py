@@ -517,18 +517,21 @@ class MatrixTransport:
     async def _process(self, response: SyncResponse, answer: bool) -> None:
         for room_id, info in response.rooms.invite.items():
             await self._on_invite(room_id, info.invite_state)
-        for room_id, info in response.rooms.join.items():
-            room = self.client.rooms.get(room_id)
-            if room is None:
-                continue
+        async def room_in_order(room: MatrixRoom, info: Any) -> None:
             events = list(info.timeline.events)
             if answer and info.timeline.limited and info.timeline.prev_batch and self._checkpoint.since:
-                events = await self._missed_events(room_id, info.timeline.prev_batch) + events
+                events = await self._missed_events(room.room_id, info.timeline.prev_batch) + events
             for event in events:
                 if answer:
                     await self._on_event(room, event)
                 elif getattr(event, "event_id", None):
                     self._checkpoint.mark_seen(event.event_id)
+
+        # Each room in order; different rooms (different people) at the same time, so one
+        # person's slow turn does not hold up everyone else's answer.
+        rooms = [(room, info) for room_id, info in response.rooms.join.items()
+                 if (room := self.client.rooms.get(room_id)) is not None]
+        await asyncio.gather(*(room_in_order(room, info) for room, info in rooms))
         await self._retry_pending()
         self._checkpoint.since = response.next_batch
         self._session.save_checkpoint(self._checkpoint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -147,17 +147,30 @@ def _rate_for(settings: Settings, transport: Transport) -> float:
     )
 
 
-def build_platform_transports(settings: Settings, keys: KeyRing, i18n: I18n) -> list[Transport]:
+def participant_language(services: Services, platform: str) -> Callable[[str], Awaitable[str | None]]:
+    """For a transport that speaks before the core does (Matrix notices): the person's language, if known."""
+
+    async def language_of(user_id: str) -> str | None:
+        async with services.database.sessions() as session:
+            participant = await services.participants.find(session, services.keys.pseudonym(platform, user_id))
+            return participant.language if participant is not None else None
+
+    return language_of
+
+
+def build_platform_transports(settings: Settings, services: Services) -> list[Transport]:
     """Telegram and Matrix transports for the configured platforms."""
     transports: list[Transport] = []
+    i18n = services.i18n
     if settings.telegram.enabled:
         from bot.transports.telegram import from_settings as telegram_from_settings
 
-        transports.append(telegram_from_settings(settings, keys, i18n, build_commands().menus(i18n)))
+        transports.append(telegram_from_settings(settings, services.keys, i18n, build_commands().menus(i18n)))
     if settings.matrix.enabled:
         from bot.transports.matrix import from_settings as matrix_from_settings
 
-        transports.append(matrix_from_settings(settings, keys, i18n))
+        transports.append(matrix_from_settings(settings, services.keys, i18n,
+                                               language_of=participant_language(services, "matrix")))
     return transports
 
 
@@ -183,7 +196,7 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
         use_console = console or not settings.has_platform
         transports: list[Transport] = (
             [ConsoleTransport(stdin, stdout)] if use_console
-            else build_platform_transports(settings, keys, services.i18n)
+            else build_platform_transports(settings, services)
         )
         bot = build_bot(services, transports)
         await RetentionJob(database, settings.retention)()

@@ -28,7 +28,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,7 @@ log = logging.getLogger(__name__)
 PLATFORM = Platform("matrix")
 
 Notice = Callable[[str, str | None], str]
+LanguageOf = Callable[[str], Awaitable[str | None]]  # a sender's language, if the core knows them
 """``notice(kind, language) -> text`` for ``"enable_encryption"`` and ``"undecryptable"``."""
 
 _NETWORK_ERRORS = (ClientConnectionError, TimeoutError, asyncio.TimeoutError, OSError)
@@ -215,10 +216,12 @@ class MatrixTransport:
         platform_reads_messages=False,
     )
 
-    def __init__(self, options: MatrixOptions, keys: KeySealer, notice: Notice) -> None:
+    def __init__(self, options: MatrixOptions, keys: KeySealer, notice: Notice,
+                 language_of: LanguageOf | None = None) -> None:
         self.options = options
         self._keys = keys
         self._notice = notice
+        self._language_of = language_of
         self._session = MatrixSessionStore(options.store_path, keys)
         self._client: AsyncClient | None = None
         self._handler: InboundHandler | None = None
@@ -654,7 +657,7 @@ class MatrixTransport:
         if not room.encrypted:
             self._checkpoint.mark_seen(event_id)
             if self.options.require_encryption:
-                await self._ask_for_encryption(room)
+                await self._ask_for_encryption(room, event.sender)
                 return
         elif not getattr(event, "decrypted", False):
             # Anyone who controls a homeserver can put a plaintext event into an encrypted room.
@@ -667,7 +670,7 @@ class MatrixTransport:
             return
         if not self._private(room):
             self._checkpoint.mark_seen(event_id)
-            await self._ask_for_private_chat(room)
+            await self._ask_for_private_chat(room, event.sender)
             return
         text = ""
         if kind is InboundKind.TEXT:
@@ -710,25 +713,32 @@ class MatrixTransport:
             return True
         return room.joined_count + room.invited_count <= 2
 
-    async def _ask_for_private_chat(self, room: MatrixRoom) -> None:
+    async def _ask_for_private_chat(self, room: MatrixRoom, sender: str) -> None:
         now = time.monotonic()
         last = self._private_notice_at.get(room.room_id)
         if last is not None and now - last < self.options.encryption_notice_interval:
             return
         self._private_notice_at[room.room_id] = now
         log.info("matrix: a message in a room with other members was not answered")
-        await self._send_notice(room.room_id, "not_private", encrypted=room.encrypted)
+        await self._send_notice(room.room_id, "not_private", sender)
 
-    async def _ask_for_encryption(self, room: MatrixRoom) -> None:
+    async def _ask_for_encryption(self, room: MatrixRoom, sender: str) -> None:
         now = time.monotonic()
         last = self._encryption_notice_at.get(room.room_id)
         if last is not None and now - last < self.options.encryption_notice_interval:
             return
         self._encryption_notice_at[room.room_id] = now
-        await self._send_notice(room.room_id, "enable_encryption", encrypted=False)
+        await self._send_notice(room.room_id, "enable_encryption", sender)
 
-    async def _send_notice(self, room_id: str, kind: str, encrypted: bool) -> None:
-        text = self._notice(kind, None)
+    async def _send_notice(self, room_id: str, kind: str, sender: str | None) -> None:
+        """A notice in the sender's language when the core knows them, else the default one."""
+        language = None
+        if self._language_of is not None and sender:
+            try:
+                language = await self._language_of(sender)
+            except Exception as exc:  # noqa: BLE001 - a notice in the default language is better than none
+                log.warning("matrix: could not look up a notice language (%s)", type(exc).__name__)
+        text = self._notice(kind, language)
         direction = Direction.RTL if _starts_rtl(text) else Direction.LTR
         try:
             await self._room_send(room_id, render_notice(text, direction), uuid.uuid4().hex)
@@ -781,7 +791,7 @@ class MatrixTransport:
                 self._checkpoint.mark_seen(event_id)
                 self._session.save_checkpoint(self._checkpoint)
                 log.info("matrix: a room key never arrived; asking the sender to send again")
-                await self._send_notice(pending.room_id, "undecryptable", encrypted=True)
+                await self._send_notice(pending.room_id, "undecryptable", pending.source.get("sender"))
 
     # -- outbound -------------------------------------------------------------------------------
 
@@ -877,7 +887,8 @@ def _starts_rtl(text: str) -> bool:
     return False
 
 
-def from_settings(settings: Any, keys: KeySealer, i18n: Any, **overrides: Any) -> MatrixTransport:
+def from_settings(settings: Any, keys: KeySealer, i18n: Any, language_of: LanguageOf | None = None,
+                  **overrides: Any) -> MatrixTransport:
     """Build from ``bot.config.Settings`` (the ``matrix`` and ``staff`` sections).
 
     The transport's own notices (enable encryption, could not decrypt) come from
@@ -891,4 +902,4 @@ def from_settings(settings: Any, keys: KeySealer, i18n: Any, **overrides: Any) -
     def notice(kind: str, language: str | None) -> str:
         return core_notice(i18n.translator(language), kind)
 
-    return MatrixTransport(options, keys, notice)
+    return MatrixTransport(options, keys, notice, language_of)

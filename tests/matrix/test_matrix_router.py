@@ -22,7 +22,7 @@ from matrix_peer import Peer, Received, eventually
 from matrix_support import MakePeer, unique
 from synapse_server import RegisteredUser, SynapseServer
 
-from bot.app import build_bot, build_services
+from bot.app import build_bot, build_services, participant_language
 from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
 from bot.core.security import KeyRing
 from bot.storage import migrate
@@ -79,7 +79,8 @@ async def routed_bot(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[st
     database = Database(settings.database.url)
     await migrate.upgrade(database)
     services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, **FAST)
+    transport = from_settings(settings, keys, services.i18n,
+                              language_of=participant_language(services, "matrix"), **FAST)
     assert isinstance(transport, MatrixTransport)
     bot = build_bot(services, [transport])
     await transport.start(bot.router.handle)
@@ -211,3 +212,23 @@ async def test_civicbot_run_process_killed_mid_dialog_continues(
     for secret in (user.password, user.user_id, chat.room_id, "I agree"):
         assert secret not in log, "the log must not carry ids, secrets or message content"
 
+
+
+async def test_notices_use_the_persons_language(routed_bot: str, make_peer: MakePeer) -> None:
+    """A notice the transport sends on its own (here: the chat gained another member) is in the
+    language the person chose, not the default one."""
+    from bot.core.i18n import I18n
+    from bot.core.notices import notice
+
+    arabic = I18n().translator("ar")
+    peer = await make_peer()
+    chat = await open_conversation(peer, routed_bot)
+    await chat.say("/start", "Choose your language.")
+    await chat.say("1", arabic._("Do you agree to your information being handled this way?"))  # Arabic
+    await chat.say("1", arabic._("Skip"))  # agreed: the invitation step
+    onlooker = await make_peer()
+    await peer.client.room_invite(chat.room_id, onlooker.user_id)
+    await eventually(lambda: chat.room_id in onlooker.client.invited_rooms, what="the invitation")
+    expected = notice(I18n().translator("ar"), "not_private")
+    reply = await chat.say("مرحبا", expected.split()[0])
+    assert expected in reply.body and reply.msgtype == "m.notice"

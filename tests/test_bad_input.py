@@ -145,3 +145,32 @@ async def test_replies_that_cannot_be_sent_now_go_to_the_outbox(sqlite_url: str,
             rows = list(await session.scalars(select(OutboxMessage)))
         assert [(r.kind, r.status) for r in rows] == [("reply", "pending")]
         assert chat.bot.services.outbox.read(rows[0]).text.startswith("Main menu")
+
+
+async def test_a_person_who_blocked_the_bot_is_marked_unreachable_silently(sqlite_url: str, tmp_path: Path,
+                                                                         keys: KeyRing) -> None:
+    from sqlalchemy import func, select
+
+    from bot.core.model import Inbound, InboundKind
+    from bot.storage.models import Base, ParticipantAddress
+
+    async with open_chat(make_settings(sqlite_url, tmp_path), keys) as chat:
+        p = await onboarded(chat, "3012")
+        before = len(p.inbox)
+        await chat.bot.router.handle(Inbound(chat.transport.platform, "3012", p.address, kind=InboundKind.GONE))
+        assert len(p.inbox) == before  # nothing said: they cannot read it
+        async with chat.bot.services.database.sessions() as session:
+            address = await session.scalar(select(ParticipantAddress))
+            assert address is not None and not address.reachable and address.unreachable_reason == "blocked"
+        await p.send("/menu")  # they come back: reachable again
+        async with chat.bot.services.database.sessions() as session:
+            assert (await session.scalar(select(ParticipantAddress))).reachable  # type: ignore[union-attr]
+
+        stranger = chat.person("3013")
+        await chat.bot.router.handle(Inbound(chat.transport.platform, "3013", stranger.address,
+                                             kind=InboundKind.GONE))
+        assert stranger.inbox == []
+        async with chat.bot.services.database.sessions() as session:
+            counts = {t.name: await session.scalar(select(func.count()).select_from(t))
+                      for t in Base.metadata.sorted_tables}
+        assert counts["participants"] == 1 and counts["dialog_states"] == 1  # only the first person's menu

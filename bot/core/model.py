@@ -24,6 +24,7 @@ class InboundKind(enum.Enum):
     TEXT = "text"
     CHOICE = "choice"  # a button press (Telegram callback query)
     UNSUPPORTED = "unsupported"  # photo, voice, sticker, file, location...
+    GONE = "gone"  # the person blocked the bot or deleted their account: stop sending there
 
 
 @dataclass(frozen=True, slots=True)

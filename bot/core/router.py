@@ -85,6 +85,10 @@ class Router:
                 if verdict is Verdict.NOTICE:
                     turn.say(turn.tr._(FLOOD))
                     return turn.replies, None
+                if inbound.kind is InboundKind.GONE:  # nothing to answer: they cannot read it
+                    if participant is not None:
+                        await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
+                    return [], None
                 if participant is not None:
                     await services.participants.remember_address(session, participant, inbound.address)
                 await self._dispatch(turn, state)

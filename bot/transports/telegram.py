@@ -38,6 +38,7 @@ from bot.transports.telegram_mapping import (
     chosen_label,
     closed_prompt_text,
     inbound_from_callback,
+    inbound_from_member_update,
     inbound_from_message,
     render,
 )
@@ -46,7 +47,7 @@ from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY)
+ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY, UpdateType.MY_CHAT_MEMBER)
 _QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO}
 
 CommandMenus = Mapping[str, Sequence[tuple[str, str]]]
@@ -242,6 +243,11 @@ class TelegramTransport:
             inbound = inbound_from_callback(query, staff_chat)
             if inbound is not None:
                 self._queues.submit(inbound.address.value, partial(self._handle_press, query, inbound))
+            return
+        if update.my_chat_member is not None:
+            gone = inbound_from_member_update(update.my_chat_member)
+            if gone is not None:
+                self._queues.submit(gone.address.value, partial(self._deliver, gone))
             return
         message = update.message
         if message is None:

@@ -11,7 +11,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from telegram import CallbackQuery, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import (
+    CallbackQuery,
+    Chat,
+    ChatMember,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 
 from bot.core.model import Address, ChoiceRef, Direction, Inbound, InboundKind, Outbound, Platform
 
@@ -65,6 +73,18 @@ def inbound_from_message(message: Message, staff_chat_id: int | None) -> Inbound
         text=text,
         language_hint=user.language_code,
         event_id=f"{message.chat.id}:{message.message_id}",
+    )
+
+
+def inbound_from_member_update(update: ChatMemberUpdated) -> Inbound | None:
+    """A private chat's member update saying the person blocked the bot: nothing more can reach them."""
+    if update.chat.type != Chat.PRIVATE or update.new_chat_member.status != ChatMember.BANNED:
+        return None
+    return Inbound(
+        platform=TELEGRAM,
+        user_id=str(update.from_user.id),
+        address=Address(TELEGRAM, str(update.chat.id)),
+        kind=InboundKind.GONE,
     )
 
 

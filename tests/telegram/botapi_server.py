@@ -245,6 +245,17 @@ class LocalBotApi:
         chat_id = user.id if isinstance(user, SimUser) else user
         return self.faults.add(Fault(BLOCKED, chat_id=chat_id, times=None))
 
+    def user_blocks_bot(self, user: SimUser) -> dict[str, Any]:
+        """What Telegram does when a person blocks the bot: sends refused from now on, and a
+        ``my_chat_member`` update (status "kicked") for their private chat."""
+        self.block(user)
+        bot = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
+        return self._push({"my_chat_member": {
+            "chat": user.chat, "from": user.as_dict(), "date": int(time.time()),
+            "old_chat_member": {"user": bot, "status": "member"},
+            "new_chat_member": {"user": bot, "status": "kicked", "until_date": 0},
+        }})
+
     def fail(self, error: ApiError | None, *, method: Iterable[str] | str | None = None,
              chat_id: int | None = None, times: int | None = 1, delay: float = 0.0) -> Fault:
         """Answer the next ``times`` matching calls with ``error`` (``None``: only delay them)."""

@@ -231,3 +231,30 @@ async def test_429_during_drain_is_obeyed_and_blocked_users_are_dropped(
         await drain(bot.senders["telegram"])
         assert len([c for c in bot_api.calls_to("sendMessage") if c.chat_id == blocked.id]) == 1
         assert [m.text for m in bot_api.sent_to(users[0].id)] == ["Bulletin 0", "Bulletin 0"]
+
+
+async def test_a_person_who_blocks_the_bot_is_not_sent_to_again(
+    bot_api: LocalBotApi, tmp_path: Path, keys: KeyRing
+) -> None:
+    """Telegram says so at once (a ``my_chat_member`` update): no refused send is needed to learn it."""
+    async with running_bot(settings_for(bot_api, tmp_path), keys) as (bot, _):
+        stays, leaves = bot_api.user(), bot_api.user()
+        ids = await registered(bot, [stays, leaves])
+        bot_api.user_blocks_bot(leaves)
+
+        async def unreachable() -> bool:
+            async with bot.services.database.sessions() as session:
+                row = await session.scalar(select(ParticipantAddress).where(ParticipantAddress.participant_id == ids[1]))
+                return row is not None and not row.reachable and row.unreachable_reason == "blocked"
+
+        await bot_api.wait_for(lambda: bot_api.pending_updates == 0)
+        for _ in range(100):
+            if await unreachable():
+                break
+            await asyncio.sleep(0.05)
+        assert await unreachable()
+        assert bot_api.sent_to(leaves.id) == []  # nothing was answered to the block itself
+        await bulletins(bot, ids, rounds=1)
+        await drain(bot.senders["telegram"])
+        assert [m.text for m in bot_api.sent_to(stays.id)] == ["Bulletin 0"]
+        assert [c for c in bot_api.calls_to("sendMessage") if c.chat_id == leaves.id] == []  # not even tried

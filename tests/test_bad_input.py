@@ -174,3 +174,4 @@ async def test_a_person_who_blocked_the_bot_is_marked_unreachable_silently(sqlit
             counts = {t.name: await session.scalar(select(func.count()).select_from(t))
                       for t in Base.metadata.sorted_tables}
         assert counts["participants"] == 1 and counts["dialog_states"] == 1  # only the first person's menu
+

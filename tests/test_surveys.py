@@ -15,7 +15,7 @@ from bot.core.model import Direction
 from bot.core.security import KeyRing
 from bot.services.outbox import OutboxSender
 from bot.services.surveys import ReminderJob
-from bot.storage.models import SurveyAnswer, SurveyResponse
+from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
 from tests.support import Chat, Person, check_families_response, make_settings, open_chat
 
 CODE = re.compile(r"([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})")
@@ -216,3 +216,31 @@ async def test_named_responses_are_erased_with_the_person(sqlite_url: str, tmp_p
         async with chat.bot.services.database.sessions() as session:
             assert await session.scalar(select(SurveyResponse)) is None
             assert await session.scalar(select(SurveyAnswer)) is None
+
+
+async def test_two_workers_do_not_lose_a_quick_tap(db_url: str, tmp_path: Path, keys: KeyRing) -> None:
+    """Scale-out: two bot instances share the database and a person ticks two options so quickly
+    that each tap reaches a different worker. Both ticks are kept (one turn per person at a time:
+    on PostgreSQL an advisory lock, on SQLite its single writer)."""
+    import asyncio
+
+    from bot.core.model import Inbound
+
+    settings = settings_for(db_url, tmp_path)
+    async with open_chat(settings, keys) as first, open_chat(settings, keys) as second:
+        people = await setup_group(first, {"9201": "en"})
+        await launch(first, "families-of-the-missing")
+        p = people["9201"]
+        for step in ("/surveys", "start", "2", "skip", "yes"):
+            await p.send(step)
+        assert "To whom" in p.last.text
+        taps = [Inbound(first.transport.platform, "9201", p.address, text=label, event_id=f"tap-{n}")
+                for n, label in enumerate(("A local organisation", "The authorities"))]
+        await asyncio.gather(first.bot.router.handle(taps[0]), second.bot.router.handle(taps[1]))
+        await p.send("done")  # typed: the newest prompt may have gone out through the other worker
+        assert "What does your family need most?" in p.last.text
+        async with first.bot.services.database.sessions() as session:
+            invitation = await session.scalar(select(SurveyInvitation))
+            assert invitation is not None
+            progress = await first.bot.services.surveys.load_progress(session, invitation)
+        assert sorted(progress["answers"]["reported-to"]) == ["authorities", "local-organisation"]

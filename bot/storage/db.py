@@ -36,12 +36,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL for concurrent readers; foreign keys for cascades; secure_delete so erased
     rows are overwritten in the file instead of lingering in free pages."""
+    dbapi_connection.isolation_level = None  # transactions are begun by _begin_immediate, not the driver
     cursor = dbapi_connection.cursor()
     for pragma in (
         "PRAGMA journal_mode=WAL",
@@ -52,3 +54,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(pragma)
     cursor.close()
+
+
+def _begin_immediate(connection: Any) -> None:
+    """Take SQLite's write lock when a transaction begins, not at its first write: a turn reads
+    the dialog state and writes it back, and another worker must not slip in between."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

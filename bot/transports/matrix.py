@@ -666,7 +666,7 @@ class MatrixTransport:
             return
         elif not self._sender_device_matches(event):
             self._checkpoint.mark_seen(event_id)
-            log.warning("matrix: ignored an event whose encryption key does not belong to its sender")
+            log.warning("matrix: ignored an event whose encryption key does not match the device that claims it")
             return
         if not self._private(room):
             self._checkpoint.mark_seen(event_id)
@@ -790,7 +790,7 @@ class MatrixTransport:
                 del self._checkpoint.pending[event_id]
                 self._checkpoint.mark_seen(event_id)
                 self._session.save_checkpoint(self._checkpoint)
-                log.info("matrix: a room key never arrived; asking the sender to send again")
+                log.info("matrix: a room key never arrived; asking for the message again")
                 await self._send_notice(pending.room_id, "undecryptable", pending.source.get("sender"))
 
     # -- outbound -------------------------------------------------------------------------------

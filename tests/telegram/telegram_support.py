@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
+from botapi_server import LocalBotApi, SentMessage, SimUser
+
+from bot.app import Bot, build_bot, build_commands, build_services
+from bot.config import Settings
 from bot.core.model import Inbound, Outbound
-from bot.transports.telegram import TelegramTransport
+from bot.core.security import KeyRing
+from bot.storage import migrate
+from bot.storage.db import Database
+from bot.transports.telegram import TelegramTransport, from_settings
 from bot.transports.telegram_delivery import RetryPolicy
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.05, max_backoff_seconds=0.2)
@@ -46,3 +54,48 @@ class Inbox:
 
         await asyncio.wait_for(reached(), timeout)
         return self.events
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings, keys: KeyRing, *,
+                      outbox_loop: bool = False) -> AsyncIterator[tuple[Bot, TelegramTransport]]:
+    """The application's own wiring (``build_services``/``build_bot``) around a Telegram transport;
+    with ``outbox_loop`` also the outbox senders running, as ``civicbot run`` does."""
+    database = Database(settings.database.url)
+    await migrate.upgrade(database)
+    services = build_services(settings, database, keys)
+    transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
+                              retry=FAST_RETRY, poll_timeout_seconds=2, shutdown_grace_seconds=5.0)
+    bot = build_bot(services, [transport])
+    stop = asyncio.Event()
+    senders = [asyncio.create_task(sender.run(stop)) for sender in bot.senders.values()] if outbox_loop else []
+    try:
+        await transport.start(bot.router.handle)
+        yield bot, transport
+    finally:
+        stop.set()
+        await transport.stop()
+        await asyncio.gather(*senders)
+        await database.dispose()
+
+
+class Conversation:
+    """One simulated person and what the bot has shown them so far."""
+
+    def __init__(self, api: LocalBotApi, user: SimUser) -> None:
+        self.api, self.user, self.seen, self.presses = api, user, 0, 0
+
+    async def replies(self, count: int = 1, timeout: float = 10.0) -> list[SentMessage]:
+        new = await self.api.next_messages(self.user.id, self.seen, count, timeout)
+        self.seen += count
+        return new
+
+    async def say(self, text: str, count: int = 1) -> list[SentMessage]:
+        self.user.say(text)
+        return await self.replies(count)
+
+    async def press(self, prompt: SentMessage, label: str | None = None, index: int | None = None,
+                    count: int = 1) -> list[SentMessage]:
+        self.user.press(prompt, index, label=label)
+        self.presses += 1
+        return await self.replies(count)

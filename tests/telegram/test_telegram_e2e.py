@@ -6,25 +6,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botapi_server import LocalBotApi, SentMessage, SimUser
+from botapi_server import LocalBotApi, SimUser
 from sqlalchemy import select
-from telegram_support import FAST_RETRY
+from telegram_support import Conversation, running_bot
 
-from bot.app import Bot, build_bot, build_commands, build_services
+from bot.app import Bot
 from bot.config import Settings, TelegramSettings
 from bot.core.model import Address, Outbound, Platform
 from bot.core.security import KeyRing
 from bot.services.outbox import OutboxSender
-from bot.storage import migrate
-from bot.storage.db import Database
 from bot.storage.models import DialogState, OutboxMessage, ParticipantAddress
-from bot.transports.telegram import TelegramTransport, from_settings
 from bot.transports.telegram_mapping import RLM
 from tests.support import make_settings
 
@@ -36,44 +31,6 @@ def settings_for(bot_api: LocalBotApi, tmp_path: Path, **telegram: Any) -> Setti
                               "per_chat_interval_seconds": 0.05, **telegram}
     return make_settings(f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}", tmp_path,
                          telegram=TelegramSettings(**values))
-
-
-@asynccontextmanager
-async def running_bot(settings: Settings, keys: KeyRing) -> AsyncIterator[tuple[Bot, TelegramTransport]]:
-    """The application's own wiring (``build_services``/``build_bot``) around a Telegram transport."""
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
-                              retry=FAST_RETRY, poll_timeout_seconds=2, shutdown_grace_seconds=5.0)
-    bot = build_bot(services, [transport])
-    await transport.start(bot.router.handle)
-    try:
-        yield bot, transport
-    finally:
-        await transport.stop()
-        await database.dispose()
-
-
-class Conversation:
-    """One simulated person and what the bot has shown them so far."""
-
-    def __init__(self, api: LocalBotApi, user: SimUser) -> None:
-        self.api, self.user, self.seen = api, user, 0
-
-    async def replies(self, count: int = 1, timeout: float = 10.0) -> list[SentMessage]:
-        new = await self.api.next_messages(self.user.id, self.seen, count, timeout)
-        self.seen += count
-        return new
-
-    async def say(self, text: str, count: int = 1) -> list[SentMessage]:
-        self.user.say(text)
-        return await self.replies(count)
-
-    async def press(self, prompt: SentMessage, label: str | None = None, index: int | None = None,
-                    count: int = 1) -> list[SentMessage]:
-        self.user.press(prompt, index, label=label)
-        return await self.replies(count)
 
 
 async def test_onboarding_in_english_by_pressing_buttons(bot_api: LocalBotApi, tmp_path: Path, keys: KeyRing) -> None:

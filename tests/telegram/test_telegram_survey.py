@@ -11,25 +11,18 @@ are checked as tests/test_surveys.py checks them on the in-process harness.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from botapi_server import LocalBotApi, SentMessage, SimUser
 from sqlalchemy import select
-from telegram_support import FAST_RETRY
+from telegram_support import Conversation, running_bot
 
-from bot.app import Bot, build_bot, build_commands, build_services
 from bot.config import LimitsSettings, OutboxSettings, Settings, TelegramSettings
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
 from bot.storage.models import SurveyInvitation
-from bot.transports.telegram import from_settings
 from bot.transports.telegram_mapping import RLM
 from tests.support import check_families_response, make_settings
 
@@ -52,49 +45,6 @@ def settings_for(bot_api: LocalBotApi, tmp_path: Path, staff: SimUser) -> Settin
     return make_settings(f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}", tmp_path,
                          staff=[f"telegram:{staff.id}"], telegram=telegram,
                          limits=LimitsSettings(flood_messages=10_000), outbox=OutboxSettings(poll_seconds=0.1))
-
-
-@asynccontextmanager
-async def running_bot(settings: Settings, keys: KeyRing) -> AsyncIterator[Bot]:
-    """One bot instance wired as ``civicbot run`` wires it: services, Telegram transport, router,
-    and the outbox sender loop; leaving the block stops it all and closes the database."""
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
-                              retry=FAST_RETRY, poll_timeout_seconds=2, shutdown_grace_seconds=5.0)
-    bot = build_bot(services, [transport])
-    stop = asyncio.Event()
-    senders = [asyncio.create_task(sender.run(stop)) for sender in bot.senders.values()]
-    try:
-        await transport.start(bot.router.handle)
-        yield bot
-    finally:
-        stop.set()
-        await transport.stop()
-        await asyncio.gather(*senders)
-        await database.dispose()
-
-
-class Conversation:
-    """One simulated person and what the bot has shown them so far."""
-
-    def __init__(self, api: LocalBotApi, user: SimUser) -> None:
-        self.api, self.user, self.seen, self.presses = api, user, 0, 0
-
-    async def replies(self, count: int = 1, timeout: float = 10.0) -> list[SentMessage]:
-        new = await self.api.next_messages(self.user.id, self.seen, count, timeout)
-        self.seen += count
-        return new
-
-    async def say(self, text: str, count: int = 1) -> list[SentMessage]:
-        self.user.say(text)
-        return await self.replies(count)
-
-    async def press(self, prompt: SentMessage, label: str, count: int = 1) -> list[SentMessage]:
-        self.user.press(prompt, label=label)
-        self.presses += 1
-        return await self.replies(count)
 
 
 async def onboard(person: Conversation, language: str, code: str) -> list[SentMessage]:
@@ -123,7 +73,7 @@ async def test_families_survey_on_telegram_with_buttons_branching_back_skip_inva
     noor = Conversation(bot_api, bot_api.user(language_code="ar", first_name="Noor"))
     settings = settings_for(bot_api, tmp_path, coordinator.user)
 
-    async with running_bot(settings, keys):
+    async with running_bot(settings, keys, outbox_loop=True):
         # Staff set up the focus group and one code per member, all by commands.
         (org,) = await coordinator.say("/org add families association Families Association")
         (group,) = await coordinator.say("/group add fg-missing focus_group families")
@@ -195,7 +145,7 @@ async def test_families_survey_on_telegram_with_buttons_branching_back_skip_inva
     amira.user.press(needs_again, label="Done")
     amira.presses += 1
 
-    async with running_bot(settings, keys) as bot:  # a new instance on the same database
+    async with running_bot(settings, keys, outbox_loop=True) as (bot, _):  # a new instance, same database
         await bot_api.wait_for(lambda: len(bot_api.calls_to("getUpdates")) > polls_before)
         (trust,) = await amira.replies()  # the press from before the restart is answered
         assert "trust" in trust.text and closed_silently(needs_again)

@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--retire", action="store_true",
                         help="then delete the old master keys: old backups become unreadable")
 
+    audit = verbs.add_parser("audit", help="the staff action log")
+    audit.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    audit_verbs = audit.add_subparsers(dest="audit_verb", required=True)
+    audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
+
     survey = verbs.add_parser("survey", help="survey definitions and runs")
     survey.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                                    stdin=sys.stdin, stdout=sys.stdout))
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
+        if args.verb == "audit":
+            return asyncio.run(_audit_verify(settings))
         if args.verb == "survey":
             from bot import survey_cli
 
@@ -111,6 +118,24 @@ async def _db_upgrade(settings: Settings) -> int:
     finally:
         await database.dispose()
     return 0
+
+
+async def _audit_verify(settings: Settings) -> int:
+    from bot.services.audit import AuditLog
+    from bot.storage.db import Database
+
+    database = Database(settings.database.url)
+    try:
+        async with database.sessions() as session:
+            check = await AuditLog().verify(session)
+    finally:
+        await database.dispose()
+    if check.ok:
+        print(f"audit log intact: {check.entries} entries")
+        return 0
+    print(f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it was removed",
+          file=sys.stderr)
+    return 1
 
 
 async def _keys_rotate(settings: Settings, retire: bool) -> int:

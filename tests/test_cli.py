@@ -102,3 +102,14 @@ def test_configuration_errors_stop_with_one_line(tmp_path: Path, variable: str, 
     assert result.returncode == 2
     assert key in result.stderr and "s3cret" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_audit_verify(tmp_path: Path) -> None:
+    staff = civicbot("run", "--console", "--as-staff", cwd=tmp_path, stdin="/org add ngo1 cso\n/invite ngo1\n")
+    assert staff.returncode == 0
+    intact = civicbot("audit", "verify", cwd=tmp_path)
+    assert intact.returncode == 0 and "intact: 2 entries" in intact.stdout
+    with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
+        db.execute("update audit_log set subject = 'other' where action = 'organisation.add'")
+    broken = civicbot("audit", "verify", cwd=tmp_path)
+    assert broken.returncode == 1 and "broken at entry 1" in broken.stderr

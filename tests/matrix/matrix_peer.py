@@ -119,6 +119,14 @@ class Peer:
         assert isinstance(response, RoomCreateResponse), response
         return response.room_id
 
+    async def chat_with(self, bot_user_id: str, first_message: str = "hello") -> str:
+        """An encrypted direct chat in which the bot has joined and answered once; its room id."""
+        room_id = await self.create_dm(bot_user_id)
+        await self.wait_joined(room_id, bot_user_id)
+        await self.send_text(room_id, first_message, to=bot_user_id)
+        await self.wait_from_bot(room_id, bot_user_id, 1)
+        return room_id
+
     async def wait_joined(self, room_id: str, user_id: str, timeout: float = 20.0) -> None:
         def joined() -> bool:
             room = self.client.rooms.get(room_id)

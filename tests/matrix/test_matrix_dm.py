@@ -45,10 +45,7 @@ async def test_encrypted_dm_round_trip(make_bot: MakeBot, make_peer: MakePeer) -
 async def test_rtl_rendering_and_unsupported_content(make_bot: MakeBot, make_peer: MakePeer) -> None:
     bot = await make_bot()
     peer = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "مرحبا", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "مرحبا")
 
     await bot.transport.send(Address("matrix", room_id), Outbound(
         text="اختر لغتك", choices=(Choice("ar", "العربية"), Choice("en", "English")), direction=Direction.RTL,
@@ -69,10 +66,7 @@ async def test_rtl_rendering_and_unsupported_content(make_bot: MakeBot, make_pee
 async def test_transaction_id_makes_resend_idempotent(make_bot: MakeBot, make_peer: MakePeer) -> None:
     bot = await make_bot()
     peer = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "hi", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "hi")
 
     address = Address("matrix", room_id)
     first = await bot.transport.send(address, Outbound(text="bulletin 1"), SendOptions(transaction_id="outbox-17"))
@@ -118,10 +112,7 @@ async def test_images_are_uploaded_encrypted(make_bot: MakeBot, make_peer: MakeP
 
     bot = await make_bot()
     peer = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "hello", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "hello")
 
     buffer = io.BytesIO()
     Image.new("RGB", (40, 20), (59, 110, 165)).save(buffer, format="PNG")

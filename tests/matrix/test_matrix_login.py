@@ -30,10 +30,7 @@ async def test_access_token_login_uses_that_device_and_survives_restart(
     assert bot.transport.device_id == user.device_id
     assert bot.transport.cross_signing is not None, "a first cross-signing upload needs no password"
     peer = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "hello", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "hello")
     await bot.transport.stop()
 
     # The token is kept sealed in the store: the configured one is not needed again.

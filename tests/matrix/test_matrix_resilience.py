@@ -16,10 +16,7 @@ from bot.core.transport import TransientDeliveryError
 async def _dm(make_bot: MakeBot, make_peer: MakePeer, **bot_options: object):  # type: ignore[no-untyped-def]
     bot = await make_bot(**bot_options)
     peer = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "hello", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "hello")
     return bot, peer, room_id
 
 

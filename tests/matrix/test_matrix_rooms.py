@@ -72,10 +72,7 @@ async def test_first_start_does_not_answer_history(
 async def test_restart_keeps_device_decrypts_and_catches_up(make_bot: MakeBot, make_peer: MakePeer) -> None:
     bot = await make_bot()
     peer = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "one", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "one")
     device_id = bot.transport.device_id
 
     # Abrupt end: the sync task dies and the connection drops; no orderly stop, no logout.
@@ -105,10 +102,7 @@ async def test_many_messages_missed_during_downtime_are_all_answered_once(
     # A small timeline per sync, so the catch-up sync is "limited" and the rest must be paged in.
     bot = await make_bot(timeline_limit=3)
     peer = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "before", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "before")
     await bot.transport.stop()
 
     missed = [f"missed {n}" for n in range(8)]
@@ -163,10 +157,7 @@ async def test_a_direct_chat_that_gains_a_member_is_no_longer_used(make_bot: Mak
     bot = await make_bot()
     peer = await make_peer()
     onlooker = await make_peer()
-    room_id = await peer.create_dm(bot.user_id)
-    await peer.wait_joined(room_id, bot.user_id)
-    await peer.send_text(room_id, "just us", to=bot.user_id)
-    await peer.wait_from_bot(room_id, bot.user_id, 1)
+    room_id = await peer.chat_with(bot.user_id, "just us")
 
     await peer.client.room_invite(room_id, onlooker.user_id)
     await eventually(lambda: room_id in onlooker.client.invited_rooms, what="the invitation")

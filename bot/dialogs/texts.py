@@ -31,7 +31,7 @@ PRIVACY_STORED = N_(
     "identifier, and your answers are encrypted."
 )
 PRIVACY_SEEN = N_(
-    "• Seen by: only the mechanism's staff, who see a reference number, never your account.\n"
+    "• Seen by: only the mechanism's staff, and never together with your account.\n"
     "• Erased: send /delete_me at any time."
 )
 PLATFORM_READS = N_(

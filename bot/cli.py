@@ -19,19 +19,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML configuration file (or CIVICBOT_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="more logging (never message content)")
     verbs = parser.add_subparsers(dest="verb", required=True)
+    # --config is accepted after the verb too (``civicbot run --config FILE``).
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, default=argparse.SUPPRESS)
 
-    run = verbs.add_parser("run", help="run every configured transport (or the console chat)")
-    run.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    run = verbs.add_parser("run", help="run every configured transport (or the console chat)", parents=[config])
     run.add_argument("--console", action="store_true", help="chat on this terminal (stdin/stdout)")
     run.add_argument("--as-staff", action="store_true", help="the console user is a staff member")
 
-    db = verbs.add_parser("db", help="database maintenance")
-    db.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    db = verbs.add_parser("db", help="database maintenance", parents=[config])
     db_verbs = db.add_subparsers(dest="db_verb", required=True)
     db_verbs.add_parser("upgrade", help="apply migrations up to the newest")
 
-    keys = verbs.add_parser("keys", help="key file")
-    keys.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    keys = verbs.add_parser("keys", help="key file", parents=[config])
     key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
     generate = key_verbs.add_parser("generate", help="create the key file (mode 0600)")
     generate.add_argument("--output", type=Path, help="where to write it (default: security.key_file)")
@@ -39,13 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--retire", action="store_true",
                         help="then delete the old master keys: old backups become unreadable")
 
-    audit = verbs.add_parser("audit", help="the staff action log")
-    audit.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    audit = verbs.add_parser("audit", help="the staff action log", parents=[config])
     audit_verbs = audit.add_subparsers(dest="audit_verb", required=True)
     audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
 
-    survey = verbs.add_parser("survey", help="survey definitions and runs")
-    survey.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    survey = verbs.add_parser("survey", help="survey definitions and runs", parents=[config])
     survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
     validate = survey_verbs.add_parser("validate", help="check definition files; exits non-zero on any error")
     validate.add_argument("files", type=Path, nargs="+")

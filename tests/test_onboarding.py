@@ -128,3 +128,14 @@ async def test_delete_me_leaves_no_row_tied_to_the_person(db_url: str, tmp_path:
             assert await session.get(DialogState, pseudonym) is None
         await p.send("/menu")
         assert p.last.text == "Please send /start first."
+
+
+def test_choices_accept_the_digits_of_arabic_and_sorani_keyboards() -> None:
+    from bot.core.model import Choice
+    from bot.dialogs.engine import match_choice
+
+    choices = (Choice("ar", "العربية"), Choice("ckb", "کوردی (سۆرانی)"), Choice("en", "English"))
+    assert match_choice("٢", choices) == choices[1]  # Arabic-Indic two
+    assert match_choice("۳", choices) == choices[2]  # Extended (Persian/Sorani) three
+    assert match_choice("کوردی", choices) == choices[1]  # a prefix in Arabic script
+    assert match_choice("٤", choices) is None

@@ -35,6 +35,14 @@ def N_(message: str) -> str:
     return message
 
 
+_EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+
+
+def western_digits(text: str) -> str:
+    """Arabic-Indic and Persian digits (as Arabic and Sorani keyboards type them) as 0-9."""
+    return text.translate(_EASTERN_DIGITS)
+
+
 def isolate(value: object) -> str:
     """Wrap a value so it keeps its own direction inside any sentence."""
     return f"{FSI}{value}{PDI}"
@@ -105,9 +113,6 @@ class I18n:
             return self.default_language
         code = hint.replace("-", "_").split("_")[0].lower()
         return code if code in self._translators else self.default_language
-
-    def supports(self, language: str) -> bool:
-        return language in self._translators
 
 
 def _direction(code: str) -> Direction:

@@ -7,7 +7,7 @@ Transports translate their platform's updates into :class:`Inbound` and render
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NewType
 
 Platform = NewType("Platform", str)
@@ -120,4 +120,3 @@ class SendOptions:
     """Per-send options the outbox passes down (idempotency for Matrix)."""
 
     transaction_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)

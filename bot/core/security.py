@@ -145,10 +145,6 @@ class KeyRing:
         """Only the current master key: what was sealed under older ones (in old backups) is gone."""
         return KeyRing({self._current: self._master[self._current]}, self._current, self._hmac, self._matrix_pickle)
 
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(self._master)
-
     def sealed_with_current(self, token: bytes) -> bool:
         """Whether a master-key token names the current key (rotation skips those)."""
         kid = self._current.encode("ascii")

@@ -21,12 +21,10 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.context import Turn
-from bot.core.i18n import N_
+from bot.core.i18n import N_, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
 from bot.core.security import KeyRing
 from bot.storage.models import DialogState, utcnow
-
-_EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
 STALE_BUTTON = N_("This button is no longer valid. Here is the current question again.")
 PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or the option's text.")
@@ -86,11 +84,11 @@ def match_choice(text: str, choices: tuple[Choice, ...], *, exact_only: bool = F
 
     Labels come first, so a scale labelled 0..4 takes "1" as the label "1", not the first option.
     """
-    answer = _fold(text.translate(_EASTERN_DIGITS)).rstrip(".)")
+    answer = _fold(western_digits(text)).rstrip(".)")
     if not answer:
         return None
     for choice in choices:
-        if answer in (_fold(choice.label.translate(_EASTERN_DIGITS)), choice.key.casefold()):
+        if answer in (_fold(western_digits(choice.label)), choice.key.casefold()):
             return choice
     if exact_only:
         return None

@@ -10,14 +10,13 @@ import unicodedata
 from typing import Any
 
 from bot.core.context import Turn
+from bot.core.i18n import western_digits
 from bot.core.model import Choice
 from bot.dialogs.engine import TICK, Dialog, Prompt, State
 from bot.dialogs.menu import menu_state
 from bot.services.survey_definitions import Question, Survey
 from bot.services.survey_flow import first_question, next_question, remaining
 from bot.services.surveys import SurveyUnavailable
-
-_EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
 
 def survey_state(turn: Turn, data: dict[str, Any], step: str) -> State:
@@ -254,7 +253,7 @@ def _number_hint(turn: Turn, question: Question) -> str:
 
 
 def _parse_number(text: str) -> int | None:
-    cleaned = unicodedata.normalize("NFKC", text).translate(_EASTERN_DIGITS).strip()
+    cleaned = western_digits(unicodedata.normalize("NFKC", text)).strip()
     if cleaned.startswith(("-", "+")):
         sign, digits = cleaned[0], cleaned[1:]
     else:

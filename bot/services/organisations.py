@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.i18n import western_digits
 from bot.core.security import KeyRing
 from bot.storage.models import (
     Group,
@@ -31,7 +32,6 @@ CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
 # Crockford base32: no I, L, O, U, so codes survive being read aloud or retyped.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
-_EASTERN_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
 
 class RedeemResult(enum.Enum):
@@ -51,7 +51,7 @@ class NewInvite:
 
 def normalise_code(text: str) -> str:
     """What a person typed, made comparable: case, dashes, spaces, look-alike letters, Arabic digits."""
-    cleaned = text.translate(_EASTERN_DIGITS).upper().translate(_CONFUSABLE)
+    cleaned = western_digits(text).upper().translate(_CONFUSABLE)
     return "".join(ch for ch in cleaned if ch in _ALPHABET)
 
 

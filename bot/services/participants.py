@@ -25,9 +25,6 @@ class Participants:
     async def find(self, session: AsyncSession, pseudonym: Pseudonym) -> Participant | None:
         return await session.scalar(select(Participant).where(Participant.pseudonym == pseudonym))
 
-    async def get(self, session: AsyncSession, participant_id: int) -> Participant | None:
-        return await session.get(Participant, participant_id)
-
     async def register(
         self, session: AsyncSession, pseudonym: Pseudonym, language: str, address: Address
     ) -> Participant:

@@ -61,8 +61,10 @@ async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationRepor
         if (new := again(state.data_enc, f"dialog_states.data:{state.pseudonym}")) is not None:
             state.data_enc = new
             counts["dialog_states"] += 1
-    for row in await session.scalars(select(OutboxMessage)):
-        if (new := again(row.payload_enc, f"outbox.payload:{row.txn_id}")) is not None:
+    # Only rows for staff destinations (and rows queued before payloads were sealed with the
+    # person's key) use the master key; the others follow their person's re-wrapped data key.
+    for row in await session.scalars(select(OutboxMessage).where(OutboxMessage.payload_enc.is_not(None))):
+        if row.payload_enc and (new := again(row.payload_enc, f"outbox.payload:{row.txn_id}")) is not None:
             row.payload_enc = new
             counts["outbox"] += 1
     for answer in await session.scalars(select(SurveyAnswer).where(SurveyAnswer.text_enc.is_not(None))):

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.i18n import I18n
 from bot.core.model import Outbound
 from bot.core.security import KeyRing
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxKind, ToParticipant
 from bot.services.participants import Participants
 from bot.services.survey_definitions import Survey
 from bot.storage.db import Database
@@ -99,14 +99,16 @@ class Surveys:
             .where(memberships.c.group_id == group.id, ParticipantAddress.reachable.is_(True))
             .order_by(Participant.id)
         )
-        invited = 0
+        messages: dict[str, Outbound] = {}
+        invitations: list[tuple[ToParticipant, Outbound]] = []
         for participant_id, language, platform in members:
             session.add(SurveyInvitation(run_id=run.id, participant_id=participant_id, status=INVITED))
-            await self._outbox.enqueue(session, participant_id, platform, "survey.invitation",
-                                       self._invitation_message(survey, language, reminder=False), ref=f"run:{run.id}")
-            invited += 1
+            if language not in messages:
+                messages[language] = self._invitation_message(survey, language, reminder=False)
+            invitations.append((ToParticipant(participant_id, platform), messages[language]))
         await session.flush()
-        return Launch(run.id, invited)
+        await self._outbox.enqueue_many(session, invitations, OutboxKind.SURVEY_INVITATION, ref=f"run:{run.id}")
+        return Launch(run.id, len(invitations))
 
     async def close(self, session: AsyncSession, survey_id: str) -> int:
         self.definition(survey_id)
@@ -137,7 +139,8 @@ class Surveys:
             if survey is None or not survey.is_open(now.date()):
                 continue
             invitation.reminded_at = now
-            await self._outbox.enqueue(session, invitation.participant_id, platform, "survey.reminder",
+            await self._outbox.enqueue(session, ToParticipant(invitation.participant_id, platform),
+                                       OutboxKind.SURVEY_REMINDER,
                                        self._invitation_message(survey, language, reminder=True),
                                        ref=f"run:{invitation.run_id}")
             sent += 1

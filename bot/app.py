@@ -30,7 +30,8 @@ from bot.handlers.staff import STAFF_COMMANDS
 from bot.handlers.surveys import SURVEY_COMMANDS
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
-from bot.services.outbox import Outbox, OutboxSender
+from bot.services.delivery import OutboxSender
+from bot.services.outbox import Outbox, StaffAddresses, Wakeup
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
 from bot.services.survey_definitions import Survey, SurveyError, load_directory
@@ -90,7 +91,7 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
                    surveys: Mapping[str, Survey] | None = None) -> Services:
     i18n = I18n(settings.i18n.default_language)
     participants = Participants(keys)
-    outbox = Outbox(keys)
+    outbox = Outbox(keys, StaffAddresses(settings.staff.matrix_room, settings.staff.telegram_chat), Wakeup())
     definitions = load_surveys(settings) if surveys is None else surveys
     return Services(
         settings=settings,
@@ -134,7 +135,8 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     )
     senders: dict[str, OutboxSender] = {
         str(t.platform): OutboxSender(
-            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t)
+            services.database, services.outbox, services.keys, t, settings.outbox,
+            rate_per_second=_rate_for(settings, t), transport_paces=t.platform == "telegram",
         )
         for t in transports
     }

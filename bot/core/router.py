@@ -33,6 +33,7 @@ from bot.dialogs.engine import DialogEngine, State
 from bot.dialogs.menu import menu_state
 from bot.dialogs.onboarding import onboarding_state
 from bot.handlers.registry import CommandTable, parse_command
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,9 @@ class Router:
         if participant_id is None:  # nobody to address later: nothing about them is stored
             return 0
         async with self._services.database.sessions.begin() as session:
-            for reply in replies:
-                await self._services.outbox.enqueue(session, participant_id, platform, "reply", reply)
+            await self._services.outbox.enqueue_many(
+                session, [(ToParticipant(participant_id, platform), reply) for reply in replies], OutboxKind.REPLY
+            )
         return len(replies)
 
     @asynccontextmanager

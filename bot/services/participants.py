@@ -10,7 +10,8 @@ from bot.core.security import DataKey, KeyRing
 from bot.storage.models import DialogState, Participant, ParticipantAddress, ParticipantKey, utcnow
 
 
-def _address_context(participant_id: int, platform: str) -> str:
+def address_context(participant_id: int, platform: str) -> str:
+    """What a sealed address is bound to (also opened by the delivery engine)."""
     return f"participant_addresses.address_enc:{participant_id}:{platform}"
 
 
@@ -60,7 +61,7 @@ class Participants:
         if row is None or not row.reachable:
             return None
         key = await self.data_key(session, participant_id)
-        return Address(Platform(platform), key.open(row.address_enc, _address_context(participant_id, platform)))
+        return Address(Platform(platform), key.open(row.address_enc, address_context(participant_id, platform)))
 
     async def mark_unreachable(self, session: AsyncSession, participant_id: int, platform: str, reason: str) -> None:
         await session.execute(
@@ -84,10 +85,10 @@ class Participants:
                 ParticipantAddress.participant_id == participant_id, ParticipantAddress.platform == address.platform
             )
         )
-        sealed = key.seal(address.value, _address_context(participant_id, address.platform))
+        sealed = key.seal(address.value, address_context(participant_id, address.platform))
         if row is None:
             session.add(ParticipantAddress(participant_id=participant_id, platform=address.platform, address_enc=sealed))
             return
-        if row.reachable and key.open(row.address_enc, _address_context(participant_id, address.platform)) == address.value:
+        if row.reachable and key.open(row.address_enc, address_context(participant_id, address.platform)) == address.value:
             return
         row.address_enc, row.reachable, row.unreachable_reason = sealed, True, None

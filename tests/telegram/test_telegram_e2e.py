@@ -18,7 +18,8 @@ from bot.app import Bot
 from bot.config import Settings, TelegramSettings
 from bot.core.model import Address, Outbound, Platform
 from bot.core.security import KeyRing
-from bot.services.outbox import OutboxSender
+from bot.services.delivery import OutboxSender
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.models import DialogState, OutboxMessage, ParticipantAddress
 from bot.transports.telegram_mapping import RLM
 from tests.support import make_settings
@@ -137,7 +138,7 @@ async def bulletins(bot: Bot, participant_ids: list[int], rounds: int) -> None:
     async with bot.services.database.sessions.begin() as session:
         for n in range(rounds):
             for pid in participant_ids:
-                await bot.services.outbox.enqueue(session, pid, "telegram", "bulletin",
+                await bot.services.outbox.enqueue(session, ToParticipant(pid, "telegram"), OutboxKind.BULLETIN,
                                                   Outbound(f"Bulletin {n}"), ref=f"b{n}")
 
 

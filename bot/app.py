@@ -30,7 +30,7 @@ from bot.handlers.staff import STAFF_COMMANDS
 from bot.handlers.surveys import SURVEY_COMMANDS
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
-from bot.services.delivery import OutboxSender
+from bot.services.delivery import OutboxSender, run_delivery
 from bot.services.outbox import Outbox, StaffAddresses, Wakeup
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
@@ -205,7 +205,7 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
         scheduler = _scheduler(services)
         scheduler.start()
         stop = asyncio.Event()
-        sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
+        sender_tasks = [asyncio.create_task(run_delivery(bot.senders, database, services.outbox.wakeup, stop))]
         exit_code = 0
         try:
             for transport in transports:
@@ -218,9 +218,9 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
                 exit_code = await _wait_for_signal_or_failure(transports)
         finally:
             stop.set()
+            await asyncio.gather(*sender_tasks, return_exceptions=True)  # what they claimed goes out first
             for transport in transports:
                 await transport.stop()
-            await asyncio.gather(*sender_tasks, return_exceptions=True)
             scheduler.shutdown(wait=False)
     finally:
         await database.dispose()

@@ -187,7 +187,9 @@ async def test_a_crash_mid_drain_loses_nothing(db_url: str, tmp_path: Path, keys
 async def test_erasure_removes_queued_messages(sqlite_url: str, tmp_path: Path, keys: KeyRing) -> None:
     async with open_chat(make_settings(sqlite_url, tmp_path), keys) as chat:
         [pid] = await people(chat, 1)
-        await enqueue(chat, [pid])
+        async with chat.bot.services.database.sessions.begin() as session:  # due in an hour: nothing waits for it
+            await chat.bot.services.outbox.enqueue(session, ToParticipant(pid, "console"), OutboxKind.BULLETIN,
+                                                   Outbound("Later"), not_before=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         p = chat.person("5000")
         await p.send("/delete_me")
         await p.press("Yes, erase everything")

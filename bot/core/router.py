@@ -96,9 +96,16 @@ class Router:
                     if participant is not None:
                         await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
                     return [], None
+                queued = False
                 if participant is not None:
                     await services.participants.remember_address(session, participant, inbound.address)
+                    queued = await services.outbox.has_unsent(session, ToParticipant(participant.id, inbound.platform))
                 await self._dispatch(turn, state)
+                if queued and turn.participant is not None and turn.replies:
+                    # Messages queued for this person go first: the replies take their place behind them.
+                    await services.outbox.enqueue_behind(
+                        session, ToParticipant(turn.participant.id, inbound.platform), turn.replies)
+                    return [], turn.participant.id
                 return turn.replies, turn.participant.id if turn.participant is not None else None
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, text
+from sqlalchemy import ColumnElement, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -387,20 +387,51 @@ class Outbox:
             for platform, language, status, reason, count in rows
         ))
 
-    async def has_unsent(self, session: AsyncSession, to: Recipient) -> bool:
-        """Whether ``to`` has rows not yet sent: a live reply must then queue behind them."""
-        found = await session.scalar(
-            select(OutboxMessage.id).where(
-                OutboxMessage.platform == to.platform, OutboxMessage.queue == to.queue,
-                OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),
-            ).limit(1)
+    @staticmethod
+    def unsent_condition(to: Recipient, now: dt.datetime) -> ColumnElement[bool]:
+        """Rows of ``to`` that are due (or were) and not sent yet: a live reply must queue behind them."""
+        return and_(
+            OutboxMessage.platform == to.platform, OutboxMessage.queue == to.queue,
+            OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),
+            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
         )
+
+    async def has_unsent(self, session: AsyncSession, to: Recipient) -> bool:
+        """Whether ``to`` has unsent rows that a live reply must not overtake."""
+        found = await session.scalar(select(OutboxMessage.id).where(self.unsent_condition(to, utcnow())).limit(1))
         return found is not None
+
+    async def enqueue_behind(self, session: AsyncSession, to: Recipient, messages: Sequence[Outbound]) -> list[int]:
+        """Queue live replies behind ``to``'s unsent rows, keeping the order. Those rows now stand
+        between a person and their answer, so they go first (interactive priority, not behind the
+        rest of a bulletin), and rows held back by a retry are due now: the person just wrote, so
+        the platform reaches them."""
+        now = utcnow()
+        unsent = self.unsent_condition(to, now)
+        await session.execute(update(OutboxMessage).where(unsent).values(priority=int(Priority.INTERACTIVE)))
+        await session.execute(
+            update(OutboxMessage)
+            .where(unsent, OutboxMessage.status == OutboxStatus.PENDING.value, OutboxMessage.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+        return await self.enqueue_many(session, [(to, m) for m in messages], OutboxKind.REPLY)
+
+    async def read(self, session: AsyncSession, row: OutboxMessage) -> Outbound | None:
+        """The message of an unsent row (None once it is final: the payload is erased)."""
+        if row.payload_enc is None:
+            return None
+        key = None
+        if row.participant_id is not None and not KeyRing.is_master_token(row.payload_enc):
+            key = (await self._data_keys(session, {row.participant_id}))[row.participant_id]
+        return self.open_payload(row.payload_enc, row.txn_id, key)
 
     def open_payload(self, sealed: bytes, txn_id: str, data_key: DataKey | None) -> Outbound:
         """The message of a row (the engine's one way in): person's key, or master key for staff."""
         context = payload_context(txn_id)
-        plaintext = data_key.open(sealed, context) if data_key is not None else self._keys.open_text(sealed, context)
+        if data_key is None or KeyRing.is_master_token(sealed):  # staff rows, and rows queued before 0004
+            plaintext = self._keys.open_text(sealed, context)
+        else:
+            plaintext = data_key.open(sealed, context)
         return decode_message(plaintext)
 
     async def _data_keys(self, session: AsyncSession, participant_ids: set[int]) -> dict[int, DataKey]:

@@ -12,6 +12,7 @@ from bot.app import Bot, build_bot, build_commands, build_services
 from bot.config import Settings
 from bot.core.model import Inbound, Outbound
 from bot.core.security import KeyRing
+from bot.services.delivery import run_delivery
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.transports.telegram import TelegramTransport, from_settings
@@ -68,7 +69,8 @@ async def running_bot(settings: Settings, keys: KeyRing, *,
                               retry=FAST_RETRY, poll_timeout_seconds=2, shutdown_grace_seconds=5.0)
     bot = build_bot(services, [transport])
     stop = asyncio.Event()
-    senders = [asyncio.create_task(sender.run(stop)) for sender in bot.senders.values()] if outbox_loop else []
+    senders = [asyncio.create_task(run_delivery(bot.senders, database, services.outbox.wakeup, stop))] \
+        if outbox_loop else []
     try:
         await transport.start(bot.router.handle)
         yield bot, transport

@@ -77,7 +77,6 @@ class OutboxSender:
         self._clock = clock
         self._gate = asyncio.Semaphore(settings.concurrency)
         self._wake = asyncio.Event()
-        self._stopping = False
         self._claimed = 0  # rows claimed and not yet recorded
         self._room = asyncio.Event()
         outbox.wakeup.subscribe(self._platform, self.wake)
@@ -97,7 +96,7 @@ class OutboxSender:
 
     # ------------------------------------------------------------------ the long-running loop
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and send until ``stop``; then finish what is on the wire and release the rest."""
+        """Claim and send until ``stop``; then finish what was claimed (at most ``window`` rows)."""
         recorder = asyncio.create_task(self._recorder.run(), name=f"outbox-record-{self._platform}")
         deliveries: set[asyncio.Task[None]] = set()
         stop_waiter = asyncio.ensure_future(stop.wait())
@@ -115,7 +114,6 @@ class OutboxSender:
                         continue
                 await self._idle(stop_waiter, busy=room <= 0 or bool(deliveries))
         finally:
-            self._stopping = True
             stop_waiter.cancel()
             if deliveries:
                 await asyncio.gather(*deliveries, return_exceptions=True)
@@ -151,7 +149,13 @@ class OutboxSender:
 
     # ------------------------------------------------------------------ one pass, for tests and the console
     async def drain_once(self) -> DrainReport:
-        """Send everything due now (batch after batch) and record it; returns what happened."""
+        """Send everything due now (batch after batch) and record it; returns what happened.
+
+        If :meth:`run` is active, what it has on the wire is finished first, so the console can
+        deliver everything before it exits."""
+        while self._claimed > 0:
+            self._room.clear()
+            await self._room.wait()
         before = self._recorder.totals()
         while True:
             claim = await self._store.claim(self._settings.batch_size, self._clock(), self._settings.lease_seconds)
@@ -208,7 +212,7 @@ class OutboxSender:
         row = item.row
         if item.problem is not None:
             return item.problem
-        if self._stopping or not self._lease_holds(claim):
+        if not self._lease_holds(claim):
             return Outcome(row.id, claim.token, OutboxStatus.PENDING, released=True)
         assert item.address is not None and item.message is not None
         if self._pacer is not None:

@@ -86,16 +86,14 @@ def _lease_expired(now: dt.datetime) -> object:
 
 
 def _blocked(now: dt.datetime) -> object:
-    """An earlier row of the same recipient that is due (or was due) and not finished, and that
-    cannot be claimed now: it holds back everything after it."""
+    """An earlier unfinished row of the same recipient that is due (or was): only the first such
+    row of a queue is a head; the rows behind it come with it (:meth:`DeliveryStore._prefixes`)."""
     return exists().where(
         _earlier.c.platform == _outbox.c.platform,
         _earlier.c.queue == _outbox.c.queue,
         _earlier.c.id < _outbox.c.id,
         _earlier.c.status.in_(_UNFINISHED),
         or_(_earlier.c.not_before.is_(None), _earlier.c.not_before <= now),
-        ~or_(and_(_earlier.c.status == PENDING, _earlier.c.next_attempt_at <= now),
-             and_(_earlier.c.status == SENDING, _earlier.c.lease_until <= now)),
     )
 
 
@@ -153,21 +151,22 @@ class DeliveryStore:
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True, of=_outbox)
             for row_id, queue in await session.execute(query):
-                if queue not in seen:  # a recipient's head appears once; later rows come with the prefix
+                if queue not in seen:
                     seen.add(queue)
                     heads.append((row_id, queue))
         return heads
 
     async def _prefixes(self, session: AsyncSession, heads: list[tuple[int, str]], limit: int,
                         now: dt.datetime) -> list[int]:
-        """Each head with the rows right behind it in its queue that are due too (up to ``per_queue``)."""
+        """Each head with the rows right behind it in its queue that can go now too (up to
+        ``per_queue``); a row still held (retry pending, another sender's lease) ends the prefix."""
         ids = [row_id for row_id, _ in heads]
         room = limit - len(ids)
         if room <= 0 or self._per_queue == 1:
             return ids
         first = {queue: row_id for row_id, queue in heads}
         query = (select(_outbox.c.id, _outbox.c.queue, _outbox.c.status, _outbox.c.next_attempt_at,
-                        _outbox.c.not_before)
+                        _outbox.c.lease_until, _outbox.c.not_before)
                  .where(_outbox.c.platform == self._platform, _outbox.c.queue.in_(list(first)),
                         _outbox.c.status.in_(_UNFINISHED))
                  .order_by(_outbox.c.queue, _outbox.c.id))
@@ -175,21 +174,21 @@ class DeliveryStore:
             query = query.with_for_update(of=_outbox)
         taken: dict[str, int] = {}
         stopped: set[str] = set()
-        for row_id, queue, status, next_attempt_at, not_before in await session.execute(query):
+        for row_id, queue, status, next_attempt_at, lease_until, not_before in await session.execute(query):
             if queue in stopped or row_id <= first[queue]:
                 continue
             if room <= 0:
                 break
-            scheduled_later = not_before is not None and _aware(not_before) > now
-            if status == PENDING and _aware(next_attempt_at) <= now and not scheduled_later:
-                if taken.get(queue, 1) >= self._per_queue:
-                    stopped.add(queue)
-                    continue
-                ids.append(row_id)
-                taken[queue] = taken.get(queue, 1) + 1
-                room -= 1
-            elif not scheduled_later:
-                stopped.add(queue)  # held back (retry pending, or another sender's lease): keep the order
+            if not_before is not None and _aware(not_before) > now:
+                continue  # scheduled for later: takes its place in the order when due
+            claimable = (_aware(next_attempt_at) <= now if status == PENDING
+                         else lease_until is not None and _aware(lease_until) <= now)
+            if not claimable or taken.get(queue, 1) >= self._per_queue:
+                stopped.add(queue)
+                continue
+            ids.append(row_id)
+            taken[queue] = taken.get(queue, 1) + 1
+            room -= 1
         return ids
 
     async def renew(self, claim: Claim, row_ids: Sequence[int], until: dt.datetime) -> set[int]:

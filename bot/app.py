@@ -29,8 +29,8 @@ from bot.handlers.registry import CommandTable
 from bot.handlers.staff import STAFF_COMMANDS
 from bot.handlers.surveys import SURVEY_COMMANDS
 from bot.services.audit import AuditLog
-from bot.services.organisations import Organisations
 from bot.services.delivery import OutboxSender, run_delivery
+from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, StaffAddresses, Wakeup
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob

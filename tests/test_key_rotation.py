@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.services.outbox import OutboxKind, ToParticipant
 from bot.core.model import Outbound
 from bot.core.security import DecryptionError, KeyRing
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.models import Organisation, ParticipantKey
 from tests.support import make_settings, open_chat
 

@@ -9,10 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text, update
 
-from bot.services.outbox import OutboxKind, ToParticipant
 from bot.config import RetentionSettings
 from bot.core.model import Outbound
 from bot.core.security import KeyRing
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.services.retention import RetentionJob, purge
 from bot.storage import migrate
 from bot.storage.db import Database

@@ -358,7 +358,8 @@ class Outbox:
         ids: list[int] = []
         for start in range(0, len(values), 500):
             chunk = values[start:start + 500]
-            result = await session.execute(insert(OutboxMessage.__table__).returning(OutboxMessage.id), chunk)
+            statement = insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True)
+            result = await session.execute(statement, chunk)
             ids.extend(result.scalars().all())
         await self._wake_on_commit(session, {v["platform"] for v in values})
         return ids

@@ -44,7 +44,7 @@ class NotifyListener:
             try:
                 connection = await asyncpg.connect(self._dsn, timeout=10)
                 lost = asyncio.Event()
-                connection.add_termination_listener(lambda _conn: lost.set())
+                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await connection.add_listener(NOTIFY_CHANNEL, self._notified)
                 self.connected.set()
                 delay = 0.5

@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.config import OutboxSettings
 from bot.core.logsafe import describe
@@ -127,7 +128,7 @@ class OutboxSender:
             log.error("outbox claim failed on %s: %s", self._platform, describe(exc))
             return None
 
-    async def _idle(self, stop_waiter: asyncio.Future[bool], *, busy: bool) -> None:
+    async def _idle(self, stop_waiter: asyncio.Future[Any], *, busy: bool) -> None:
         """Wait for a wake-up, room in the window, the next due row, or the poll period."""
         self._room.clear()
         timeout = self._settings.poll_seconds
@@ -136,7 +137,8 @@ class OutboxSender:
                 due = await self._store.next_due(self._clock())
                 if due is not None:
                     timeout = min(timeout, max((due - self._clock()).total_seconds(), 0.005))
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._room.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait()),
+                                              asyncio.ensure_future(self._room.wait())]
         try:
             await asyncio.wait([stop_waiter, *waiters], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -14,8 +14,9 @@ import datetime as dt
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.outbox import OutboxStatus
@@ -25,7 +26,7 @@ from bot.storage.models import OutboxMessage, ParticipantAddress, ParticipantKey
 PENDING, SENDING = OutboxStatus.PENDING.value, OutboxStatus.SENDING.value
 _UNFINISHED = (PENDING, SENDING)
 
-_outbox = OutboxMessage.__table__
+_outbox = cast(Table, OutboxMessage.__table__)
 _earlier = _outbox.alias("earlier")
 
 
@@ -77,15 +78,15 @@ class Outcome:
     released: bool = False  # never attempted (lease lost, stopping): the attempt is given back
 
 
-def _due(now: dt.datetime) -> object:
+def _due(now: dt.datetime) -> ColumnElement[bool]:
     return and_(_outbox.c.status == PENDING, _outbox.c.next_attempt_at <= now)
 
 
-def _lease_expired(now: dt.datetime) -> object:
+def _lease_expired(now: dt.datetime) -> ColumnElement[bool]:
     return and_(_outbox.c.status == SENDING, _outbox.c.lease_until <= now)
 
 
-def _blocked(now: dt.datetime) -> object:
+def _blocked(now: dt.datetime) -> Any:
     """An earlier unfinished row of the same recipient that is due (or was): only the first such
     row of a queue is a head; the rows behind it come with it (:meth:`DeliveryStore._prefixes`)."""
     return exists().where(
@@ -146,7 +147,7 @@ class DeliveryStore:
             if room <= 0:
                 break
             query = (select(_outbox.c.id, _outbox.c.queue)
-                     .where(_outbox.c.platform == self._platform, condition, ~_blocked(now))  # type: ignore[arg-type]
+                     .where(_outbox.c.platform == self._platform, condition, ~_blocked(now))
                      .order_by(*order).limit(room))
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True, of=_outbox)

@@ -27,6 +27,7 @@ from telegram.error import (
 from telegram.ext import BaseRateLimiter
 
 Json = dict[str, Any]
+_JSON = {"Content-Type": "application/json"}
 
 
 class BotApiSender:
@@ -73,7 +74,7 @@ class BotApiSender:
         if self._session is None:
             raise NetworkError("not started")
         try:
-            async with self._session.post(self._url, json=body) as response:
+            async with self._session.post(self._url, data=_dumps(body).encode(), headers=_JSON) as response:
                 raw = await response.read()
                 status = response.status
         except TimeoutError:

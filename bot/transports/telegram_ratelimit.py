@@ -71,11 +71,18 @@ class _Ticket:
     """One released request; ``done_at`` is when its answer (or failure) came back."""
 
     done_at: float | None = None
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    _finished: asyncio.Event | None = None  # made only if someone has to wait for this answer
 
     def finish(self, at: float) -> None:
         self.done_at = at
-        self.finished.set()
+        if self._finished is not None:
+            self._finished.set()
+
+    async def wait(self) -> None:
+        if self.done_at is None:
+            if self._finished is None:
+                self._finished = asyncio.Event()
+            await self._finished.wait()
 
 
 class _Turns:
@@ -247,7 +254,7 @@ class TelegramRateLimiter(BaseRateLimiter[bool | None]):
                 if len(self._recent) >= self._burst:
                     head = self._recent[0]
                     if head.done_at is None:
-                        await head.finished.wait()
+                        await head.wait()
                         continue
                     if head.done_at + self._burst_period > now:
                         await asyncio.sleep(head.done_at + self._burst_period - now)

@@ -75,10 +75,12 @@ class OutboxSender:
         self._recorder = OutcomeRecorder(self._store, settings, clock)
         self._pacer = None if transport_paces else Pacer(rate_per_second)
         self._window = settings.window_for(rate_per_second)
+        self._margin = dt.timedelta(seconds=min(settings.lease_seconds / 4, 30.0))
         self._clock = clock
         self._gate = asyncio.Semaphore(settings.concurrency)
         self._wake = asyncio.Event()
         self._claimed = 0  # rows claimed and not yet recorded
+        self._more = False  # a recorded claim had left rows behind: claim again when there is room
         self._room = asyncio.Event()
         outbox.wakeup.subscribe(self._platform, self.wake)
 
@@ -101,19 +103,22 @@ class OutboxSender:
         recorder = asyncio.create_task(self._recorder.run(), name=f"outbox-record-{self._platform}")
         deliveries: set[asyncio.Task[None]] = set()
         stop_waiter = asyncio.ensure_future(stop.wait())
+        look = True  # whether a claim may find rows: after a wake-up, a poll, or a claim that left rows
         try:
             while not stop.is_set():
                 room = self._window - self._claimed
-                if room > 0:
+                if room > 0 and (look or self._more):
                     self._wake.clear()
+                    self._more = False
                     claim = await self._claim(min(room, self._settings.batch_size))
+                    look = claim is None or claim.more
                     if claim is not None and claim.rows:
                         self._claimed += len(claim.rows)
                         task = asyncio.create_task(self._deliver_claim(claim, release_slots=True))
                         deliveries.add(task)
                         task.add_done_callback(deliveries.discard)
                         continue
-                await self._idle(stop_waiter, busy=room <= 0 or bool(deliveries))
+                look = await self._idle(stop_waiter, busy=room <= 0 or bool(deliveries)) or look
         finally:
             stop_waiter.cancel()
             if deliveries:
@@ -128,9 +133,12 @@ class OutboxSender:
             log.error("outbox claim failed on %s: %s", self._platform, describe(exc))
             return None
 
-    async def _idle(self, stop_waiter: asyncio.Future[Any], *, busy: bool) -> None:
-        """Wait for a wake-up, room in the window, the next due row, or the poll period."""
+    async def _idle(self, stop_waiter: asyncio.Future[Any], *, busy: bool) -> bool:
+        """Wait for a wake-up, room in the window, the next due row, or the poll period; returns
+        whether a claim is worth trying (anything but room freed by rows that leave none behind)."""
         self._room.clear()
+        if self._more and self._claimed < self._window:
+            return False
         timeout = self._settings.poll_seconds
         if not busy:
             with contextlib.suppress(Exception):
@@ -140,13 +148,15 @@ class OutboxSender:
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait()),
                                               asyncio.ensure_future(self._room.wait())]
         try:
-            await asyncio.wait([stop_waiter, *waiters], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([stop_waiter, *waiters], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        return not done or waiters[0] in done
 
-    def _recorded(self, count: int) -> None:
+    def _recorded(self, count: int, more: bool) -> None:
         self._claimed -= count
+        self._more = self._more or more
         self._room.set()
 
     # ------------------------------------------------------------------ one pass, for tests and the console
@@ -181,7 +191,7 @@ class OutboxSender:
         def finished(outcome: Outcome) -> None:
             nonlocal done_rows
             done_rows += 1
-            self._recorder.add(outcome, (lambda: self._recorded(1)) if release_slots else None)
+            self._recorder.add(outcome, (lambda: self._recorded(1, claim.more)) if release_slots else None)
 
         opened = self._open(claim)
         keeper = asyncio.create_task(self._keep_leased(claim, opened))
@@ -237,8 +247,7 @@ class OutboxSender:
 
     def _lease_holds(self, claim: Claim) -> bool:
         """Send only while the lease has a margin left, so nobody else can claim the row meanwhile."""
-        margin = dt.timedelta(seconds=min(self._settings.lease_seconds / 4, 30.0))
-        return self._clock() < claim.lease_until - margin
+        return self._clock() < claim.lease_until - self._margin
 
     def _retry(self, claim: Claim, row: ClaimedRow, reason: str, retry_after: float | None) -> Outcome:
         if row.attempts >= self._settings.max_attempts:

@@ -54,6 +54,7 @@ class Claim:
     token: str
     lease_until: dt.datetime
     rows: list[ClaimedRow] = field(default_factory=list)
+    more: bool = False  # rows were left behind (the limit, or a recipient's prefix cut short)
 
     def queues(self) -> dict[str, list[ClaimedRow]]:
         """Rows per recipient, in the order they must be sent."""
@@ -117,7 +118,8 @@ class DeliveryStore:
             heads = await self._heads(session, limit, now)
             if not heads:
                 return claim
-            ids = await self._prefixes(session, heads, limit, now)
+            ids, claim.more = await self._prefixes(session, heads, limit, now)
+            claim.more = claim.more or len(heads) >= limit
             await session.execute(
                 update(_outbox).where(_outbox.c.id.in_(ids)).values(
                     status=SENDING, lease_token=claim.token, lease_until=claim.lease_until,
@@ -158,13 +160,14 @@ class DeliveryStore:
         return heads
 
     async def _prefixes(self, session: AsyncSession, heads: list[tuple[int, str]], limit: int,
-                        now: dt.datetime) -> list[int]:
+                        now: dt.datetime) -> tuple[list[int], bool]:
         """Each head with the rows right behind it in its queue that can go now too (up to
-        ``per_queue``); a row still held (retry pending, another sender's lease) ends the prefix."""
+        ``per_queue``); a row still held (retry pending, another sender's lease) ends the prefix.
+        Also whether a prefix was cut short by the limits (so more can be claimed at once)."""
         ids = [row_id for row_id, _ in heads]
         room = limit - len(ids)
         if room <= 0 or self._per_queue == 1:
-            return ids
+            return ids, True
         first = {queue: row_id for row_id, queue in heads}
         query = (select(_outbox.c.id, _outbox.c.queue, _outbox.c.status, _outbox.c.next_attempt_at,
                         _outbox.c.lease_until, _outbox.c.not_before)
@@ -175,22 +178,23 @@ class DeliveryStore:
             query = query.with_for_update(of=_outbox)
         taken: dict[str, int] = {}
         stopped: set[str] = set()
+        cut = False
         for row_id, queue, status, next_attempt_at, lease_until, not_before in await session.execute(query):
             if queue in stopped or row_id <= first[queue]:
                 continue
-            if room <= 0:
-                break
             if not_before is not None and _aware(not_before) > now:
                 continue  # scheduled for later: takes its place in the order when due
             claimable = (_aware(next_attempt_at) <= now if status == PENDING
                          else lease_until is not None and _aware(lease_until) <= now)
-            if not claimable or taken.get(queue, 1) >= self._per_queue:
+            if claimable and (room <= 0 or taken.get(queue, 1) >= self._per_queue):
+                cut = True
+            if not claimable or room <= 0 or taken.get(queue, 1) >= self._per_queue:
                 stopped.add(queue)
                 continue
             ids.append(row_id)
             taken[queue] = taken.get(queue, 1) + 1
             room -= 1
-        return ids
+        return ids, cut
 
     async def renew(self, claim: Claim, row_ids: Sequence[int], until: dt.datetime) -> set[int]:
         """Extend the lease of ``row_ids``; returns the ids still held (others were taken over)."""

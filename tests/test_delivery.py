@@ -366,3 +366,18 @@ async def test_a_commit_on_one_worker_wakes_the_sender_of_another(tmp_path: Path
             await asyncio.wait_for(task, 10)
             assert texts(worker.transport) == ["from another worker"]
 
+
+
+async def test_each_persons_rows_leave_in_order_when_claimed_together(db_url: str, tmp_path: Path,
+                                                                      keys: KeyRing) -> None:
+    async with open_chat(make_settings(db_url, tmp_path), keys) as chat:
+        pids = await people(chat, 6)
+        outbox = chat.bot.services.outbox
+        for n in range(8):  # interleaved: each person's rows are far apart in the table
+            async with chat.bot.services.database.sessions.begin() as session:
+                await outbox.enqueue_many(session, [(ToParticipant(pid, "console"), Outbound(f"{n}"))
+                                                    for pid in pids], OutboxKind.BULLETIN)
+        await sender(chat).drain_once()
+        for pid in pids:
+            address = f"chat-50{pids.index(pid):02d}"
+            assert [m.text for m in chat.transport.sent[address]] == [str(n) for n in range(8)]

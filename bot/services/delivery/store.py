@@ -56,15 +56,6 @@ class Claim:
     rows: list[ClaimedRow] = field(default_factory=list)
     more: bool = False  # rows were left behind (the limit, or a recipient's prefix cut short)
 
-    def queues(self) -> dict[str, list[ClaimedRow]]:
-        """Rows per recipient, in the order they must be sent."""
-        by_queue: dict[str, list[ClaimedRow]] = {}
-        for row in self.rows:
-            by_queue.setdefault(row.queue, []).append(row)
-        for rows in by_queue.values():
-            rows.sort(key=lambda r: r.id)
-        return by_queue
-
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -135,6 +126,7 @@ class DeliveryStore:
                 .outerjoin(ParticipantAddress, and_(ParticipantAddress.participant_id == _outbox.c.participant_id,
                                                     ParticipantAddress.platform == _outbox.c.platform))
                 .where(_outbox.c.id.in_(ids))
+                .order_by(_outbox.c.id)  # each recipient's rows in the order they must go out
             )
             claim.rows = [ClaimedRow(*row) for row in rows]
         return claim

@@ -361,6 +361,11 @@ class Outbox:
             statement = insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True)
             result = await session.execute(statement, chunk)
             ids.extend(result.scalars().all())
+        if len(values) >= _ANALYZE_AFTER and _is_postgresql(session):
+            # A large send changes the table's shape at once, and autovacuum may not notice for a
+            # minute: without current statistics the senders' claim query is planned for a tiny
+            # table and scans the backlog for every row. ANALYZE here sees this transaction's rows.
+            await session.execute(text("ANALYZE outbox"))
         await self._wake_on_commit(session, {v["platform"] for v in values})
         return ids
 
@@ -470,10 +475,17 @@ class Outbox:
             event.listen(sync_session, "after_rollback", rolled_back)
         new = platforms - pending.platforms
         pending.platforms.update(platforms)
-        if new and session.bind is not None and session.bind.dialect.name == "postgresql":
+        if new and _is_postgresql(session):
             for platform in sorted(new):  # transactional: delivered to listeners on commit only
                 await session.execute(text("SELECT pg_notify(:channel, :platform)"),
                                       {"channel": NOTIFY_CHANNEL, "platform": platform})
+
+
+_ANALYZE_AFTER = 500
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def recipients_for(participants: Sequence[tuple[int, str]]) -> list[ToParticipant]:

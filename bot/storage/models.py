@@ -173,7 +173,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "platform", "status", "priority", "next_attempt_at"),
+        Index("ix_outbox_due", "platform", "status", "priority", "next_attempt_at", "id"),
         Index("ix_outbox_queue", "platform", "queue", "status", "id"),
         CheckConstraint("(participant_id IS NULL) <> (staff_destination IS NULL)", name="one_recipient"),
     )

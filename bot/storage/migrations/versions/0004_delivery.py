@@ -36,7 +36,7 @@ def upgrade() -> None:
         batch_op.alter_column('queue', existing_type=sa.String(length=40), server_default=None)
         batch_op.alter_column('priority', existing_type=sa.SmallInteger(), server_default=None)
         batch_op.alter_column('language', existing_type=sa.String(length=8), server_default=None)
-        batch_op.create_index('ix_outbox_due', ['platform', 'status', 'priority', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_outbox_due', ['platform', 'status', 'priority', 'next_attempt_at', 'id'], unique=False)
         batch_op.create_index('ix_outbox_queue', ['platform', 'queue', 'status', 'id'], unique=False)
         batch_op.create_check_constraint(
             op.f('ck_outbox_one_recipient'), '(participant_id IS NULL) <> (staff_destination IS NULL)'

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.context import Services, Turn
@@ -34,7 +36,7 @@ from bot.dialogs.menu import menu_state
 from bot.dialogs.onboarding import onboarding_state
 from bot.handlers.registry import CommandTable, parse_command
 from bot.services.outbox import OutboxKind, ToParticipant
-from bot.storage.models import ProcessedEvent
+from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,8 @@ class Router:
                     # them (the in-process lock covers one worker; SQLite has a single writer anyway).
                     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                           {"key": int(pseudonym[:15], 16)})
-                participant = await services.participants.find(session, pseudonym)
+                participant, queued = await services.participants.find_for_turn(
+                    session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
                 state = await self._engine.load(session, pseudonym)
                 if participant is not None:
                     language = participant.language
@@ -96,10 +99,8 @@ class Router:
                     if participant is not None:
                         await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
                     return [], None
-                queued = False
                 if participant is not None:
                     await services.participants.remember_address(session, participant, inbound.address)
-                    queued = await services.outbox.has_unsent(session, ToParticipant(participant.id, inbound.platform))
                 await self._dispatch(turn, state)
                 if queued and turn.participant is not None and turn.replies:
                     # Messages queued for this person go first: the replies take their place behind them.
@@ -115,10 +116,10 @@ class Router:
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
         digest = self._services.keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
-        if await session.get(ProcessedEvent, digest) is not None:
-            return True
-        session.add(ProcessedEvent(digest=digest))
-        return False
+        insert = sqlite_insert if self._services.database.is_sqlite else postgresql_insert
+        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow())
+                                       .on_conflict_do_nothing())
+        return not result.rowcount  # type: ignore[attr-defined]
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr

@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.core.model import Choice, Direction, Outbound, Platform, PromptId
 from bot.core.security import DataKey, KeyRing
@@ -398,6 +398,17 @@ class Outbox:
         """Rows of ``to`` that are due (or were) and not sent yet: a live reply must queue behind them."""
         return and_(
             OutboxMessage.platform == to.platform, OutboxMessage.queue == to.queue,
+            OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),
+            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+        )
+
+    @staticmethod
+    def queued_for(participant_id: ColumnElement[int] | InstrumentedAttribute[int], platform: str) -> ColumnElement[bool]:
+        """Whether a participant (a column, to go into the turn's own query) has rows a live reply
+        must not overtake: :meth:`has_unsent` without a statement of its own."""
+        now = utcnow()
+        return exists().where(
+            OutboxMessage.participant_id == participant_id, OutboxMessage.platform == platform,
             OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),
             or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
         )

@@ -283,7 +283,7 @@ class DeliveryStore:
 
     async def next_due(self, now: dt.datetime) -> dt.datetime | None:
         """When the earliest waiting row becomes due (to sleep exactly until then)."""
-        async with self._db.sessions() as session:
+        async with self._db.sessions.begin() as session:
             value = await session.scalar(
                 select(_outbox.c.next_attempt_at).where(_outbox.c.platform == self._platform,
                                                         _outbox.c.status == PENDING)

@@ -52,7 +52,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "PRAGMA synchronous=NORMAL",  # with WAL: durable at checkpoints, consistent always
         "PRAGMA busy_timeout=30000",
         "PRAGMA temp_store=MEMORY",  # sorts and temporary indexes stay off the disk
-        "PRAGMA cache_size=-16000",  # 16 MB of page cache per connection instead of 2 MB
         "PRAGMA journal_size_limit=67108864",  # the WAL file shrinks back to 64 MB after a checkpoint
     ):
         cursor.execute(pragma)

@@ -381,3 +381,30 @@ async def test_each_persons_rows_leave_in_order_when_claimed_together(db_url: st
         for pid in pids:
             address = f"chat-50{pids.index(pid):02d}"
             assert [m.text for m in chat.transport.sent[address]] == [str(n) for n in range(8)]
+
+
+async def test_rows_taken_over_while_on_the_wire_are_not_sent_by_the_old_holder(
+        sqlite_url: str, tmp_path: Path, keys: KeyRing, caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy import update
+
+    async with open_chat(make_settings(sqlite_url, tmp_path), keys) as chat:
+        [a] = await people(chat, 1)
+        await queue(chat, a, "m1", "m2", "m3")
+        slow = GatedTransport()
+        services = chat.bot.services
+        holder = OutboxSender(services.database, services.outbox, services.keys, slow,
+                              OutboxSettings(lease_seconds=0.9), rate_per_second=1000)  # renewed every 0.3 s
+        draining = asyncio.create_task(holder.drain_once())
+        await asyncio.wait_for(slow.entered.wait(), 5)
+        async with services.database.sessions.begin() as session:  # another worker's claim, as after a stall
+            await session.execute(update(OutboxMessage).where(OutboxMessage.status == "sending")
+                                  .values(lease_token="another-worker"))
+        for _ in range(200):  # the holder's next renewal finds the rows gone, and says so
+            if "taken over" in caplog.text:
+                break
+            await asyncio.sleep(0.02)
+        assert "2 leased rows were taken over" in caplog.text
+        slow.gate.set()
+        await asyncio.wait_for(draining, 5)
+        assert texts(slow) == ["m1"]  # m1 was already on the wire; m2 and m3 belong to the new holder
+        assert [r.lease_token for r in await rows(chat)] == ["another-worker"] * 3

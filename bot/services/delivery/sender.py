@@ -55,6 +55,7 @@ class _Opened:
     message: Outbound | None = None
     problem: Outcome | None = None
     done: bool = False
+    lost: bool = False  # the lease could not be renewed: another sender holds the row now
 
 
 class OutboxSender:
@@ -224,7 +225,7 @@ class OutboxSender:
         row = item.row
         if item.problem is not None:
             return item.problem
-        if not self._lease_holds(claim):
+        if item.lost or not self._lease_holds(claim):
             return Outcome(row.id, claim.token, OutboxStatus.PENDING, released=True)
         assert item.address is not None and item.message is not None
         if self._pacer is not None:
@@ -328,5 +329,8 @@ class OutboxSender:
             except Exception as exc:
                 log.warning("outbox lease renewal failed on %s: %s", self._platform, describe(exc))
                 continue
-            if len(held) < len(waiting):
-                log.warning("outbox %s: %d leased rows were taken over", self._platform, len(waiting) - len(held))
+            lost = [item for item in opened if item.row.id not in held and not item.done]
+            if lost:  # (rows finished meanwhile are not lost: their outcome is on its way)
+                for item in lost:
+                    item.lost = True  # never sent from here: the new holder sends it
+                log.warning("outbox %s: %d leased rows were taken over", self._platform, len(lost))

@@ -403,7 +403,7 @@ async def test_rows_taken_over_while_on_the_wire_are_not_sent_by_the_old_holder(
             if "taken over" in caplog.text:
                 break
             await asyncio.sleep(0.02)
-        assert "2 leased rows were taken over" in caplog.text
+        assert "3 leased rows were taken over" in caplog.text  # m1 included: its outcome is not theirs to record
         slow.gate.set()
         await asyncio.wait_for(draining, 5)
         assert texts(slow) == ["m1"]  # m1 was already on the wire; m2 and m3 belong to the new holder

@@ -147,6 +147,7 @@ class MatrixOptions:
     connect_timeout: float = 300.0  # seconds start() waits for an unreachable homeserver
     encryption_notice_interval: float = 60.0
     timeline_limit: int = 100  # events per room and sync; older missed ones are paged in
+    rate_per_second: float = 5.0  # bulk sends the outbox may make (matrix.rate_per_second)
 
     @classmethod
     def from_settings(cls, matrix: Any, staff_room: str | None = None, **overrides: Any) -> MatrixOptions:
@@ -170,6 +171,7 @@ class MatrixOptions:
             "require_encryption": bool(matrix.require_encryption),
             "allowed_homeservers": tuple(matrix.allowed_homeservers),
             "staff_room": staff_room,
+            "rate_per_second": float(matrix.rate_per_second),
         }
         values.update(overrides)
         return cls(**values)
@@ -236,6 +238,7 @@ class MatrixTransport:
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
         self.failure: BaseException | None = None  # why the sync loop stopped, if it did
+        self._ended = asyncio.Event()
 
     # -- properties for operators and tests ------------------------------------------------
 
@@ -256,6 +259,10 @@ class MatrixTransport:
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def rate_per_second(self) -> float:
+        return self.options.rate_per_second
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -297,7 +304,9 @@ class MatrixTransport:
         except BaseException:
             await self._abandon_start()
             raise
+        self._ended.clear()
         self._task = asyncio.create_task(self._sync_loop(), name="matrix-sync")
+        self._task.add_done_callback(lambda _: self._ended.set())
         log.info("matrix transport started")
 
     async def _abandon_start(self) -> None:
@@ -323,9 +332,8 @@ class MatrixTransport:
             log.info("matrix transport stopped")
 
     async def wait_stopped(self) -> None:
-        """Wait for the sync loop to end (only on a fatal error or :meth:`stop`)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        """Wait for the sync loop to end (only on a fatal error, then ``failure`` says why, or :meth:`stop`)."""
+        await self._ended.wait()
 
     async def _with_connect_retry(self, step: Callable[[], Any]) -> None:
         deadline = time.monotonic() + self.options.connect_timeout

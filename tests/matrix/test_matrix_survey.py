@@ -34,6 +34,7 @@ from bot.config import (
 from bot.core.security import KeyRing
 from bot.storage import migrate
 from bot.storage.db import Database
+from bot.surveys.service import Surveys
 from bot.transports.matrix import MatrixTransport, from_settings
 from tests.support import check_families_response
 
@@ -222,7 +223,7 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
         # -- the stored response: anonymous, answers as given, free text sealed ----------------
         services = running.bot.services
         async with services.database.sessions() as session:
-            row = await check_families_response(session, services.surveys, COMMENT)
+            row = await check_families_response(session, services.get(Surveys), COMMENT)
     finally:
         await running.stop()
 

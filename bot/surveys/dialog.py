@@ -9,14 +9,14 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from bot.core.context import Turn
+from bot.conversation.engine import TICK, Dialog, Prompt, State, menu_state
+from bot.conversation.turn import Turn
 from bot.core.i18n import western_digits
 from bot.core.model import Choice
-from bot.dialogs.engine import TICK, Dialog, Prompt, State
-from bot.dialogs.menu import menu_state
-from bot.services.survey_definitions import Question, Survey
-from bot.services.survey_flow import first_question, next_question, remaining
-from bot.services.surveys import SurveyUnavailable
+from bot.surveys.definitions import Survey
+from bot.surveys.flow import first_question, next_question, remaining
+from bot.surveys.questions import Question, QuestionType
+from bot.surveys.service import Surveys, SurveyUnavailable
 
 
 def survey_state(turn: Turn, data: dict[str, Any], step: str) -> State:
@@ -27,7 +27,7 @@ async def offer_surveys(turn: Turn) -> State | None:
     """The open surveys for this person: straight into the only one, or a list to pick from."""
     if turn.participant is None:
         return None
-    offers = await turn.services.surveys.offers(turn.session, turn.participant.id)
+    offers = await turn.services.get(Surveys).offers(turn.session, turn.participant.id)
     if not offers:
         turn.say(turn.tr._("There is no open survey for you right now."))
         return None
@@ -39,7 +39,7 @@ async def offer_surveys(turn: Turn) -> State | None:
 
 async def open_invitation(turn: Turn, invitation_id: int) -> State | None:
     assert turn.participant is not None
-    surveys = turn.services.surveys
+    surveys = turn.services.get(Surveys)
     try:
         invitation, survey = await surveys.invitation(turn.session, invitation_id, turn.participant.id)
     except SurveyUnavailable as exc:
@@ -72,7 +72,7 @@ class SurveyDialog(Dialog):
         if state.step == "pick":
             return Prompt(_("Which survey would you like to answer?"),
                           tuple(Choice(f"inv:{inv}", title) for inv, title in data["offers"]))
-        survey = turn.services.surveys.definition(data["survey"])
+        survey = turn.services.get(Surveys).definition(data["survey"])
         language = turn.tr.language
         title = survey.text(survey.title, language)
         if state.step == "intro":
@@ -92,23 +92,23 @@ class SurveyDialog(Dialog):
                  survey.text(question.text, language)]
         choices: list[Choice] = []
         text_first = False
-        exact_labels = question.type == "scale"
+        exact_labels = question.type is QuestionType.SCALE
         invalid = ""
-        if question.type in ("single_choice", "multiple_choice"):
+        if question.type.has_options:
             ticked = set(data["ticked"])
             for option in question.options:
                 label = survey.text(option.label, language)
                 key = f"opt:{option.id}"
                 choices.append(Choice(key, f"{TICK} {label}" if option.id in ticked else label))
-            if question.type == "multiple_choice":
+            if question.type is QuestionType.MULTIPLE_CHOICE:
                 if ticked:
                     chosen = [survey.text(o.label, language) for o in question.options if o.id in ticked]
                     lines.append(_("Selected: %(options)s", options="، ".join(chosen) if turn.tr.rtl
                                    else ", ".join(chosen)))
                 choices.append(Choice("done", _("Done")))
-        elif question.type == "yes_no":
+        elif question.type is QuestionType.YES_NO:
             choices += [Choice("opt:yes", _("Yes")), Choice("opt:no", _("No"))]
-        elif question.type == "scale":
+        elif question.type is QuestionType.SCALE:
             assert question.min is not None and question.max is not None
             choices += [Choice(f"opt:{v}", str(v)) for v in range(question.min, question.max + 1)]
             # Not PICK_ONE's "a number from 1 to <options>": that count includes Skip and Back.
@@ -117,7 +117,7 @@ class SurveyDialog(Dialog):
                 lines.append(_("%(low)s = %(low_label)s, %(high)s = %(high_label)s", low=question.min,
                                low_label=survey.text(question.min_label, language), high=question.max,
                                high_label=survey.text(question.max_label, language)))
-        elif question.type == "number":
+        elif question.type is QuestionType.NUMBER:
             text_first = True
             lines.append(_number_hint(turn, question))
         else:
@@ -140,26 +140,26 @@ class SurveyDialog(Dialog):
             if key == "later":
                 turn.say(_("You can answer later: send /surveys whenever you are ready."))
                 return menu_state(turn)
-            survey = turn.services.surveys.definition(data["survey"])
+            survey = turn.services.get(Surveys).definition(data["survey"])
             data["current"] = first_question(survey, data["answers"])
             return await self._save(turn, State(self.name, "question", turn.tr.language, data))
-        survey = turn.services.surveys.definition(data["survey"])
+        survey = turn.services.get(Surveys).definition(data["survey"])
         question = survey.question(data["current"])
         if key == "back":
             return await self._back(turn, state, survey)
         if key == "skip" and question.optional:
             return await self._answer(turn, state, survey, None)
-        if question.type == "multiple_choice":
+        if question.type is QuestionType.MULTIPLE_CHOICE:
             return await self._tick(turn, state, question, key)
         if key.startswith("opt:"):
             value: Any = key.removeprefix("opt:")
-            return await self._answer(turn, state, survey, int(value) if question.type == "scale" else value)
+            return await self._answer(turn, state, survey, int(value) if question.type is QuestionType.SCALE else value)
         return state
 
     async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
-        survey = turn.services.surveys.definition(state.data["survey"])
+        survey = turn.services.get(Surveys).definition(state.data["survey"])
         question = survey.question(state.data["current"])
-        if question.type == "number":
+        if question.type is QuestionType.NUMBER:
             value = _parse_number(text)
             if value is None or (question.min is not None and value < question.min) or \
                     (question.max is not None and value > question.max):
@@ -183,7 +183,7 @@ class SurveyDialog(Dialog):
             if not ticked and not question.optional:
                 turn.say(turn.tr._("Please choose at least one option, then “Done”."))
                 return state
-            survey = turn.services.surveys.definition(data["survey"])
+            survey = turn.services.get(Surveys).definition(data["survey"])
             return await self._answer(turn, state, survey, list(ticked) if ticked else None)
         option = key.removeprefix("opt:")
         if option in ticked:
@@ -223,7 +223,7 @@ class SurveyDialog(Dialog):
 
     async def _save(self, turn: Turn, state: State) -> State | None:
         assert turn.participant is not None
-        surveys = turn.services.surveys
+        surveys = turn.services.get(Surveys)
         try:
             invitation, _survey = await surveys.invitation(turn.session, state.data["invitation"], turn.participant.id)
         except SurveyUnavailable as exc:
@@ -235,7 +235,7 @@ class SurveyDialog(Dialog):
 
     async def _submit(self, turn: Turn, survey: Survey, data: dict[str, Any]) -> State | None:
         assert turn.participant is not None
-        surveys = turn.services.surveys
+        surveys = turn.services.get(Surveys)
         try:
             invitation, _survey = await surveys.invitation(turn.session, data["invitation"], turn.participant.id)
         except SurveyUnavailable as exc:

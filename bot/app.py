@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TextIO
+from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -132,20 +132,23 @@ def build_engine(features: FeatureSet, keys: KeyRing) -> DialogEngine:
     return DialogEngine(dialogs, keys)
 
 
-def build_platform_transports(services: Services) -> list[Transport]:
-    """Telegram and Matrix transports for the configured platforms."""
+def build_platform_transports(services: Services, *, telegram: Mapping[str, Any] | None = None,
+                              matrix: Mapping[str, Any] | None = None) -> list[Transport]:
+    """Telegram and Matrix transports for the configured platforms (``telegram``/``matrix``: option
+    overrides, for tests and benchmarks that need shorter timeouts)."""
     settings, i18n = services.settings, services.i18n
     transports: list[Transport] = []
     if settings.telegram.enabled:
         from bot.transports.telegram import from_settings as telegram_from_settings
 
         menus = services.get(FeatureSet).command_table().menus(i18n)
-        transports.append(telegram_from_settings(settings, services.keys, i18n, menus))
+        transports.append(telegram_from_settings(settings, services.keys, i18n, menus, **(telegram or {})))
     if settings.matrix.enabled:
         from bot.transports.matrix import from_settings as matrix_from_settings
 
         transports.append(matrix_from_settings(settings, services.keys, i18n,
-                                               language_of=participant_language(services, "matrix")))
+                                               language_of=participant_language(services, "matrix"),
+                                               **(matrix or {})))
     return transports
 
 

@@ -1,5 +1,6 @@
 # Two commands: `make run` (set up, then the console chat on SQLite) and `make test`
-# (set up, then the whole test suite). Each creates .venv and compiles the catalogs.
+# (set up, then the import contracts and the whole test suite). Each creates .venv and
+# compiles the catalogs.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,6 +17,7 @@ run: setup i18n-compile
 	$(BIN)/civicbot run $(ARGS)
 
 test: setup-test i18n-compile
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest $(ARGS)
 
 setup: $(VENV)/.installed-run

@@ -193,7 +193,7 @@ class FeatureSet:
     features: a clash is a programming error and stops the bot at start.
     """
 
-    __slots__ = ("declared", "enabled")
+    __slots__ = ("declared", "enabled", "_table")
 
     def __init__(self, features: Iterable[Feature], settings: Settings) -> None:
         self.declared: tuple[Feature, ...] = tuple(features)
@@ -204,6 +204,7 @@ class FeatureSet:
         _unique("menu entry", (m.key for m in self.menu()))
         _unique("job", (j.id for j in self.jobs()))
         _unique("verb group", (g.name for g in self.cli()))
+        self._table = CommandTable(self.commands())
 
     def __iter__(self) -> Iterator[Feature]:
         return iter(self.enabled)
@@ -215,7 +216,9 @@ class FeatureSet:
         return tuple(c for f in self.enabled for c in f.commands)
 
     def command_table(self) -> CommandTable:
-        return CommandTable(self.commands())
+        """The commands of the features that are on: what the router dispatches, ``/help`` lists
+        and Telegram publishes."""
+        return self._table
 
     def dialogs(self) -> tuple[Dialog, ...]:
         return tuple(d for f in self.enabled for d in f.dialogs)

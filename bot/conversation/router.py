@@ -92,7 +92,7 @@ class Router:
                 turn = Turn(
                     inbound=inbound, pseudonym=pseudonym, session=session, services=services,
                     tr=services.i18n.translator(language), role=services.staff.role_of(pseudonym),
-                    capabilities=transport.capabilities, participant=participant, commands=self._commands,
+                    capabilities=transport.capabilities, participant=participant,
                 )
                 if inbound.event_id and await self._seen_before(session, inbound):
                     return [], None

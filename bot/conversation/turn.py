@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +23,6 @@ from bot.services.outbox import Outbox
 from bot.services.participants import Participants
 from bot.storage.db import Database
 from bot.storage.models import Participant
-
-if TYPE_CHECKING:
-    from bot.conversation.commands import CommandTable
 
 T = TypeVar("T")
 
@@ -82,7 +79,6 @@ class Turn:
     capabilities: Capabilities
     participant: Participant | None = None
     replies: list[Outbound] = field(default_factory=list)
-    commands: CommandTable | None = None  # the commands of the features that are on (for /help)
 
     def say(self, text: str, *, sensitive: bool = False, image: bytes | None = None) -> None:
         self.replies.append(

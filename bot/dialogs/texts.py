@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.conversation.feature import FeatureSet
 from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 
@@ -41,6 +42,5 @@ def privacy_notice(turn: Turn) -> str:
 
 def help_text(turn: Turn) -> str:
     """``/help``, from the command table of the features that are on: it cannot drift from it."""
-    if turn.commands is None:
-        return ""
-    return turn.commands.help_text(turn.tr, staff=turn.role.is_staff)
+    table = turn.services.get(FeatureSet).command_table()
+    return table.help_text(turn.tr, staff=turn.role.is_staff)

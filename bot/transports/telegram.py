@@ -49,9 +49,20 @@ from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY, UpdateType.MY_CHAT_MEMBER)
-# PTB's poller logs its own tracebacks when it aborts; the transport reports the failure in one line.
+# The updater logs tracebacks when polling stops; the transport reports that failure itself, in one line.
 _QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO,
-                  "telegram.ext._utils.networkloop": logging.CRITICAL, "telegram.ext.Updater": logging.CRITICAL}
+                  "telegram.ext.Updater": logging.CRITICAL}
+
+
+class _PollingAbortFilter(logging.Filter):
+    """PTB's retry loop logs a traceback (on ``telegram.ext``) when it aborts on a refused token;
+    :class:`PollingWatch` has seen the same answer and the bot says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.module == "networkloop" and record.levelno >= logging.ERROR)
+
+
+_POLLING_ABORT_FILTER = _PollingAbortFilter()
 
 CommandMenus = Mapping[str, Sequence[tuple[str, str]]]
 
@@ -104,6 +115,7 @@ def quiet_library_loggers() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET or logger.level < level:
             logger.setLevel(level)
+    logging.getLogger("telegram.ext").addFilter(_POLLING_ABORT_FILTER)  # adding it twice keeps one
 
 
 class TelegramTransport:

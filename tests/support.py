@@ -48,6 +48,7 @@ class RecordingTransport:
     rate_per_second: float = 1000.0
     failure: BaseException | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self, on_inbound: InboundHandler) -> None:
         self.handler = on_inbound
@@ -63,7 +64,17 @@ class RecordingTransport:
             raise self.failures.pop(0)
         self.sent.setdefault(address.value, []).append(message)
         self.send_log.append((address.value, message, options))
+        progress, self.progress = self.progress, asyncio.Event()
+        progress.set()
         return Delivery(message_id=str(len(self.send_log)))
+
+    async def wait_sent(self, count: int, timeout: float = 10.0) -> None:
+        """Until ``count`` messages were sent in all."""
+        async def reached() -> None:
+            while len(self.send_log) < count:
+                await self.progress.wait()
+
+        await asyncio.wait_for(reached(), timeout)
 
 
 @dataclass

@@ -202,10 +202,7 @@ async def test_the_run_loop_drains_and_stops(sqlite_url: str, tmp_path: Path, ke
         task = asyncio.create_task(s.run(stop))
         await enqueue(chat, pids)
         s.wake()
-        for _ in range(100):
-            if await statuses(chat) == ["sent", "sent"]:
-                break
-            await asyncio.sleep(0.02)
+        await chat.transport.wait_sent(2)
         stop.set()
         await asyncio.wait_for(task, 5)
         assert await statuses(chat) == ["sent", "sent"]

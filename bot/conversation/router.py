@@ -56,6 +56,8 @@ class Router:
         self._flood = flood
         self._newcomer = newcomer
         self._home = home
+        self.handled = 0  # inbound events handled to the end (replies sent), for operators and tests
+        self._progress = asyncio.Event()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def handle(self, inbound: Inbound) -> None:
@@ -70,6 +72,16 @@ class Router:
             await self._send(inbound.address, replies, participant_id)
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
+        finally:
+            self.handled += 1
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
+
+    async def wait_handled(self, count: int) -> None:
+        """Until ``count`` inbound events have been handled, their replies sent: a signal that
+        nothing more is coming for them (the tests' way to prove a negative without sleeping)."""
+        while self.handled < count:
+            await self._progress.wait()
 
     async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
         """The replies, and the participant they belong to (None before consent or after erasure)."""

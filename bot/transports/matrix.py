@@ -237,6 +237,7 @@ class MatrixTransport:
         self._keys_lock = asyncio.Lock()
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
+        self.sync_failures = 0  # syncs that failed and were retried (an outage shows here first)
         self.failure: BaseException | None = None  # why the sync loop stopped, if it did
         self._ended = asyncio.Event()
 
@@ -492,10 +493,12 @@ class MatrixTransport:
                 log.error("matrix sync stopped: %s", exc)
                 return
             except (*_NETWORK_ERRORS, LocalProtocolError, SendRetryError) as exc:
+                self.sync_failures += 1
                 delay = backoff.next()
                 log.warning("matrix sync failed (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
             except Exception as exc:  # noqa: BLE001 - never let one bad event stop the bot
+                self.sync_failures += 1
                 delay = backoff.next()
                 log.error("matrix sync error (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)

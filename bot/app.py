@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.conversation.engine import MENU, DialogEngine
@@ -40,7 +41,7 @@ from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
 from bot.storage import migrate
 from bot.storage.db import Database
-from bot.storage.models import utcnow
+from bot.storage.models import Participant, utcnow
 from bot.transports.console import CONSOLE_USER, ConsoleTransport
 
 log = logging.getLogger(__name__)
@@ -163,12 +164,22 @@ def participant_language(services: Services, platform: str) -> Callable[[str], A
     return language_of
 
 
+def retention_job(services: Services) -> RetentionJob:
+    """The purge over every feature's retention rules; expiring people get every erasure hook."""
+    features = services.get(FeatureSet)
+
+    async def erase(session: AsyncSession, participant: Participant) -> None:
+        await features.erase(session, services, participant)
+
+    return RetentionJob(services.database, services.settings.retention, features.retention(), erase=erase)
+
+
 def build_scheduler(services: Services) -> AsyncIOScheduler:
-    """The retention purge over every feature's rules, and every enabled feature's jobs."""
+    """The retention purge, and every enabled feature's jobs."""
     settings = services.settings
     features = services.get(FeatureSet)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    retention = RetentionJob(services.database, settings.retention, features.retention())
+    retention = retention_job(services)
     scheduler.add_job(retention, "interval", hours=settings.retention.purge_interval_hours,
                       id="retention", coalesce=True, max_instances=1)
     for job in features.jobs():
@@ -323,7 +334,7 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
     extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
     bot = await assemble(settings, transports=transports, extra_staff=extra_staff)
     try:
-        await RetentionJob(bot.services.database, settings.retention, bot.features.retention())()
+        await retention_job(bot.services)()
         await bot.start()
         return await bot.wait(signals=not use_console)
     finally:

@@ -7,9 +7,10 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Integer, LargeBinary, String, func, select
+from sqlalchemy import Integer, LargeBinary, String, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.app import retention_job
 from bot.config import RetentionSettings
 from bot.conversation.commands import Command, Usage
 from bot.conversation.engine import DialogEngine, State
@@ -115,6 +116,24 @@ async def test_a_feature_declared_once_is_in_the_menu_help_rotation_and_erasure(
             with pytest.raises(DecryptionError):
                 keys.open_text(sealed.text_enc, note_context(sealed.id))  # the old ring alone cannot open it
             assert rotated.retired().open_text(sealed.text_enc, note_context(sealed.id)) == "meet at the usual place"
+
+
+async def test_people_who_expire_go_through_every_erasure_hook(sqlite_url: str, tmp_path: Path,
+                                                               keys: KeyRing) -> None:
+    settings = make_settings(sqlite_url, tmp_path)
+    async with open_chat(settings, keys, features=(*FEATURES, NOTES)) as chat:
+        async with chat.bot.services.database.engine.begin() as connection:
+            await connection.run_sync(NotesBase.metadata.create_all)
+        for user in ("old", "recent"):
+            for step in ("/start", "4", "1", "1", f"/note a note of {user}"):
+                await chat.person(user).send(step)
+        async with chat.bot.services.database.sessions.begin() as session:
+            await session.execute(update(Participant).where(Participant.pseudonym == keys.pseudonym("console", "old"))
+                                  .values(last_seen_on=dt.date.today() - dt.timedelta(days=800)))
+        report = await retention_job(chat.bot.services)()
+        assert report is not None and report["participants"] == 1
+        async with chat.bot.services.database.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Note)) == 1  # only the recent one's
 
 
 async def test_a_feature_that_is_off_is_nowhere(sqlite_url: str, tmp_path: Path, keys: KeyRing) -> None:

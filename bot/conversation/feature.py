@@ -173,8 +173,9 @@ class Feature:
     retention: tuple[RetentionRule, ...] = ()
     """How long the feature's rows live; the scheduled purge iterates over these."""
     erase: EraseHook | None = None
-    """Called by ``/delete_me`` before the participant row goes: delete what the feature keeps about
-    the person that no foreign-key cascade reaches. Data sealed with their key is shredded anyway."""
+    """Called by ``/delete_me``, and by the retention purge for people inactive too long, before the
+    participant row goes: delete what the feature keeps about the person that no foreign-key cascade
+    reaches. Data sealed with their key is shredded anyway."""
     service: ServiceFactory | None = None
     """Builds the feature's own service, registered in ``Services`` by its type."""
     check: Callable[[Settings], object] | None = None

@@ -1,25 +1,29 @@
 """Retention: every kind of record has a lifetime, enforced by a scheduled purge.
 
 The purge knows no table of its own: it applies the :class:`RetentionRule` declarations of
-every feature (see ``Feature.retention``), each with its ``[retention]`` setting.
+every feature (see ``Feature.retention``), each with its ``[retention]`` setting. People who
+expire (inactivity) go through the same erasure as ``/delete_me``: every feature's hook runs
+before their row is deleted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RetentionSettings
 from bot.storage.db import Database
 from bot.storage.lifecycle import RetentionRule
-from bot.storage.models import utcnow
+from bot.storage.models import Participant, utcnow
 
 log = logging.getLogger(__name__)
+
+EraseParticipant = Callable[[AsyncSession, Participant], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +58,14 @@ def days_of(policy: RetentionSettings, rule: RetentionRule) -> int:
 
 
 async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.datetime,
-                rules: Iterable[RetentionRule]) -> PurgeReport:
+                rules: Iterable[RetentionRule], erase: EraseParticipant | None = None) -> PurgeReport:
     """Delete what has outlived its retention period. Idempotent: a doubled run deletes nothing more."""
     counts: dict[str, int] = {}
     for rule in rules:
         cutoff = now - dt.timedelta(days=days_of(policy, rule))
+        if rule.model is Participant and erase is not None:
+            for participant in list(await session.scalars(select(Participant).where(rule.expired(cutoff)))):
+                await erase(session, participant)
         result = await session.execute(delete(rule.model).where(rule.expired(cutoff)))
         counts[rule.name] = counts.get(rule.name, 0) + int(getattr(result, "rowcount", 0) or 0)
     return PurgeReport(counts)
@@ -68,16 +75,17 @@ class RetentionJob:
     """The scheduled purge; its state is the data itself, so missed or doubled runs are harmless."""
 
     def __init__(self, database: Database, policy: RetentionSettings, rules: Iterable[RetentionRule],
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow, erase: EraseParticipant | None = None) -> None:
         self._db = database
         self._policy = policy
         self._rules = tuple(rules)
         self._clock = clock
+        self._erase = erase
 
     async def __call__(self) -> PurgeReport | None:
         try:
             async with self._db.sessions.begin() as session:
-                report = await purge(session, self._policy, self._clock(), self._rules)
+                report = await purge(session, self._policy, self._clock(), self._rules, self._erase)
         except Exception as exc:
             log.error("retention purge failed: %s", type(exc).__name__)
             return None

@@ -10,6 +10,9 @@ LANGS := en ar ckb ku
 CATALOGS := $(foreach l,$(LANGS),locales/$(l)/LC_MESSAGES/bot.po)
 COMPILED := $(CATALOGS:.po=.mo)
 ARGS ?=
+# Independent tests run on two processes (pytest-xdist); the Matrix tier stays on one of them
+# (one Synapse). WORKERS=0 runs everything in this process.
+WORKERS ?= 2
 
 .PHONY: run test setup setup-test i18n-extract i18n-update i18n-compile bench clean
 
@@ -18,7 +21,7 @@ run: setup i18n-compile
 
 test: setup-test i18n-compile
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup $(ARGS)
 
 setup: $(VENV)/.installed-run
 setup-test: $(VENV)/.installed-test

@@ -6,16 +6,14 @@ so ``/cancel``, a restart, or days of silence lose nothing: ``/surveys`` continu
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
-from bot.conversation.engine import TICK, Dialog, Prompt, State, menu_state
+from bot.conversation.engine import Prompt, State, menu_state
 from bot.conversation.turn import Turn
-from bot.core.i18n import western_digits
 from bot.core.model import Choice
+from bot.surveys.asking import QUESTION, QuestionnaireDialog, new_progress
 from bot.surveys.definitions import Survey
-from bot.surveys.flow import first_question, next_question, remaining
-from bot.surveys.questions import Question, QuestionType
+from bot.surveys.questions import Questionnaire
 from bot.surveys.service import Surveys, SurveyUnavailable
 
 
@@ -46,11 +44,10 @@ async def open_invitation(turn: Turn, invitation_id: int) -> State | None:
         turn.say(_unavailable(turn, exc.reason))
         return None
     progress = await surveys.load_progress(turn.session, invitation)
-    data = {"invitation": invitation.id, "survey": survey.id, "answers": {}, "history": [], "ticked": [],
-            **progress}
+    data = {"invitation": invitation.id, "survey": survey.id, **new_progress(), **progress}
     if progress.get("current"):
         turn.say(turn.tr._("Welcome back. Let us continue where you stopped."))
-        return survey_state(turn, data, "question")
+        return survey_state(turn, data, QUESTION)
     return survey_state(turn, data, "intro")
 
 
@@ -63,8 +60,17 @@ def _unavailable(turn: Turn, reason: str) -> str:
     return _("This survey is not available.")
 
 
-class SurveyDialog(Dialog):
+class SurveyDialog(QuestionnaireDialog):
+    """Pick a survey, read its introduction, then its questions (progress kept with the invitation)."""
+
     name = "survey"
+
+    def questionnaire(self, turn: Turn, state: State) -> Questionnaire:
+        return self.survey(turn, state)
+
+    @staticmethod
+    def survey(turn: Turn, state: State) -> Survey:
+        return turn.services.get(Surveys).definition(state.data["survey"])
 
     def prompt(self, turn: Turn, state: State) -> Prompt:
         _ = turn.tr._
@@ -72,156 +78,28 @@ class SurveyDialog(Dialog):
         if state.step == "pick":
             return Prompt(_("Which survey would you like to answer?"),
                           tuple(Choice(f"inv:{inv}", title) for inv, title in data["offers"]))
-        survey = turn.services.get(Surveys).definition(data["survey"])
+        if state.step == QUESTION:
+            return self.question_prompt(turn, state)
+        survey = self.survey(turn, state)
         language = turn.tr.language
         title = survey.text(survey.title, language)
-        if state.step == "intro":
-            anonymous = _("This survey is anonymous: your answers are stored without any link to you.") \
-                if survey.anonymous else ""
-            text = "\n\n".join(p for p in (title, survey.text(survey.introduction, language), anonymous) if p)
-            return Prompt(text, (Choice("start", _("Start")), Choice("later", _("Later"))), sensitive=True)
-        return self._question_prompt(turn, survey, data)
-
-    def _question_prompt(self, turn: Turn, survey: Survey, data: dict[str, Any]) -> Prompt:
-        _ = turn.tr._
-        language = turn.tr.language
-        question = survey.question(data["current"])
-        position = len(data["history"]) + 1
-        total = len(data["history"]) + remaining(survey, question.id, data["answers"])
-        lines = [_("Question %(position)s of %(total)s", position=position, total=total),
-                 survey.text(question.text, language)]
-        choices: list[Choice] = []
-        text_first = False
-        exact_labels = question.type is QuestionType.SCALE
-        invalid = ""
-        if question.type.has_options:
-            ticked = set(data["ticked"])
-            for option in question.options:
-                label = survey.text(option.label, language)
-                key = f"opt:{option.id}"
-                choices.append(Choice(key, f"{TICK} {label}" if option.id in ticked else label))
-            if question.type is QuestionType.MULTIPLE_CHOICE:
-                if ticked:
-                    chosen = [survey.text(o.label, language) for o in question.options if o.id in ticked]
-                    lines.append(_("Selected: %(options)s", options="، ".join(chosen) if turn.tr.rtl
-                                   else ", ".join(chosen)))
-                choices.append(Choice("done", _("Done")))
-        elif question.type is QuestionType.YES_NO:
-            choices += [Choice("opt:yes", _("Yes")), Choice("opt:no", _("No"))]
-        elif question.type is QuestionType.SCALE:
-            assert question.min is not None and question.max is not None
-            choices += [Choice(f"opt:{v}", str(v)) for v in range(question.min, question.max + 1)]
-            # Not PICK_ONE's "a number from 1 to <options>": that count includes Skip and Back.
-            invalid = _("That is not a valid answer.") + " " + _number_hint(turn, question)
-            if question.min_label and question.max_label:
-                lines.append(_("%(low)s = %(low_label)s, %(high)s = %(high_label)s", low=question.min,
-                               low_label=survey.text(question.min_label, language), high=question.max,
-                               high_label=survey.text(question.max_label, language)))
-        elif question.type is QuestionType.NUMBER:
-            text_first = True
-            lines.append(_number_hint(turn, question))
-        else:
-            text_first = True
-            lines.append(turn.tr.n_("Type your answer (at most %(n)s character).",
-                                    "Type your answer (at most %(n)s characters).", question.max_length))
-        if question.optional:
-            choices.append(Choice("skip", _("Skip")))
-        if data["history"]:
-            choices.append(Choice("back", _("Back")))
-        return Prompt("\n\n".join(lines), tuple(choices), accepts_text=text_first, sensitive=True,
-                      exact_labels=exact_labels or text_first, invalid=invalid)
+        anonymous = _("This survey is anonymous: your answers are stored without any link to you.") \
+            if survey.anonymous else ""
+        text = "\n\n".join(p for p in (title, survey.text(survey.introduction, language), anonymous) if p)
+        return Prompt(text, (Choice("start", _("Start")), Choice("later", _("Later"))), sensitive=True)
 
     async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
         _ = turn.tr._
-        data = state.data
         if state.step == "pick":
             return await open_invitation(turn, int(key.removeprefix("inv:")))
         if state.step == "intro":
             if key == "later":
                 turn.say(_("You can answer later: send /surveys whenever you are ready."))
                 return menu_state(turn)
-            survey = turn.services.get(Surveys).definition(data["survey"])
-            data["current"] = first_question(survey, data["answers"])
-            return await self._save(turn, State(self.name, "question", turn.tr.language, data))
-        survey = turn.services.get(Surveys).definition(data["survey"])
-        question = survey.question(data["current"])
-        if key == "back":
-            return await self._back(turn, state, survey)
-        if key == "skip" and question.optional:
-            return await self._answer(turn, state, survey, None)
-        if question.type is QuestionType.MULTIPLE_CHOICE:
-            return await self._tick(turn, state, question, key)
-        if key.startswith("opt:"):
-            value: Any = key.removeprefix("opt:")
-            return await self._answer(turn, state, survey, int(value) if question.type is QuestionType.SCALE else value)
-        return state
+            return await self.begin(turn, state)
+        return await self.on_question_choice(turn, state, key)
 
-    async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
-        survey = turn.services.get(Surveys).definition(state.data["survey"])
-        question = survey.question(state.data["current"])
-        if question.type is QuestionType.NUMBER:
-            value = _parse_number(text)
-            if value is None or (question.min is not None and value < question.min) or \
-                    (question.max is not None and value > question.max):
-                turn.say(turn.tr._("That is not a valid answer.") + " " + _number_hint(turn, question))
-                return state
-            return await self._answer(turn, state, survey, value)
-        answer = text.strip()
-        if len(answer) > question.max_length:
-            turn.say(turn.tr.n_("Your answer is too long. Please keep it under %(n)s character.",
-                                "Your answer is too long. Please keep it under %(n)s characters.",
-                                question.max_length))
-            return state
-        if not answer:
-            return state
-        return await self._answer(turn, state, survey, answer)
-
-    async def _tick(self, turn: Turn, state: State, question: Question, key: str) -> State | None:
-        data = state.data
-        ticked: list[str] = data["ticked"]
-        if key == "done":
-            if not ticked and not question.optional:
-                turn.say(turn.tr._("Please choose at least one option, then “Done”."))
-                return state
-            survey = turn.services.get(Surveys).definition(data["survey"])
-            return await self._answer(turn, state, survey, list(ticked) if ticked else None)
-        option = key.removeprefix("opt:")
-        if option in ticked:
-            ticked.remove(option)
-        elif question.max_choices is not None and len(ticked) >= question.max_choices:
-            turn.say(turn.tr.n_("You can choose at most %(n)s option. Remove one first.",
-                                "You can choose at most %(n)s options. Remove one first.", question.max_choices))
-            return state
-        else:
-            ticked.append(option)
-        return await self._save(turn, state)
-
-    async def _answer(self, turn: Turn, state: State, survey: Survey, value: Any) -> State | None:
-        data = state.data
-        current = data["current"]
-        data["answers"][current] = value
-        data["history"].append(current)
-        data["ticked"] = []
-        following = next_question(survey, current, data["answers"])
-        if following is None:
-            return await self._submit(turn, survey, data)
-        data["current"] = following
-        return await self._save(turn, state)
-
-    async def _back(self, turn: Turn, state: State, survey: Survey) -> State | None:
-        data = state.data
-        if not data["history"]:
-            return state
-        previous = data["history"].pop()
-        earlier = data["answers"].pop(previous, None)
-        # Answers after the one reopened may no longer apply (branching): drop them.
-        for later in [q for q in data["answers"] if q not in data["history"]]:
-            del data["answers"][later]
-        data["current"] = previous
-        data["ticked"] = list(earlier) if isinstance(earlier, list) else []
-        return await self._save(turn, state)
-
-    async def _save(self, turn: Turn, state: State) -> State | None:
+    async def save(self, turn: Turn, state: State) -> State | None:
         assert turn.participant is not None
         surveys = turn.services.get(Surveys)
         try:
@@ -233,29 +111,14 @@ class SurveyDialog(Dialog):
         await surveys.save_progress(turn.session, invitation, progress)
         return state
 
-    async def _submit(self, turn: Turn, survey: Survey, data: dict[str, Any]) -> State | None:
+    async def finish(self, turn: Turn, questionnaire: Questionnaire, data: dict[str, Any]) -> State | None:
         assert turn.participant is not None
         surveys = turn.services.get(Surveys)
         try:
-            invitation, _survey = await surveys.invitation(turn.session, data["invitation"], turn.participant.id)
+            invitation, survey = await surveys.invitation(turn.session, data["invitation"], turn.participant.id)
         except SurveyUnavailable as exc:
             turn.say(_unavailable(turn, exc.reason))
             return menu_state(turn)
         await surveys.submit(turn.session, invitation, survey, data["answers"], turn.tr.language)
         turn.say(survey.text(survey.closing, turn.tr.language))
         return menu_state(turn)
-
-
-def _number_hint(turn: Turn, question: Question) -> str:
-    if question.min is not None and question.max is not None:
-        return turn.tr._("Please answer with a number from %(min)s to %(max)s.", min=question.min, max=question.max)
-    return turn.tr._("Please answer with a number.")
-
-
-def _parse_number(text: str) -> int | None:
-    cleaned = western_digits(unicodedata.normalize("NFKC", text)).strip()
-    if cleaned.startswith(("-", "+")):
-        sign, digits = cleaned[0], cleaned[1:]
-    else:
-        sign, digits = "", cleaned
-    return int(sign + digits) if digits.isdigit() and len(digits) <= 9 else None

@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.conversation.engine import MENU, DialogEngine
-from bot.conversation.feature import Feature, FeatureSet, FeatureStartupError
+from bot.conversation.feature import Clock, Feature, FeatureSet, FeatureStartupError
 from bot.conversation.router import Router
 from bot.conversation.turn import Services
 from bot.core.flood import FloodGuard
@@ -174,18 +175,27 @@ def retention_job(services: Services) -> RetentionJob:
     return RetentionJob(services.database, services.settings.retention, features.retention(), erase=erase)
 
 
-def build_scheduler(services: Services) -> AsyncIOScheduler:
-    """The retention purge, and every enabled feature's jobs."""
+def build_scheduler(services: Services, clock: Clock = utcnow) -> AsyncIOScheduler:
+    """The retention purge, and every enabled feature's jobs, run on the event loop."""
     settings = services.settings
     features = services.get(FeatureSet)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    retention = retention_job(services)
-    scheduler.add_job(retention, "interval", hours=settings.retention.purge_interval_hours,
+    scheduler.add_job(_on_loop(retention_job(services)), IntervalTrigger(hours=settings.retention.purge_interval_hours),
                       id="retention", coalesce=True, max_instances=1)
     for job in features.jobs():
-        scheduler.add_job(job.factory(services, utcnow), job.trigger(settings), id=job.id,
+        scheduler.add_job(_on_loop(job.factory(services, clock)), job.trigger(settings), id=job.id,
                           coalesce=True, max_instances=1)
     return scheduler
+
+
+def _on_loop(job: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any, Any, None]]:
+    """APScheduler runs only coroutine *functions* on the loop; a callable object with an async
+    ``__call__`` would go to a thread and its coroutine never run."""
+
+    async def run() -> None:
+        await job()
+
+    return run
 
 
 @dataclass

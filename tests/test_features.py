@@ -3,18 +3,20 @@ erasure are built from the list, and nothing declared is left out of any of them
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
 import pytest
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Integer, LargeBinary, String, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bot.app import retention_job
+from bot.app import build_scheduler, retention_job
 from bot.config import RetentionSettings
 from bot.conversation.commands import Command, Usage
 from bot.conversation.engine import DialogEngine, State
-from bot.conversation.feature import Feature, FeatureSet, MenuEntry, RetentionRule, SealedColumn, SealKey
+from bot.conversation.feature import Feature, FeatureSet, Job, MenuEntry, RetentionRule, SealedColumn, SealKey
 from bot.conversation.turn import Services, Turn
 from bot.core.i18n import N_, I18n
 from bot.core.security import DecryptionError, KeyRing
@@ -151,6 +153,28 @@ async def test_a_feature_that_is_off_is_nowhere(sqlite_url: str, tmp_path: Path,
         assert "note" not in {name for name, _ in menus["en"]}
         assert Note.text_enc in [s.column for s in chat.bot.features.sealed()], \
             "data written while it was on is still rotated"
+
+
+async def test_scheduled_jobs_of_features_run_on_the_event_loop(sqlite_url: str, tmp_path: Path,
+                                                                keys: KeyRing) -> None:
+    ran = asyncio.Event()
+
+    class Tick:
+        """A callable object, as the jobs of the features are (e.g. the survey reminders)."""
+
+        async def __call__(self) -> None:
+            ran.set()
+
+    ticking = Feature(name="ticking", jobs=(Job("tick", lambda settings: IntervalTrigger(seconds=0.05),
+                                                 lambda services, clock: Tick()),))
+    async with open_chat(make_settings(sqlite_url, tmp_path), keys, features=(*FEATURES, ticking)) as chat:
+        scheduler = build_scheduler(chat.bot.services)
+        assert {job.id for job in scheduler.get_jobs()} >= {"retention", "survey-reminders", "tick"}
+        scheduler.start()
+        try:
+            await asyncio.wait_for(ran.wait(), 10)
+        finally:
+            scheduler.shutdown(wait=False)
 
 
 # -- the real list ------------------------------------------------------------------------------

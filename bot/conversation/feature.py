@@ -89,7 +89,7 @@ class Job:
     """Builds the APScheduler trigger from the settings, e.g.
     ``lambda s: IntervalTrigger(minutes=s.surveys.reminder_check_minutes)``."""
     factory: Callable[[Services, Clock], Callable[[], Awaitable[object]]]
-    """Given the services and a clock, the coroutine function the scheduler calls. It must
+    """Given the services and a clock, the async callable the scheduler calls. It must
     catch and log its own errors (by type only): a failing run must not stop the scheduler."""
 
 

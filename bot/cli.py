@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None, features: Sequence[Feature] = FEATURES) 
         from bot.app import StartupError
         from bot.core.transport import TransportStartupError
 
-        if isinstance(exc, (StartupError, KeyFileError, TransportStartupError)):
+        if isinstance(exc, TransportStartupError):  # the platform refused or could not be reached
+            print(f"civicbot: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, (StartupError, KeyFileError)):  # configuration to fix before anything runs
             print(f"civicbot: {exc}", file=sys.stderr)
             return 2
         raise

@@ -152,3 +152,21 @@ async def test_a_bot_api_server_gone_for_good_ends_civicbot_run_with_exit_1_and_
     assert "the telegram transport stopped: the Bot API server at telegram.api_base_url could not be reached" \
         in errors[0]
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+async def test_an_invalid_token_at_start_ends_civicbot_run_with_exit_1_and_one_line(bot_api: LocalBotApi,
+                                                                                    tmp_path: Path) -> None:
+    log = tmp_path / "civicbot.log"
+    env = _environment(bot_api, tmp_path)
+    bot_api.revoke_token()  # the token is refused from the first call on
+    bot = BotProcess(env, log)
+    try:
+        await bot.start()
+        assert bot.process is not None
+        assert await asyncio.wait_for(bot.process.wait(), 60) == 1
+    finally:
+        await bot.ensure_dead()
+    output = log.read_text(errors="replace")
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert any("telegram.token" in line for line in lines), output[-3000:]
+    assert "Traceback" not in output and env["CIVICBOT_TELEGRAM__TOKEN"] not in output

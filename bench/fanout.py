@@ -94,30 +94,19 @@ async def database_url(kind: str, workdir: Path) -> AsyncIterator[str]:
 @asynccontextmanager
 async def civicbot(api: BotApiProcess, url: str, workdir: Path, *, lifted: bool) -> AsyncIterator[Any]:
     """The bot as ``civicbot run`` wires it: services, router, Telegram transport, senders."""
-    from bot.app import build_bot, build_commands, build_services
+    from bot.app import build_platform_transports, running
     from bot.config import LimitsSettings, TelegramSettings
     from bot.core.security import KeyRing
-    from bot.storage import migrate
-    from bot.storage.db import Database
-    from bot.transports.telegram import from_settings
     from tests.support import make_settings
 
     rates = {"rate_per_second": 100_000, "per_chat_interval_seconds": 0} if lifted else {}
     telegram = TelegramSettings(token=api.token, api_base_url=api.base_url, **rates)  # type: ignore[arg-type]
     settings = make_settings(url, workdir, telegram=telegram, limits=LimitsSettings(flood_messages=10_000))
-    keys = KeyRing.generate()
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
-                              poll_timeout_seconds=2)
-    bot = build_bot(services, [transport])
-    await transport.start(bot.router.handle)
-    try:
+    # The wiring of ``civicbot run``; the senders are started by the benchmark, once the rows are queued.
+    async with running(settings, keys=KeyRing.generate(), upgrade=True, senders=False,
+                       transports=lambda services: build_platform_transports(
+                           services, telegram={"poll_timeout_seconds": 2})) as bot:
         yield bot
-    finally:
-        await transport.stop()
-        await database.dispose()
 
 
 async def enqueue(bot: Any, participant_ids: list[int], ref: str) -> float:

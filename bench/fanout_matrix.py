@@ -29,15 +29,13 @@ from nio import RoomSendResponse  # type: ignore[import-untyped]
 
 from bench.matrix_round_trip import SETUP_TIMEOUT, BareNioBot, Person, _bounded
 from bench.population import register
-from bot.app import build_bot, build_services
+from bot.app import assemble, build_platform_transports
 from bot.config import MatrixSettings
 from bot.core.model import Outbound
 from bot.core.security import KeyRing
 from bot.services.delivery import run_delivery
 from bot.services.outbox import OutboxKind, OutboxStatus, ToParticipant
-from bot.storage import migrate
-from bot.storage.db import Database
-from bot.transports.matrix import MatrixTransport, from_settings, quiet_library_logging
+from bot.transports.matrix import MatrixTransport, quiet_library_logging
 from tests.support import make_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "matrix"))
@@ -59,19 +57,18 @@ class CivicbotSender:
                                   store_path=workdir / "matrix-store", rate_per_second=1000),
         )
         self.keys = KeyRing.generate()
-        self.database = Database(self.settings.database.url)
         self.transport: MatrixTransport | None = None
         self.bot: Any = None
 
     async def start(self) -> None:
-        await migrate.upgrade(self.database)
-        services = build_services(self.settings, self.database, self.keys)
-        transport = from_settings(self.settings, self.keys, services.i18n, sync_timeout_ms=1000,
-                                  backoff_initial=0.2, backoff_max=1.0, connect_timeout=30.0)
+        """The wiring of ``civicbot run``; the senders are started by the benchmark, once rows are queued."""
+        options = {"sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 30.0}
+        self.bot = await assemble(self.settings, keys=self.keys, upgrade=True,
+                                  transports=lambda services: build_platform_transports(services, matrix=options))
+        transport = self.bot.transports["matrix"]
         assert isinstance(transport, MatrixTransport)
         self.transport = transport
-        self.bot = build_bot(services, [transport])
-        await transport.start(self.bot.router.handle)
+        await self.bot.start(senders=False, scheduler=False)
 
     async def joined(self, room_ids: list[str]) -> bool:
         assert self.transport is not None
@@ -80,16 +77,17 @@ class CivicbotSender:
 
     async def fan_out(self, room_ids: list[str]) -> float:
         services = self.bot.services
-        ids = await register(self.database, self.keys, "matrix", room_ids)
-        async with self.database.sessions.begin() as session:
+        database = services.database
+        ids = await register(database, self.keys, "matrix", room_ids)
+        async with database.sessions.begin() as session:
             await services.outbox.enqueue_many(session, [(ToParticipant(pid, "matrix"), Outbound(TEXT)) for pid in ids],
                                                OutboxKind.BULLETIN, ref="bench")
         stop = asyncio.Event()
         started = time.perf_counter()
-        task = asyncio.create_task(run_delivery(self.bot.senders, self.database, services.outbox.wakeup, stop))
+        task = asyncio.create_task(run_delivery(self.bot.senders, database, services.outbox.wakeup, stop))
         try:
             while True:
-                async with self.database.sessions() as session:
+                async with database.sessions() as session:
                     progress = await services.outbox.progress(session, "bench")
                 if progress.finished == len(ids):
                     break
@@ -103,9 +101,8 @@ class CivicbotSender:
         return elapsed
 
     async def stop(self) -> None:
-        if self.transport is not None:
-            await self.transport.stop()
-        await self.database.dispose()
+        if self.bot is not None:
+            await self.bot.stop()
 
 
 async def bare_loop(bare: BareNioBot, room_ids: list[str]) -> float:

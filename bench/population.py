@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from sqlalchemy import insert
 
 from bot.core.security import KeyRing
-from bot.services.participants import address_context
 from bot.storage.db import Database
-from bot.storage.models import Participant, ParticipantAddress, ParticipantKey
+from bot.storage.models import Participant, ParticipantAddress, ParticipantKey, address_context
 
 LANGUAGES = ("ar", "ckb", "ku", "en")
 

@@ -37,7 +37,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.core.model import Choice, Direction, Outbound, Platform, PromptId
 from bot.core.security import DataKey, KeyRing
-from bot.storage.models import OutboxMessage, ParticipantKey, utcnow
+from bot.storage.models import OutboxMessage, ParticipantKey, outbox_payload_context, utcnow
 
 NOTIFY_CHANNEL = "civicbot_outbox"
 """PostgreSQL channel on which committed rows announce their platform to every worker."""
@@ -153,7 +153,7 @@ class StaffAddresses:
 
 def payload_context(txn_id: str) -> str:
     """What a payload is bound to when sealed: its row's transaction id."""
-    return f"outbox.payload:{txn_id}"
+    return outbox_payload_context(txn_id)
 
 
 def encode_message(message: Outbound) -> str:

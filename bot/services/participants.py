@@ -9,12 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Address, Platform, Pseudonym
 from bot.core.security import DataKey, KeyRing
-from bot.storage.models import DialogState, Participant, ParticipantAddress, ParticipantKey, utcnow
-
-
-def address_context(participant_id: int, platform: str) -> str:
-    """What a sealed address is bound to (also opened by the delivery engine)."""
-    return f"participant_addresses.address_enc:{participant_id}:{platform}"
+from bot.storage.models import (
+    DialogState,
+    Participant,
+    ParticipantAddress,
+    ParticipantKey,
+    address_context,
+    utcnow,
+)
 
 
 def _cache(session: AsyncSession, name: str) -> dict[Any, Any]:

@@ -27,9 +27,8 @@ from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, Tra
 from bot.services.delivery.outcomes import OutcomeRecorder
 from bot.services.delivery.store import Claim, ClaimedRow, DeliveryStore, Outcome
 from bot.services.outbox import Outbox, OutboxStatus, Priority, StaffDestination
-from bot.services.participants import address_context
 from bot.storage.db import Database
-from bot.storage.models import utcnow
+from bot.storage.models import address_context, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,15 @@ from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.checkins.actions import StaffActions
+from bot.checkins.commands import CHECKIN_COMMANDS
+from bot.checkins.dialog import CheckinDialog
+from bot.checkins.job import CheckinJob
+from bot.checkins.mail import Mail
+from bot.checkins.rhythm import Clock
+from bot.checkins.service import Checkins
+from bot.checkins.templates import CheckinTemplate, TemplateError
+from bot.checkins.templates import load_directory as load_checkin_directory
 from bot.config import Settings
 from bot.core.context import Services
 from bot.core.flood import FloodGuard
@@ -37,6 +46,7 @@ from bot.services.survey_definitions import Survey, SurveyError, load_directory
 from bot.services.surveys import ReminderJob, Surveys
 from bot.storage import migrate
 from bot.storage.db import Database
+from bot.storage.models import utcnow
 from bot.transports.console import CONSOLE_USER, ConsoleTransport
 
 log = logging.getLogger(__name__)
@@ -86,12 +96,28 @@ def load_surveys(settings: Settings) -> dict[str, Survey]:
                            + (f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else "")) from None
 
 
+def load_checkin_templates(settings: Settings) -> dict[str, CheckinTemplate]:
+    """Every check-in template, validated; an invalid one stops the bot with its problems."""
+    try:
+        return load_checkin_directory(settings.checkins.directory)
+    except TemplateError as exc:
+        raise StartupError(f"checkins.directory: invalid check-in template: {exc.problems[0]}"
+                           + (f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else "")) from None
+
+
 def build_services(settings: Settings, database: Database, keys: KeyRing, extra_staff: Sequence[str] = (),
-                   surveys: Mapping[str, Survey] | None = None) -> Services:
+                   surveys: Mapping[str, Survey] | None = None,
+                   checkin_templates: Mapping[str, CheckinTemplate] | None = None,
+                   clock: Clock = utcnow) -> Services:
+    """``clock`` is the time source of the timed features (check-ins); tests pass one they move."""
     i18n = I18n(settings.i18n.default_language)
     participants = Participants(keys)
     outbox = Outbox(keys)
+    organisations = Organisations(keys)
+    audit = AuditLog()
     definitions = load_surveys(settings) if surveys is None else surveys
+    templates = load_checkin_templates(settings) if checkin_templates is None else checkin_templates
+    checkins = Checkins(templates, settings.checkins, keys, participants, Mail(outbox), i18n, clock)
     return Services(
         settings=settings,
         database=database,
@@ -99,19 +125,21 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
         i18n=i18n,
         staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
         participants=participants,
-        organisations=Organisations(keys),
+        organisations=organisations,
         outbox=outbox,
-        audit=AuditLog(),
+        audit=audit,
         surveys=Surveys(definitions, keys, participants, outbox, i18n),
+        checkins=checkins,
+        checkin_actions=StaffActions(checkins, organisations, audit, settings.limits.invite_valid_days),
     )
 
 
 def build_commands() -> CommandTable:
-    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *STAFF_COMMANDS))
+    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *CHECKIN_COMMANDS, *STAFF_COMMANDS))
 
 
 def build_engine(keys: KeyRing) -> DialogEngine:
-    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog())
+    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog(), CheckinDialog())
     return DialogEngine({d.name: d for d in dialogs}, keys)
 
 
@@ -182,17 +210,21 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
     reminders = ReminderJob(services.database, services.surveys, services.settings.surveys.reminder_after_hours)
     scheduler.add_job(reminders, "interval", minutes=services.settings.surveys.reminder_check_minutes,
                       id="survey-reminders", coalesce=True, max_instances=1)
+    checkins = CheckinJob(services.database, services.checkins)
+    scheduler.add_job(checkins, "interval", minutes=services.settings.checkins.check_minutes, id="checkins",
+                      coalesce=True, max_instances=1)
     return scheduler
 
 
 async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
     """Run until EOF (console) or a signal (platforms). Returns the exit code."""
     surveys = load_surveys(settings)  # first: an invalid definition stops the bot before it touches anything
+    checkin_templates = load_checkin_templates(settings)
     keys = load_keys(settings)
     database = await open_database(settings)
     try:
         extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
-        services = build_services(settings, database, keys, extra_staff, surveys)
+        services = build_services(settings, database, keys, extra_staff, surveys, checkin_templates)
         use_console = console or not settings.has_platform
         transports: list[Transport] = (
             [ConsoleTransport(stdin, stdout)] if use_console
@@ -200,6 +232,7 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
         )
         bot = build_bot(services, transports)
         await RetentionJob(database, settings.retention)()
+        await CheckinJob(database, services.checkins)()  # what fell due while the bot was stopped
         scheduler = _scheduler(services)
         scheduler.start()
         stop = asyncio.Event()

@@ -121,7 +121,7 @@ def _check_checkin_keys(root: yaml.MappingNode, file: str, flags: dict[tuple[str
 
 
 def _check_question(question: yaml.MappingNode, file: str, flags: dict[tuple[str, str], Flag]) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     fields = {key: value for key, value, _line in _items(question)}
     qid = _scalar(fields["id"]) if "id" in fields else None
     qtype = _scalar(fields["type"]) if "type" in fields else None

@@ -7,6 +7,7 @@ sees a prompt for a state that was not saved.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,10 @@ from bot.services.surveys import Surveys
 from bot.storage.db import Database
 from bot.storage.models import Participant
 
+if TYPE_CHECKING:  # the check-in package builds on this module (its dialog takes a Turn)
+    from bot.checkins.actions import StaffActions
+    from bot.checkins.service import Checkins
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -38,6 +43,8 @@ class Services:
     outbox: Outbox
     audit: AuditLog
     surveys: Surveys
+    checkins: Checkins
+    checkin_actions: StaffActions
 
 
 @dataclass(slots=True)

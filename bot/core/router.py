@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.context import Services, Turn
@@ -33,6 +32,7 @@ from bot.dialogs.engine import DialogEngine, State
 from bot.dialogs.menu import menu_state
 from bot.dialogs.onboarding import onboarding_state
 from bot.handlers.registry import CommandTable, parse_command
+from bot.storage.db import lock_person
 from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,9 @@ class Router:
         language = services.i18n.resolve(inbound.language_hint)
         try:
             async with services.database.sessions.begin() as session:
-                if not services.database.is_sqlite:
-                    # Several workers on one PostgreSQL: one turn per person at a time across all of
-                    # them (the in-process lock covers one worker; SQLite has a single writer anyway).
-                    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                          {"key": int(pseudonym[:15], 16)})
+                # Several workers on one PostgreSQL: one turn per person at a time across all of them
+                # (the in-process lock covers one worker; SQLite has a single writer anyway).
+                await lock_person(session, pseudonym)
                 participant = await services.participants.find(session, pseudonym)
                 state = await self._engine.load(session, pseudonym)
                 if participant is not None:

@@ -64,7 +64,13 @@ def _unavailable(turn: Turn, reason: str) -> str:
 
 
 class SurveyDialog(Dialog):
+    """Questions one at a time. Subclasses answer other questionnaires (check-ins) by overriding
+    :meth:`definition` and where progress and the submission go (:meth:`_save`, :meth:`_submit`)."""
+
     name = "survey"
+
+    def definition(self, turn: Turn, data: dict[str, Any]) -> Survey:
+        return turn.services.surveys.definition(data["survey"])
 
     def prompt(self, turn: Turn, state: State) -> Prompt:
         _ = turn.tr._
@@ -72,7 +78,7 @@ class SurveyDialog(Dialog):
         if state.step == "pick":
             return Prompt(_("Which survey would you like to answer?"),
                           tuple(Choice(f"inv:{inv}", title) for inv, title in data["offers"]))
-        survey = turn.services.surveys.definition(data["survey"])
+        survey = self.definition(turn, data)
         language = turn.tr.language
         title = survey.text(survey.title, language)
         if state.step == "intro":
@@ -140,10 +146,10 @@ class SurveyDialog(Dialog):
             if key == "later":
                 turn.say(_("You can answer later: send /surveys whenever you are ready."))
                 return menu_state(turn)
-            survey = turn.services.surveys.definition(data["survey"])
+            survey = self.definition(turn, data)
             data["current"] = first_question(survey, data["answers"])
             return await self._save(turn, State(self.name, "question", turn.tr.language, data))
-        survey = turn.services.surveys.definition(data["survey"])
+        survey = self.definition(turn, data)
         question = survey.question(data["current"])
         if key == "back":
             return await self._back(turn, state, survey)
@@ -157,7 +163,7 @@ class SurveyDialog(Dialog):
         return state
 
     async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
-        survey = turn.services.surveys.definition(state.data["survey"])
+        survey = self.definition(turn, state.data)
         question = survey.question(state.data["current"])
         if question.type == "number":
             value = _parse_number(text)
@@ -183,7 +189,7 @@ class SurveyDialog(Dialog):
             if not ticked and not question.optional:
                 turn.say(turn.tr._("Please choose at least one option, then “Done”."))
                 return state
-            survey = turn.services.surveys.definition(data["survey"])
+            survey = self.definition(turn, data)
             return await self._answer(turn, state, survey, list(ticked) if ticked else None)
         option = key.removeprefix("opt:")
         if option in ticked:

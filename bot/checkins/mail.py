@@ -1,0 +1,36 @@
+"""Check-in messages into the outbox, in the caller's transaction: to a contact person, or to
+every configured staff destination (the Matrix staff room, the Telegram staff chat)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.model import Outbound
+from bot.services.outbox import Outbox
+
+CHECKIN, REMINDER, STAFF_NOTICE = "checkin", "checkin.reminder", "staff.notice"
+
+StaffMessage = Callable[[str], Outbound]
+"""Builds the notice for one staff platform (``"matrix"``, ``"telegram"``): what it may show differs."""
+
+
+def cycle_ref(cycle_id: int) -> str:
+    return f"checkin:{cycle_id}"
+
+
+class Mail:
+    __slots__ = ("_outbox",)
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def to_person(self, session: AsyncSession, participant_id: int, platform: str, message: Outbound, *,
+                        reminder: bool, ref: str) -> None:
+        await self._outbox.enqueue(session, participant_id, platform, REMINDER if reminder else CHECKIN, message,
+                                   ref=ref)
+
+    async def to_staff(self, session: AsyncSession, message_for: StaffMessage, ref: str) -> int:
+        """Queue a notice for every configured staff destination; returns how many."""
+        raise NotImplementedError

@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("survey_id")
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     export.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+
+    from bot.checkins import cli as checkin_cli
+
+    checkin_cli.add_parser(verbs, [config])
     return parser
 
 
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot import survey_cli
 
             return survey_cli.main(args, settings)
+        if args.verb == "checkin":
+            from bot.checkins import cli as checkin_cli
+
+            return checkin_cli.main(args, settings)
         if args.keys_verb == "rotate":
             return asyncio.run(_keys_rotate(settings, args.retire))
         return _keys_generate(settings, args.output)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.security import KeyRing
 from bot.storage.models import (
+    CheckinAnswer,
     DialogState,
     Group,
     Organisation,
@@ -30,10 +31,12 @@ class RotationReport:
     dialog_states: int
     outbox: int
     survey_answers: int
+    checkin_answers: int = 0
 
     @property
     def total(self) -> int:
-        return self.participant_keys + self.organisations + self.dialog_states + self.outbox + self.survey_answers
+        return (self.participant_keys + self.organisations + self.dialog_states + self.outbox + self.survey_answers
+                + self.checkin_answers)
 
 
 async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationReport:
@@ -44,7 +47,8 @@ async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationRepor
             return None
         return keys.seal(keys.open(token, context.encode()), context.encode())
 
-    counts = dict.fromkeys(("participant_keys", "organisations", "dialog_states", "outbox", "survey_answers"), 0)
+    counts = dict.fromkeys(("participant_keys", "organisations", "dialog_states", "outbox", "survey_answers",
+                            "checkin_answers"), 0)
     for key in await session.scalars(select(ParticipantKey)):
         if (new := again(key.wrapped, f"data-key:{key.participant_id}")) is not None:
             key.wrapped, key.master_key_id = new, keys.current_key_id
@@ -69,5 +73,10 @@ async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationRepor
         if answer.text_enc and (new := again(answer.text_enc, f"survey_answers.text:{answer.id}")) is not None:
             answer.text_enc = new
             counts["survey_answers"] += 1
+    for checkin in await session.scalars(select(CheckinAnswer).where(CheckinAnswer.text_enc.is_not(None))):
+        context = f"checkin_answers.text:{checkin.id}"
+        if checkin.text_enc and (new := again(checkin.text_enc, context)) is not None:
+            checkin.text_enc = new
+            counts["checkin_answers"] += 1
     await session.flush()
     return RotationReport(**counts)

@@ -14,6 +14,7 @@ from bot.config import RetentionSettings
 from bot.storage.db import Database
 from bot.storage.models import (
     AuditEntry,
+    CheckinCycle,
     DialogState,
     InviteCode,
     OutboxMessage,
@@ -33,6 +34,7 @@ class PurgeReport:
     participants: int
     invites: int
     processed_events: int = 0
+    checkin_cycles: int = 0
 
 
 async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.datetime) -> PurgeReport:
@@ -63,6 +65,8 @@ async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.dateti
         processed_events=await count(
             delete(ProcessedEvent).where(ProcessedEvent.seen_at < older(policy.processed_event_days))
         ),
+        # An association's history: answers, flags and deliveries go with their cycle (cascade).
+        checkin_cycles=await count(delete(CheckinCycle).where(CheckinCycle.due_at < older(policy.checkin_days))),
     )
 
 

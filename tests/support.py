@@ -7,6 +7,7 @@ the bot sends, so tests can read it like a person would.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Bot, build_bot, build_services
-from bot.config import DatabaseSettings, SecuritySettings, Settings, StaffSettings, SurveySettings
+from bot.config import (
+    CheckinSettings,
+    DatabaseSettings,
+    SecuritySettings,
+    Settings,
+    StaffSettings,
+    SurveySettings,
+)
 from bot.core.model import (
     Address,
     Capabilities,
@@ -34,6 +42,7 @@ from bot.storage import migrate
 from bot.storage.db import Database
 
 SURVEYS_DIR = Path(__file__).resolve().parent.parent / "config" / "surveys"
+CHECKINS_DIR = Path(__file__).resolve().parent.parent / "config" / "checkins"
 POSTGRES_ADMIN_URL = os.environ.get("CIVICBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -119,6 +128,7 @@ class Chat:
 
 def make_settings(db_url: str, tmp_path: Path, staff: list[str] | None = None, **sections: object) -> Settings:
     sections.setdefault("surveys", SurveySettings(directory=SURVEYS_DIR))
+    sections.setdefault("checkins", CheckinSettings(directory=CHECKINS_DIR))
     return Settings(
         database=DatabaseSettings(url=db_url),
         security=SecuritySettings(key_file=tmp_path / "keys.json"),
@@ -127,12 +137,31 @@ def make_settings(db_url: str, tmp_path: Path, staff: list[str] | None = None, *
     )
 
 
+class MovedClock:
+    """The time of the timed features in a test: starts where the test says, moves when it says."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def set(self, when: dt.datetime) -> None:
+        self.now = when
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
 @asynccontextmanager
-async def open_chat(settings: Settings, keys: KeyRing, transport: RecordingTransport | None = None) -> AsyncIterator[Chat]:
+async def open_chat(settings: Settings, keys: KeyRing, transport: RecordingTransport | None = None,
+                    clock: Any = None) -> AsyncIterator[Chat]:
     """A bot instance on the settings' database. Open it twice on one database to simulate a restart."""
     database = Database(settings.database.url)
     await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
+    services = build_services(settings, database, keys, clock=clock) if clock else \
+        build_services(settings, database, keys)
     transport = transport or RecordingTransport()
     bot = build_bot(services, [transport])
     try:

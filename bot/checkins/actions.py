@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.checkins import texts
 from bot.checkins.problems import CheckinProblem
-from bot.checkins.rhythm import build_rhythm, local_time
+from bot.checkins.rhythm import aware, build_rhythm, local_time
 from bot.checkins.service import AssociationStatus, Checkins, CycleStatus
 from bot.core.i18n import N_, Translator
 from bot.services.audit import AuditLog
@@ -25,8 +25,6 @@ from bot.storage.models import CheckinCycle, Group
 
 Say = Callable[[Translator], str]
 
-DEFAULT_TEMPLATE = "default"
-NO_TEMPLATE = N_("Choose a template with --template (available: %(ids)s).")
 UNKNOWN_GROUP = N_("There is no group with the code %(code)s.")
 SHOWN_CYCLES = 5
 
@@ -57,7 +55,7 @@ class StaffActions:
         organisation = await checkins.association(session, code)
         rhythm = build_rhythm(timezone=request.timezone, every=request.every, at=request.at, cron=request.cron,
                               now=checkins.clock())
-        template_id = request.template or self._default_template()
+        template_id = request.template or checkins.default_template_id()
         schedule = await checkins.set_schedule(session, organisation, rhythm, template_id)
         await self._audit.append(session, actor, "checkin.schedule", organisation.code,
                                  {"template": template_id, "rhythm": "cron" if rhythm.cron else "every",
@@ -67,14 +65,6 @@ class StaffActions:
         return lambda tr: tr._("Check-ins with %(code)s: %(rhythm)s, template %(template)s. The next one is due "
                                "%(due)s.", code=organisation.code, rhythm=rhythm.describe(tr), template=template_id,
                                due=local_time(due, rhythm.timezone))
-
-    def _default_template(self) -> str:
-        templates = self._checkins.templates
-        if DEFAULT_TEMPLATE in templates:
-            return DEFAULT_TEMPLATE
-        if len(templates) == 1:
-            return next(iter(templates))
-        raise CheckinProblem(NO_TEMPLATE, ids=", ".join(sorted(templates)) or "-")
 
     async def pause(self, session: AsyncSession, actor: str, code: str) -> Say:
         organisation = await self._checkins.association(session, code)
@@ -247,4 +237,4 @@ def cycle_line(tr: Translator, cycle: CheckinCycle) -> str:
 
 
 def _date(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).date().isoformat()
+    return aware(value).astimezone(dt.UTC).date().isoformat()

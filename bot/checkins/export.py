@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.checkins.rhythm import aware
 from bot.checkins.service import Checkins
 from bot.storage.models import CheckinCycle, CheckinFlag, Organisation
 
@@ -36,7 +37,7 @@ async def cycle_table(session: AsyncSession, checkins: Checkins,
     for cycle, code in cycles:
         answers = await checkins.answers_of(session, cycle)
         cells: list[Any] = [
-            code, cycle.seq, cycle.template_id, cycle.due_at.isoformat(timespec="minutes"), cycle.status,
+            code, cycle.seq, cycle.template_id, aware(cycle.due_at).isoformat(timespec="minutes"), cycle.status,
             cycle.answered_at.date().isoformat() if cycle.answered_at else "", cycle.language or "",
             "yes" if cycle.nothing_new else "", ";".join(dict.fromkeys(flags.get(cycle.id, []))),
         ]

@@ -59,6 +59,7 @@ class Rhythm:
 
     def next_due(self, after: dt.datetime) -> dt.datetime:
         """The first due time strictly after ``after`` (UTC)."""
+        after = aware(after)
         if self.cron is not None:
             found = _cron_trigger(self.cron, self.zone).get_next_fire_time(None, after + dt.timedelta(seconds=1))
             return _utc(found)
@@ -199,9 +200,14 @@ def _utc(value: dt.datetime | None) -> dt.datetime:
     return value.astimezone(UTC)
 
 
+def aware(value: dt.datetime) -> dt.datetime:
+    """A stored time in UTC (SQLite gives times back without their zone; they were written in UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def local_time(value: dt.datetime, timezone: str) -> str:
     """A due time as the association reads it, with its UTC offset: ``2026-03-29 10:00 (UTC+02:00)``."""
-    local = value.astimezone(ZoneInfo(timezone))
+    local = aware(value).astimezone(ZoneInfo(timezone))
     offset = local.strftime("%z")
     return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
 

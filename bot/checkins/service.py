@@ -29,7 +29,7 @@ from bot.checkins import texts
 from bot.checkins.contacts import ContactPersons, Recipient
 from bot.checkins.mail import Mail, cycle_ref
 from bot.checkins.problems import CheckinProblem
-from bot.checkins.rhythm import Clock, Rhythm, local_time, rhythm_fields, rhythm_of
+from bot.checkins.rhythm import Clock, Rhythm, aware, local_time, rhythm_fields, rhythm_of
 from bot.checkins.templates import CheckinTemplate, RaisedFlag
 from bot.config import CheckinSettings
 from bot.core.i18n import N_, I18n
@@ -56,6 +56,8 @@ ASSOCIATION = "association"
 
 UNKNOWN_ORG = N_("There is no organisation with the code %(code)s.")
 NOT_ASSOCIATION = N_("%(code)s is not an association (it is registered as %(kind)s); check-ins are for associations.")
+DEFAULT_TEMPLATE = "default"
+NO_TEMPLATE = N_("Choose a template with --template (available: %(ids)s).")
 UNKNOWN_TEMPLATE = N_("There is no check-in template with the id %(id)s.")
 NO_SCHEDULE = N_("Association %(code)s has no check-in schedule. Set one with /checkin schedule.")
 STILL_OPEN = N_("Check-in %(cycle)s of association %(code)s is still open; a new one can start once it is answered "
@@ -125,6 +127,14 @@ class Checkins:
         self._mail = mail
         self._i18n = i18n
 
+    def default_template_id(self) -> str:
+        """``default`` if there is one, else the only template."""
+        if DEFAULT_TEMPLATE in self.templates:
+            return DEFAULT_TEMPLATE
+        if len(self.templates) == 1:
+            return next(iter(self.templates))
+        raise CheckinProblem(NO_TEMPLATE, ids=", ".join(sorted(self.templates)) or "-")
+
     def template(self, template_id: str) -> CheckinTemplate:
         try:
             return self.templates[template_id]
@@ -182,9 +192,7 @@ class Checkins:
                         template_id: str | None = None) -> CheckinCycle:
         """A cycle outside the rhythm (staff's ``now``); the schedule's next due time is unchanged."""
         schedule = await self.schedule_of(session, organisation, lock=True)
-        chosen = template_id or (schedule.template_id if schedule else None)
-        if chosen is None:
-            raise CheckinProblem(NO_SCHEDULE, code=organisation.code)
+        chosen = template_id or (schedule.template_id if schedule else self.default_template_id())
         self.template(chosen)
         current = await self.open_cycle(session, organisation.id)
         if current is not None:
@@ -210,7 +218,7 @@ class Checkins:
         for schedule in list(await session.scalars(query)):
             rhythm = self.rhythm(schedule)
             assert schedule.next_due_at is not None
-            due = schedule.next_due_at
+            due = aware(schedule.next_due_at)
             following = rhythm.next_due(due)
             while following <= now:  # the bot was stopped for whole periods: never sent, so never missed
                 due, following = following, rhythm.next_due(following)
@@ -289,7 +297,7 @@ class Checkins:
         await lock_person(session, pseudonym)
         state = await read_state(session, self._keys, pseudonym)
         prompt_id: str | None = None
-        if self._free(state, cycle.id):
+        if self._free(state):
             prompt_id = new_prompt_id()
             await write_state(session, self._keys, pseudonym,
                               State(DIALOG, "offer", tr.language, {"cycle": cycle.id, "survey": cycle.template_id},
@@ -299,11 +307,10 @@ class Checkins:
                                    reminder=reminder, ref=cycle_ref(cycle.id))
 
     @staticmethod
-    def _free(state: State | None, cycle_id: int) -> bool:
-        """Nothing to interrupt: no conversation, the menu, or a check-in offer (not one being answered)."""
-        if state is None or state.dialog == "menu":
-            return True
-        return state.dialog == DIALOG and (state.step == "offer" or state.data.get("cycle") != cycle_id)
+    def _free(state: State | None) -> bool:
+        """Nothing to interrupt: no conversation, the menu, or a check-in offer. Someone in the middle
+        of answering (even a check-in that has just closed) is not interrupted; they are told there."""
+        return state is None or state.dialog == "menu" or (state.dialog == DIALOG and state.step == "offer")
 
     async def _close_missed(self, session: AsyncSession, organisation: Organisation, now: dt.datetime) -> None:
         missed = list(await session.scalars(select(CheckinCycle).where(

@@ -194,6 +194,7 @@ class Checkins:
         schedule = await self.schedule_of(session, organisation, lock=True)
         chosen = template_id or (schedule.template_id if schedule else self.default_template_id())
         self.template(chosen)
+        await self._lock_members(session, organisation.id)
         current = await self.open_cycle(session, organisation.id)
         if current is not None:
             raise CheckinProblem(STILL_OPEN, cycle=current.seq, code=organisation.code)
@@ -212,7 +213,7 @@ class Checkins:
         query = (select(CheckinSchedule)
                  .where(CheckinSchedule.paused.is_(False), CheckinSchedule.next_due_at <= now)
                  .order_by(CheckinSchedule.next_due_at).limit(limit))
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
+        if _postgresql(session):
             query = query.with_for_update(skip_locked=True)
         opened = skipped = 0
         for schedule in list(await session.scalars(query)):
@@ -230,6 +231,7 @@ class Checkins:
             if schedule.template_id not in self.templates:
                 log.error("check-in schedule %d names a template that is not loaded; no cycle opened", schedule.id)
                 continue
+            await self._lock_members(session, organisation.id)
             if await self._open_cycle(session, organisation, schedule.template_id, due, now) is not None:
                 opened += 1
         return RunReport(opened=opened, skipped_periods=skipped)
@@ -238,14 +240,21 @@ class Checkins:
         """One reminder per open cycle, ``reminder_after_hours`` after it was sent."""
         now = self.clock()
         after = dt.timedelta(hours=self.settings.reminder_after_hours)
-        query = (select(CheckinCycle)
-                 .where(CheckinCycle.status == CycleStatus.OPEN, CheckinCycle.reminded_at.is_(None),
-                        CheckinCycle.opened_at <= now - after)
-                 .order_by(CheckinCycle.id).limit(50))
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        due = list(await session.execute(
+            select(CheckinCycle.id, CheckinCycle.organisation_id)
+            .where(CheckinCycle.status == CycleStatus.OPEN, CheckinCycle.reminded_at.is_(None),
+                   CheckinCycle.opened_at <= now - after)
+            .order_by(CheckinCycle.id).limit(50)))
         sent = 0
-        for cycle in list(await session.scalars(query)):
+        for cycle_id, organisation_id in due:
+            await self._lock_members(session, organisation_id)
+            claim = select(CheckinCycle).where(CheckinCycle.id == cycle_id, CheckinCycle.status == CycleStatus.OPEN,
+                                               CheckinCycle.reminded_at.is_(None))
+            if _postgresql(session):
+                claim = claim.with_for_update(skip_locked=True)
+            cycle = await session.scalar(claim.execution_options(populate_existing=True))
+            if cycle is None:  # answered, closed or reminded meanwhile (another worker)
+                continue
             cycle.reminded_at = now
             template = self.templates.get(cycle.template_id)
             if template is None:
@@ -260,6 +269,16 @@ class Checkins:
                                   reminder=True)
                 sent += 1
         return sent
+
+    async def _lock_members(self, session: AsyncSession, organisation_id: int) -> None:
+        """Take the per-person locks of the association's members before touching its cycles: a
+        turn holds its person's lock when it answers a cycle, so taking them in the same order
+        (person, then cycle) cannot deadlock with it. In id order, so two workers cannot either."""
+        if not _postgresql(session):
+            return  # SQLite: the transaction already holds the only write lock
+        for pseudonym in await session.scalars(select(Participant.pseudonym).where(
+                Participant.organisation_id == organisation_id).order_by(Participant.pseudonym)):
+            await lock_person(session, pseudonym)
 
     async def _open_cycle(self, session: AsyncSession, organisation: Organisation, template_id: str,
                           due: dt.datetime, now: dt.datetime) -> CheckinCycle | None:
@@ -544,6 +563,10 @@ class Checkins:
             return Outbound(text=compose(tr, platform), direction=tr.direction, sensitive=True, language=tr.language)
 
         await self._mail.to_staff(session, message_for, ref)
+
+
+def _postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def answer_context(answer_id: str) -> str:

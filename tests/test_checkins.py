@@ -8,25 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app import Bot, build_bot, build_services
 from bot.checkins.job import CheckinJob
-from bot.config import CheckinSettings, LimitsSettings, Settings, StaffSettings
+from bot.checkins.service import answer_context
+from bot.config import CheckinSettings, LimitsSettings, RetentionSettings, Settings, StaffSettings
 from bot.core.model import Outbound, Platform
 from bot.core.security import KeyRing
+from bot.services.key_rotation import reseal_database
+from bot.services.retention import purge
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.storage.models import (
     AuditEntry,
     CheckinAnswer,
     CheckinCycle,
+    CheckinDelivery,
     CheckinFlag,
     OrganisationContact,
     OutboxMessage,
@@ -385,7 +391,8 @@ async def test_a_restart_between_the_trigger_and_the_answer_loses_nothing(
 
 
 async def test_contact_persons_are_listed_and_changed_and_erasure_keeps_the_association_history(
-        db_url: str, tmp_path: Path, keys: KeyRing) -> None:
+        db_url: str, tmp_path: Path, keys: KeyRing, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     clock = MovedClock(START)
     async with running(settings_for(db_url, tmp_path), keys, clock) as bot:
         (amal,) = await association(bot, contacts=1)
@@ -420,6 +427,26 @@ async def test_contact_persons_are_listed_and_changed_and_erasure_keeps_the_asso
             answers = await bot.bot.services.checkins.answers_of(session, cycle)
         assert answers == {"situation": "difficulties", "updates": UPDATE, "call": "no-call"}
         assert await bot.count(AuditEntry, AuditEntry.action == "checkin.contact.add") == 1
+        logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot"))
+        for secret in (UPDATE, "contact0", "sara", keys.pseudonym("matrix", "contact0"), sara_ref):
+            assert secret not in logged, "logs carry no content and no ids"
+
+        # Key rotation reaches the association's free text (sealed with the master key) ...
+        rotated = keys.rotated()
+        async with bot.bot.services.database.sessions.begin() as session:
+            report = await reseal_database(session, rotated)
+        assert report.checkin_answers == 1
+        retired = rotated.retired()
+        async with bot.bot.services.database.sessions() as session:
+            row = await session.scalar(select(CheckinAnswer).where(CheckinAnswer.text_enc.is_not(None)))
+            assert row is not None and retired.open_text(row.text_enc or b"", answer_context(row.id)) == UPDATE
+
+        # ... and the history expires after retention.checkin_days.
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=731)
+        async with bot.bot.services.database.sessions.begin() as session:
+            purged = await purge(session, RetentionSettings(), later)
+        assert purged.checkin_cycles == 1
+        assert await bot.count(CheckinAnswer) == 0 and await bot.count(CheckinDelivery) == 0
 
 
 async def test_two_workers_send_each_cycle_once(db_url: str, tmp_path: Path, keys: KeyRing) -> None:

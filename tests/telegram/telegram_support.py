@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from botapi_server import LocalBotApi, SentMessage, SimUser
 
@@ -57,13 +58,14 @@ class Inbox:
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings, keys: KeyRing, *,
-                      outbox_loop: bool = False) -> AsyncIterator[tuple[Bot, TelegramTransport]]:
+async def running_bot(settings: Settings, keys: KeyRing, *, outbox_loop: bool = False,
+                      clock: Any = None) -> AsyncIterator[tuple[Bot, TelegramTransport]]:
     """The application's own wiring (``build_services``/``build_bot``) around a Telegram transport;
     with ``outbox_loop`` also the outbox senders running, as ``civicbot run`` does."""
     database = Database(settings.database.url)
     await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
+    services = build_services(settings, database, keys, clock=clock) if clock else \
+        build_services(settings, database, keys)
     transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
                               retry=FAST_RETRY, poll_timeout_seconds=2, shutdown_grace_seconds=5.0)
     bot = build_bot(services, [transport])

@@ -17,7 +17,7 @@ import enum
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +29,10 @@ from bot.checkins import texts
 from bot.checkins.contacts import ContactPersons, Recipient
 from bot.checkins.mail import Mail, cycle_ref
 from bot.checkins.problems import CheckinProblem
-from bot.checkins.rhythm import Clock, Rhythm, aware, local_time, rhythm_fields, rhythm_of
+from bot.checkins.rhythm import Clock, Rhythm, aware, rhythm_fields, rhythm_of
 from bot.checkins.templates import CheckinTemplate, RaisedFlag
 from bot.config import CheckinSettings
-from bot.core.i18n import N_, I18n
+from bot.core.i18n import N_, I18n, Translator
 from bot.core.model import Outbound, Pseudonym
 from bot.core.security import KeyRing
 from bot.dialogs.engine import State, new_prompt_id, read_state, write_state
@@ -62,6 +62,10 @@ UNKNOWN_TEMPLATE = N_("There is no check-in template with the id %(id)s.")
 NO_SCHEDULE = N_("Association %(code)s has no check-in schedule. Set one with /checkin schedule.")
 STILL_OPEN = N_("Check-in %(cycle)s of association %(code)s is still open; a new one can start once it is answered "
                 "or missed.")
+
+
+Compose = Callable[[Translator, str], str]
+"""A staff notice for a platform: ``compose(translator, platform)``."""
 
 
 class CycleStatus(enum.StrEnum):
@@ -535,9 +539,6 @@ class Checkins:
             .where(OrganisationContact.organisation_id == organisation.id,
                    Participant.organisation_id == organisation.id)) or 0)
 
-    def due_text(self, when: dt.datetime, rhythm: Rhythm | None) -> str:
-        return local_time(when, rhythm.timezone if rhythm else "UTC")
-
     # -- staff notices ---------------------------------------------------------------------------
 
     def shows_content(self, platform: str) -> bool:
@@ -549,14 +550,16 @@ class Checkins:
         if organisation.name_enc:
             name = self._keys.open_text(organisation.name_enc, f"organisations.name:{organisation.id}")
 
-        def notice(tr: Any, platform: str) -> str:
+        def notice(tr: Translator, platform: str) -> str:
             shown = texts.answer_lines(tr, template, answers, nothing_new=False) if self.shows_content(platform) \
                 else None
             return texts.flag_notice(tr, code=organisation.code, name=name, seq=cycle.seq, raised=raised, answers=shown)
 
         await self._tell_staff(session, notice, f"checkin-flag:{cycle.id}")
 
-    async def _tell_staff(self, session: AsyncSession, compose: Any, ref: str) -> None:
+    async def _tell_staff(self, session: AsyncSession, compose: Compose, ref: str) -> None:
+        """A notice to every staff destination, in the default language; ``compose`` may say less
+        where the platform can read it (``platform`` is the destination's)."""
         tr = self._i18n.translator(self._i18n.default_language)
 
         def message_for(platform: str) -> Outbound:

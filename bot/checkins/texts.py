@@ -90,7 +90,7 @@ def answer_lines(tr: Translator, template: CheckinTemplate, answers: Mapping[str
     if nothing_new:
         return [tr._("Nothing new.")]
     survey = template.questionnaire
-    language = tr.language if tr.language in survey.languages else survey.languages[0]
+    language = tr.language
     lines = []
     for question in survey.questions:
         value = answers.get(question.id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -15,10 +16,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 from sqlalchemy import func, select
 
 from bot.app import Bot, build_bot, build_services
+from bot.checkins.export import cycle_table
 from bot.checkins.job import CheckinJob
 from bot.checkins.service import answer_context
 from bot.config import CheckinSettings, LimitsSettings, RetentionSettings, Settings, StaffSettings
@@ -26,6 +29,7 @@ from bot.core.model import Outbound, Platform
 from bot.core.security import KeyRing
 from bot.services.key_rotation import reseal_database
 from bot.services.retention import purge
+from bot.services.survey_export import to_xlsx
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.storage.models import (
@@ -238,6 +242,18 @@ async def test_two_contact_persons_one_answer_and_a_flag_tells_staff_at_once_wit
 
         (show,) = await staff.send("/checkin show fam")
         assert UPDATE in show.text and "4 open flags" in show.text.replace("\u2068", "").replace("\u2069", "")
+        (same,) = await staff.send("/checkins show fam")
+        assert same.text == show.text
+
+        async with bot.bot.services.database.sessions() as session:
+            header, rows = await cycle_table(session, bot.bot.services.checkins)
+        book = openpyxl.load_workbook(io.BytesIO(to_xlsx(header, rows, "checkins")))
+        sheet = [[cell.value for cell in row] for row in book.active.iter_rows()]
+        assert sheet[0][:9] == ["association", "checkin", "template", "due_at", "status", "answered_on", "language",
+                                "nothing_new", "flags"]
+        record = dict(zip(sheet[0], sheet[1], strict=True))
+        assert record["updates"] == UPDATE and record["needs"] == "documents;legal" and record["call"] == "yes-call"
+        assert record["flags"] == "safety;need;call_request" and record["status"] == "answered"
         (ack,) = await staff.send("/checkin ack fam")
         assert ack.text == f"{fsi(4)} flags of {fsi('fam')} closed."
         (ack,) = await staff.send("/checkin ack fam")

@@ -68,6 +68,10 @@ async def checkin(turn: Turn, args: list[str], engine: DialogEngine) -> None:
 
 
 async def checkins_overview(turn: Turn, args: list[str], engine: DialogEngine) -> None:
+    """``/checkins``: the overview; ``/checkins show ORG`` (and every other verb) as ``/checkin``."""
+    if args:
+        await _staff(turn, args)
+        return
     say = await turn.services.checkin_actions.overview(turn.session)
     turn.say(say(turn.tr), sensitive=True)
 

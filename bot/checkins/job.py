@@ -10,6 +10,7 @@ from bot.core.logsafe import describe
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+BATCH = 50
 
 
 class CheckinJob:
@@ -22,14 +23,21 @@ class CheckinJob:
         Each in its own transaction, so a failure in one does not undo the other."""
         opened = skipped = reminded = 0
         try:
-            async with self._db.sessions.begin() as session:
-                report = await self._checkins.open_due(session)
-                opened, skipped = report.opened, report.skipped_periods
+            while True:  # in batches, each its own transaction, until nothing more is due
+                async with self._db.sessions.begin() as session:
+                    report = await self._checkins.open_due(session, BATCH)
+                opened, skipped = opened + report.opened, skipped + report.skipped_periods
+                if report.claimed < BATCH:
+                    break
         except Exception as exc:
             log.error("check-ins: opening due cycles failed: %s", describe(exc))
         try:
-            async with self._db.sessions.begin() as session:
-                reminded = await self._checkins.send_reminders(session)
+            while True:
+                async with self._db.sessions.begin() as session:
+                    report = await self._checkins.send_reminders(session, BATCH)
+                reminded += report.reminded
+                if report.claimed < BATCH:
+                    break
         except Exception as exc:
             log.error("check-ins: reminders failed: %s", describe(exc))
         if opened or reminded or skipped:

@@ -95,6 +95,7 @@ class RunReport:
     opened: int = 0
     reminded: int = 0
     skipped_periods: int = 0
+    claimed: int = 0  # rows looked at (a full batch means there may be more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,8 @@ class Checkins:
         if _postgresql(session):
             query = query.with_for_update(skip_locked=True)
         opened = skipped = 0
-        for schedule in list(await session.scalars(query)):
+        claimed = list(await session.scalars(query))
+        for schedule in claimed:
             rhythm = self.rhythm(schedule)
             assert schedule.next_due_at is not None
             due = aware(schedule.next_due_at)
@@ -238,9 +240,9 @@ class Checkins:
             await self._lock_members(session, organisation.id)
             if await self._open_cycle(session, organisation, schedule.template_id, due, now) is not None:
                 opened += 1
-        return RunReport(opened=opened, skipped_periods=skipped)
+        return RunReport(opened=opened, skipped_periods=skipped, claimed=len(claimed))
 
-    async def send_reminders(self, session: AsyncSession) -> int:
+    async def send_reminders(self, session: AsyncSession, limit: int = 50) -> RunReport:
         """One reminder per open cycle, ``reminder_after_hours`` after it was sent."""
         now = self.clock()
         after = dt.timedelta(hours=self.settings.reminder_after_hours)
@@ -248,8 +250,8 @@ class Checkins:
             select(CheckinCycle.id, CheckinCycle.organisation_id)
             .where(CheckinCycle.status == CycleStatus.OPEN, CheckinCycle.reminded_at.is_(None),
                    CheckinCycle.opened_at <= now - after)
-            .order_by(CheckinCycle.id).limit(50)))
-        sent = 0
+            .order_by(CheckinCycle.id).limit(limit)))
+        sent = taken = 0
         for cycle_id, organisation_id in due:
             await self._lock_members(session, organisation_id)
             claim = select(CheckinCycle).where(CheckinCycle.id == cycle_id, CheckinCycle.status == CycleStatus.OPEN,
@@ -259,6 +261,7 @@ class Checkins:
             cycle = await session.scalar(claim.execution_options(populate_existing=True))
             if cycle is None:  # answered, closed or reminded meanwhile (another worker)
                 continue
+            taken += 1
             cycle.reminded_at = now
             template = self.templates.get(cycle.template_id)
             if template is None:
@@ -272,7 +275,7 @@ class Checkins:
                 await self._offer(session, Recipient(pid, pseudonym, platform, language), cycle, template,
                                   reminder=True)
                 sent += 1
-        return sent
+        return RunReport(reminded=sent, claimed=taken)
 
     async def _lock_members(self, session: AsyncSession, organisation_id: int) -> None:
         """Take the per-person locks of the association's members before touching its cycles: a

@@ -20,18 +20,16 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import Bot, build_bot, build_services
+from bot.app import Bot
+from bot.app import running as run_bot
 from bot.checkins.export import cycle_table
 from bot.checkins.job import CheckinJob
-from bot.checkins.service import answer_context
+from bot.checkins.service import Checkins
 from bot.config import CheckinSettings, LimitsSettings, RetentionSettings, Settings, StaffSettings
 from bot.core.model import Outbound, Platform
 from bot.core.security import KeyRing
 from bot.services.key_rotation import reseal_database
 from bot.services.retention import purge
-from bot.services.survey_export import to_xlsx
-from bot.storage import migrate
-from bot.storage.db import Database
 from bot.storage.models import (
     AuditEntry,
     CheckinAnswer,
@@ -41,8 +39,18 @@ from bot.storage.models import (
     OrganisationContact,
     OutboxMessage,
     Participant,
+    checkin_answer_context,
 )
-from tests.support import CHECKINS_DIR, Chat, MovedClock, Person, RecordingTransport, make_settings
+from bot.surveys.export import to_xlsx
+from tests.support import (
+    CHECKINS_DIR,
+    Chat,
+    MovedClock,
+    Person,
+    RecordingTransport,
+    make_settings,
+    with_clock,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 STAFF_ROOM = "!staff:example.org"
@@ -70,7 +78,8 @@ class Instance:
     def __init__(self, bot: Bot, matrix: RecordingTransport, telegram: RecordingTransport) -> None:
         self.bot, self.matrix, self.telegram = bot, matrix, telegram
         self.chat = Chat(bot, matrix)
-        self.job = CheckinJob(bot.services.database, bot.services.checkins)
+        self.checkins = bot.services.get(Checkins)
+        self.job = CheckinJob(bot.services.database, self.checkins)
 
     async def tick(self) -> tuple[int, int]:
         """What the scheduler does (it only wakes the feature), then what the senders do."""
@@ -96,15 +105,13 @@ class Instance:
 
 @asynccontextmanager
 async def running(settings: Settings, keys: KeyRing, clock: MovedClock) -> AsyncIterator[Instance]:
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys, clock=clock)
+    """The application's wiring with a Matrix and a Telegram recorder; senders and scheduler not
+    running (the test drains and wakes)."""
     matrix = RecordingTransport(platform=Platform("matrix"))
     telegram = RecordingTransport(platform=Platform("telegram"))
-    try:
-        yield Instance(build_bot(services, [matrix, telegram]), matrix, telegram)
-    finally:
-        await database.dispose()
+    async with run_bot(settings, keys=keys, transports=lambda services: [matrix, telegram],
+                       features=with_clock(clock), upgrade=True, senders=False) as bot:
+        yield Instance(bot, matrix, telegram)
 
 
 async def onboard(person: Person, code: str, language: str = "4") -> None:
@@ -246,7 +253,7 @@ async def test_two_contact_persons_one_answer_and_a_flag_tells_staff_at_once_wit
         assert same.text == show.text
 
         async with bot.bot.services.database.sessions() as session:
-            header, rows = await cycle_table(session, bot.bot.services.checkins)
+            header, rows = await cycle_table(session, bot.checkins)
         book = openpyxl.load_workbook(io.BytesIO(to_xlsx(header, rows, "checkins")))
         sheet = [[cell.value for cell in row] for row in book.active.iter_rows()]
         assert sheet[0][:9] == ["association", "checkin", "template", "due_at", "status", "answered_on", "language",
@@ -440,7 +447,7 @@ async def test_contact_persons_are_listed_and_changed_and_erasure_keeps_the_asso
             assert cycle is not None and cycle.status == "answered" and cycle.answered_by is None
             assert await session.scalar(select(func.count()).select_from(CheckinAnswer)) == 3
             assert await session.scalar(select(func.count()).select_from(OrganisationContact)) == 1
-            answers = await bot.bot.services.checkins.answers_of(session, cycle)
+            answers = await bot.checkins.answers_of(session, cycle)
         assert answers == {"situation": "difficulties", "updates": UPDATE, "call": "no-call"}
         assert await bot.count(AuditEntry, AuditEntry.action == "checkin.contact.add") == 1
         logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot"))
@@ -450,18 +457,18 @@ async def test_contact_persons_are_listed_and_changed_and_erasure_keeps_the_asso
         # Key rotation reaches the association's free text (sealed with the master key) ...
         rotated = keys.rotated()
         async with bot.bot.services.database.sessions.begin() as session:
-            report = await reseal_database(session, rotated)
-        assert report.checkin_answers == 1
+            report = await reseal_database(session, rotated, bot.bot.features.sealed())
+        assert report["checkin_answers.text_enc"] == 1
         retired = rotated.retired()
         async with bot.bot.services.database.sessions() as session:
             row = await session.scalar(select(CheckinAnswer).where(CheckinAnswer.text_enc.is_not(None)))
-            assert row is not None and retired.open_text(row.text_enc or b"", answer_context(row.id)) == UPDATE
+            assert row is not None and retired.open_text(row.text_enc or b"", checkin_answer_context(row.id)) == UPDATE
 
         # ... and the history expires after retention.checkin_days.
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=731)
         async with bot.bot.services.database.sessions.begin() as session:
-            purged = await purge(session, RetentionSettings(), later)
-        assert purged.checkin_cycles == 1
+            purged = await purge(session, RetentionSettings(), later, bot.bot.features.retention())
+        assert purged["checkin_cycles"] == 1
         assert await bot.count(CheckinAnswer) == 0 and await bot.count(CheckinDelivery) == 0
 
 

@@ -18,6 +18,7 @@ from bot.checkins import texts
 from bot.checkins.problems import CheckinProblem
 from bot.checkins.rhythm import aware, build_rhythm, local_time
 from bot.checkins.service import AssociationStatus, Checkins, CycleStatus
+from bot.conversation.turn import Services
 from bot.core.i18n import N_, Translator
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
@@ -49,6 +50,15 @@ class StaffActions:
         self._organisations = organisations
         self._audit = audit
         self._invite_days = invite_valid_days
+
+    @classmethod
+    def of(cls, services: Services) -> StaffActions:
+        return cls(services.get(Checkins), services.organisations, services.audit,
+                   services.settings.limits.invite_valid_days)
+
+    def shows_content(self, platform: str) -> bool:
+        """Whether staff on ``platform`` may read what associations answered."""
+        return self._checkins.shows_content(platform)
 
     async def schedule(self, session: AsyncSession, actor: str, code: str, request: ScheduleRequest) -> Say:
         checkins = self._checkins

@@ -8,88 +8,24 @@ one line and exits non-zero, with nothing changed.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.checkins.actions import Say, ScheduleRequest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.checkins.actions import Say, ScheduleRequest, StaffActions
 from bot.checkins.export import cycle_table
 from bot.checkins.problems import CheckinProblem
+from bot.checkins.service import Checkins
 from bot.checkins.templates import load_template
-from bot.config import Settings
-from bot.core.context import Services
+from bot.conversation.feature import CliContext, CliGroup, CliVerb
 from bot.core.i18n import FSI, PDI
-from bot.services import survey_export
-from bot.services.survey_definitions import SurveyError
+from bot.surveys.export import to_csv, to_xlsx
+from bot.surveys.loading import SurveyError
 
 CLI_ACTOR = "cli"
 
-
-def add_parser(verbs: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:  # type: ignore[type-arg]
-    checkin = verbs.add_parser("checkin", help="check-ins with associations", parents=parents)
-    sub = checkin.add_subparsers(dest="checkin_verb", required=True)
-    validate = sub.add_parser("validate", help="check template files; exits non-zero on any error")
-    validate.add_argument("files", type=Path, nargs="+")
-    schedule = sub.add_parser("schedule", help="set an association's rhythm: --every 14d --at 10:00, or --cron")
-    schedule.add_argument("organisation")
-    schedule.add_argument("--every", help="days or weeks between check-ins, like 14d or 2w")
-    schedule.add_argument("--at", help="local time of day, like 10:00")
-    schedule.add_argument("--cron", help="instead of --every/--at: a crontab line, like '0 10 * * mon'")
-    schedule.add_argument("--tz", required=True, help="the association's time zone, like Asia/Damascus")
-    schedule.add_argument("--template", help="template id (default: 'default')")
-    for name, text in (("pause", "no new check-ins until resumed"), ("resume", "check-ins again, from now on"),
-                       ("show", "recent check-ins and the last answer"), ("ack", "close the open flags")):
-        sub.add_parser(name, help=text).add_argument("organisation")
-    now = sub.add_parser("now", help="send a check-in now")
-    now.add_argument("organisation")
-    now.add_argument("--template", help="template id (default: the schedule's)")
-    sub.add_parser("list", help="every association: next due, last answer, missed check-ins, open flags")
-    contacts = sub.add_parser("contacts", help="members and contact persons; --add/--remove REF changes them")
-    contacts.add_argument("organisation")
-    change = contacts.add_mutually_exclusive_group()
-    change.add_argument("--add", metavar="REF")
-    change.add_argument("--remove", metavar="REF")
-    export = sub.add_parser("export", help="one row per check-in; free text decrypted, no person in it")
-    export.add_argument("--organisation", help="only this association")
-    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    export.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
-
-
-def main(args: argparse.Namespace, settings: Settings) -> int:
-    if args.checkin_verb == "validate":
-        return validate(args.files)
-    return asyncio.run(_with_services(settings, lambda services: _run(services, args)))
-
-
-def validate(files: list[Path]) -> int:
-    failed = False
-    for path in files:
-        try:
-            template = load_template(path)
-        except FileNotFoundError:
-            print(f"{path}: file not found", file=sys.stderr)
-            failed = True
-        except SurveyError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            failed = True
-        else:
-            survey = template.questionnaire
-            print(f"{path}: valid ({template.id}, {len(survey.questions)} questions, {len(template.flags)} flagged "
-                  f"options, {', '.join(survey.languages)})")
-    return 1 if failed else 0
-
-
-async def _with_services(settings: Settings, action: Callable[[Services], Awaitable[int]]) -> int:
-    from bot.app import build_services, load_keys, open_database
-
-    keys = load_keys(settings)
-    database = await open_database(settings)
-    try:
-        return await action(build_services(settings, database, keys))
-    finally:
-        await database.dispose()
+Action = Callable[[StaffActions, AsyncSession, argparse.Namespace], Awaitable[Say]]
 
 
 def _plain(text: str) -> str:
@@ -97,63 +33,128 @@ def _plain(text: str) -> str:
     return text.replace(FSI, "").replace(PDI, "")
 
 
-async def _run(services: Services, args: argparse.Namespace) -> int:
-    if args.checkin_verb == "export":
-        return await _export(services, args)
-    actions = services.checkin_actions
-    verb = args.checkin_verb
-    try:
-        async with services.database.sessions.begin() as session:
-            say: Say
-            if verb == "schedule":
-                say = await actions.schedule(session, CLI_ACTOR, args.organisation, ScheduleRequest(
-                    every=args.every, at=args.at, cron=args.cron, timezone=args.tz, template=args.template))
-            elif verb == "pause":
-                say = await actions.pause(session, CLI_ACTOR, args.organisation)
-            elif verb == "resume":
-                say = await actions.resume(session, CLI_ACTOR, args.organisation)
-            elif verb == "now":
-                say = await actions.now(session, CLI_ACTOR, args.organisation, args.template)
-            elif verb == "ack":
-                say = await actions.acknowledge(session, CLI_ACTOR, args.organisation)
-            elif verb == "show":
-                say = await actions.show(session, CLI_ACTOR, args.organisation, with_content=True)
-            elif verb == "contacts" and (args.add or args.remove):
-                say = await actions.set_contact(session, CLI_ACTOR, args.organisation, args.add or args.remove,
-                                                bool(args.add))
-            elif verb == "contacts":
-                say = await actions.contacts(session, args.organisation)
-            else:
-                say = await actions.overview(session)
-    except CheckinProblem as problem:
-        print(f"civicbot: {_plain(problem.render(services.i18n.translator('en')))}", file=sys.stderr)
-        return 1
-    print(_plain(say(services.i18n.translator("en"))))
-    return 0
+async def validate(ctx: CliContext, args: argparse.Namespace) -> int:
+    failed = False
+    for path in args.files:
+        try:
+            template = load_template(path)
+        except FileNotFoundError:
+            print(f"{path}: file not found", file=ctx.err)
+            failed = True
+        except SurveyError as exc:
+            for problem in exc.problems:
+                print(problem, file=ctx.err)
+            failed = True
+        else:
+            survey = template.questionnaire
+            print(f"{path}: valid ({template.id}, {len(survey.questions)} questions, {len(template.flags)} flagged "
+                  f"options, {', '.join(survey.languages)})", file=ctx.out)
+    return 1 if failed else 0
 
 
-async def _export(services: Services, args: argparse.Namespace) -> int:
+def _verb(action: Action) -> Callable[[CliContext, argparse.Namespace], Awaitable[int]]:
+    """Run one staff action in a transaction; print its sentence, or the refusal (nothing changed)."""
+
+    async def run(ctx: CliContext, args: argparse.Namespace) -> int:
+        english = ctx.services.i18n.translator("en")
+        try:
+            async with ctx.database.sessions.begin() as session:
+                say = await action(StaffActions.of(ctx.services), session, args)
+        except CheckinProblem as problem:
+            return ctx.fail(_plain(problem.render(english)))
+        print(_plain(say(english)), file=ctx.out)
+        return 0
+
+    return run
+
+
+def _schedule(actions: StaffActions, session: AsyncSession, args: argparse.Namespace) -> Awaitable[Say]:
+    request = ScheduleRequest(every=args.every, at=args.at, cron=args.cron, timezone=args.tz, template=args.template)
+    return actions.schedule(session, CLI_ACTOR, args.organisation, request)
+
+
+def _contacts(actions: StaffActions, session: AsyncSession, args: argparse.Namespace) -> Awaitable[Say]:
+    if args.add or args.remove:
+        return actions.set_contact(session, CLI_ACTOR, args.organisation, args.add or args.remove, bool(args.add))
+    return actions.contacts(session, args.organisation)
+
+
+async def export(ctx: CliContext, args: argparse.Namespace) -> int:
     if args.format == "xlsx" and args.output is None:
-        print("civicbot: --output FILE is required for xlsx", file=sys.stderr)
-        return 2
+        return ctx.fail("--output FILE is required for xlsx", 2)
+    checkins = ctx.services.get(Checkins)
     try:
-        async with services.database.sessions.begin() as session:
-            organisation = None
-            if args.organisation:
-                organisation = await services.checkins.association(session, args.organisation)
-            header, rows = await cycle_table(session, services.checkins, organisation)
-            await services.audit.append(session, CLI_ACTOR, "checkin.export",
-                                        organisation.code if organisation else None,
-                                        {"format": args.format, "rows": len(rows)})
+        async with ctx.database.sessions.begin() as session:
+            organisation = await checkins.association(session, args.organisation) if args.organisation else None
+            header, rows = await cycle_table(session, checkins, organisation)
+            await ctx.services.audit.append(session, CLI_ACTOR, "checkin.export",
+                                            organisation.code if organisation else None,
+                                            {"format": args.format, "rows": len(rows)})
     except CheckinProblem as problem:
-        print(f"civicbot: {_plain(problem.render(services.i18n.translator('en')))}", file=sys.stderr)
-        return 1
-    data = survey_export.to_csv(header, rows) if args.format == "csv" else \
-        survey_export.to_xlsx(header, rows, "checkins")
+        return ctx.fail(_plain(problem.render(ctx.services.i18n.translator("en"))))
+    data = to_csv(header, rows) if args.format == "csv" else to_xlsx(header, rows, "checkins")
     if args.output is None:
-        sys.stdout.buffer.write(data)
+        ctx.out.flush()
+        ctx.out.buffer.write(data)  # type: ignore[attr-defined]
     else:
         args.output.write_bytes(data)
         args.output.chmod(0o600)
-        print(f"{len(rows)} check-ins written to {args.output}")
+        print(f"{len(rows)} check-ins written to {args.output}", file=ctx.out)
     return 0
+
+
+def _files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", type=Path, nargs="+")
+
+
+def _organisation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("organisation", help="the association's code")
+
+
+def _schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    _organisation(parser)
+    parser.add_argument("--every", help="days or weeks between check-ins, like 14d or 2w")
+    parser.add_argument("--at", help="local time of day, like 10:00")
+    parser.add_argument("--cron", help="instead of --every/--at: a crontab line, like '0 10 * * mon'")
+    parser.add_argument("--tz", required=True, help="the association's time zone, like Asia/Damascus")
+    parser.add_argument("--template", help="template id (default: 'default')")
+
+
+def _now_arguments(parser: argparse.ArgumentParser) -> None:
+    _organisation(parser)
+    parser.add_argument("--template", help="template id (default: the schedule's)")
+
+
+def _contacts_arguments(parser: argparse.ArgumentParser) -> None:
+    _organisation(parser)
+    change = parser.add_mutually_exclusive_group()
+    change.add_argument("--add", metavar="REF", help="make this member a contact person")
+    change.add_argument("--remove", metavar="REF", help="this member is no longer a contact person")
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--organisation", help="only this association")
+    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    parser.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+
+
+CHECKIN_VERBS = CliGroup("checkin", "check-ins with associations (templates in config/checkins/)", (
+    CliVerb("validate", "check template files; exits non-zero on any error", validate, _files, needs_services=False),
+    CliVerb("schedule", "set an association's rhythm: --every 14d --at 10:00, or --cron", _verb(_schedule),
+            _schedule_arguments),
+    CliVerb("pause", "no new check-ins until resumed",
+            _verb(lambda a, s, args: a.pause(s, CLI_ACTOR, args.organisation)), _organisation),
+    CliVerb("resume", "check-ins again, from now on",
+            _verb(lambda a, s, args: a.resume(s, CLI_ACTOR, args.organisation)), _organisation),
+    CliVerb("now", "send a check-in now",
+            _verb(lambda a, s, args: a.now(s, CLI_ACTOR, args.organisation, args.template)), _now_arguments),
+    CliVerb("list", "every association: next due, last answer, missed check-ins, open flags",
+            _verb(lambda a, s, args: a.overview(s))),
+    CliVerb("show", "recent check-ins and the last answer (with its content)",
+            _verb(lambda a, s, args: a.show(s, CLI_ACTOR, args.organisation, with_content=True)), _organisation),
+    CliVerb("ack", "close the association's open flags",
+            _verb(lambda a, s, args: a.acknowledge(s, CLI_ACTOR, args.organisation)), _organisation),
+    CliVerb("contacts", "members and contact persons; --add/--remove REF changes them", _verb(_contacts),
+            _contacts_arguments),
+    CliVerb("export", "one row per check-in; free text decrypted, no person in it", export, _export_arguments),
+))

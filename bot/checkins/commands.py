@@ -1,34 +1,41 @@
 """Chat commands: ``/checkin`` for contact persons (answer the association's check-in) and, with a
 verb, for staff (``/checkin schedule|pause|resume|now|ack|show|contacts|contact|invite ORG``);
-``/checkins`` is the staff overview. To anyone but staff, the verbs do not exist."""
+``/checkins`` is the staff overview (and takes the same verbs). To anyone but staff, the verbs do
+not exist: ``/checkin`` with words after it is still the person's own check-in."""
 
 from __future__ import annotations
 
-from bot.checkins.actions import Say, ScheduleRequest
+from bot.checkins.actions import Say, ScheduleRequest, StaffActions
 from bot.checkins.dialog import offer_checkin
 from bot.checkins.problems import CheckinProblem
-from bot.core.context import Turn
+from bot.conversation.commands import Command, Usage
+from bot.conversation.engine import DialogEngine
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 from bot.core.notices import NOT_REGISTERED
-from bot.dialogs.engine import DialogEngine
-from bot.handlers.registry import Command
 
-USAGE = N_(
-    "Check-ins with associations:\n"
-    "/checkins – overview: next due, last answer, missed check-ins, open flags\n"
-    "/checkin schedule <association> --every 14d --at 10:00 --tz Asia/Damascus [--template default]\n"
-    "/checkin schedule <association> --cron 0 10 * * mon --tz Europe/Berlin\n"
-    "/checkin pause|resume <association>\n"
-    "/checkin now <association> – send a check-in now\n"
-    "/checkin show <association> – recent check-ins and the last answer\n"
-    "/checkin ack <association> – close its open flags\n"
-    "/checkin contacts <association> – its members and contact persons\n"
-    "/checkin contact <association> add|remove <reference>\n"
-    "/checkin invite <association> [group ...] – a code that makes a contact person"
-)
 BAD_OPTIONS = N_("I could not read the options. Write them like: --every 14d --at 10:00 --tz Asia/Damascus")
+USAGE_HEAD = N_("Check-ins with associations:")
 _OPTIONS = {"every", "at", "tz", "cron", "template"}
 _DASHES = ("--", "—", "–")  # phones often turn "--" into a dash
+
+STAFF_VERBS = (
+    Usage("schedule <association> --every 14d --at 10:00 --tz Asia/Damascus [--template default]",
+          N_("check-ins every N days or weeks at the association's local time")),
+    Usage("schedule <association> --cron 0 10 * * mon --tz Europe/Berlin", N_("or on a cron rhythm")),
+    Usage("pause|resume <association>", N_("stop its check-ins, or start them again")),
+    Usage("now <association>", N_("send a check-in now")),
+    Usage("show <association>", N_("recent check-ins and the last answer")),
+    Usage("ack <association>", N_("close its open flags")),
+    Usage("contacts <association>", N_("its members and contact persons")),
+    Usage("contact <association> add|remove <reference>", N_("change its contact persons")),
+    Usage("invite <association> [group ...]", N_("a code that makes a contact person")),
+)
+
+
+def usage_text(turn: Turn) -> str:
+    """The staff verbs, from the same lines as ``/help``."""
+    return "\n".join((turn.tr._(USAGE_HEAD), *CHECKIN.staff_help_lines(turn.tr), *CHECKINS.help_lines(turn.tr)))
 
 
 def parse_options(tokens: list[str]) -> ScheduleRequest:
@@ -58,13 +65,13 @@ async def checkin(turn: Turn, args: list[str], engine: DialogEngine) -> None:
         await _staff(turn, args)
         return
     if turn.participant is None:
-        turn.say(turn.tr._(USAGE) if turn.role.is_staff else turn.tr._(NOT_REGISTERED))
+        turn.say(usage_text(turn) if turn.role.is_staff else turn.tr._(NOT_REGISTERED))
         return
     state = await offer_checkin(turn)
     if state is not None:
         await engine.show(turn, state)
     elif turn.role.is_staff:
-        turn.say(turn.tr._(USAGE))
+        turn.say(usage_text(turn))
 
 
 async def checkins_overview(turn: Turn, args: list[str], engine: DialogEngine) -> None:
@@ -72,12 +79,12 @@ async def checkins_overview(turn: Turn, args: list[str], engine: DialogEngine) -
     if args:
         await _staff(turn, args)
         return
-    say = await turn.services.checkin_actions.overview(turn.session)
+    say = await StaffActions.of(turn.services).overview(turn.session)
     turn.say(say(turn.tr), sensitive=True)
 
 
 async def _staff(turn: Turn, args: list[str]) -> None:
-    actions = turn.services.checkin_actions
+    actions = StaffActions.of(turn.services)
     verb, rest = args[0].lower(), args[1:]
     session, actor = turn.session, turn.staff_actor
     say: Say | None = None
@@ -94,8 +101,8 @@ async def _staff(turn: Turn, args: list[str]) -> None:
             elif verb == "contacts":
                 say = await actions.contacts(session, rest[0])
             else:
-                content = turn.services.checkins.shows_content(turn.inbound.platform)
-                say = await actions.show(session, actor, rest[0], with_content=content)
+                say = await actions.show(session, actor, rest[0],
+                                         with_content=actions.shows_content(turn.inbound.platform))
         elif verb == "now" and rest:
             options = parse_options(rest[1:])
             if options.every or options.at or options.cron or options.timezone:
@@ -109,12 +116,12 @@ async def _staff(turn: Turn, args: list[str]) -> None:
         turn.say(problem.render(turn.tr))
         return
     if say is None:
-        turn.say(turn.tr._(USAGE))
+        turn.say(usage_text(turn))
         return
     turn.say(say(turn.tr), sensitive=True)
 
 
-CHECKIN_COMMANDS = (
-    Command("checkin", checkin, N_("Answer your association's check-in")),
-    Command("checkins", checkins_overview, N_("Check-ins with associations"), staff_only=True),
-)
+CHECKIN = Command("checkin", checkin, N_("Answer your association's check-in"), staff_usage=STAFF_VERBS)
+CHECKINS = Command("checkins", checkins_overview, N_("Check-ins with associations"), staff_only=True,
+                   usage=(Usage("", N_("overview: next due, last answer, missed check-ins, open flags")),))
+CHECKIN_COMMANDS = (CHECKIN, CHECKINS)

@@ -1,5 +1,5 @@
 """Answering a check-in: the offer (answer now, nothing new in one tap, later), then the
-questionnaire with the survey question engine (progress, back, skip, resume later).
+questionnaire, asked by the survey question engine (progress, back, skip, resume later).
 
 The offer usually arrives through the outbox as a live prompt (see ``Checkins._offer``);
 ``/checkin`` opens it at any time. Whoever submits first answers for the association; another
@@ -12,17 +12,17 @@ from typing import Any
 
 from bot.checkins import texts
 from bot.checkins.service import DIALOG, Checkins, CheckinUnavailable, Unavailable
-from bot.core.context import Turn
-from bot.dialogs.engine import Prompt, State
-from bot.dialogs.menu import menu_state
-from bot.dialogs.survey import SurveyDialog
-from bot.services.survey_definitions import Survey
-from bot.services.survey_flow import first_question
+from bot.conversation.engine import Prompt, State, menu_state
+from bot.conversation.turn import Turn
 from bot.storage.models import CheckinCycle
+from bot.surveys.asking import QUESTION, QuestionnaireDialog, new_progress
+from bot.surveys.questions import Questionnaire
+
+OFFER = "offer"
 
 
 def _checkins(turn: Turn) -> Checkins:
-    return turn.services.checkins
+    return turn.services.get(Checkins)
 
 
 def unavailable_text(turn: Turn, reason: Unavailable) -> str:
@@ -38,6 +38,10 @@ def unavailable_text(turn: Turn, reason: Unavailable) -> str:
     }[reason]
 
 
+def offer_state(language: str, cycle: CheckinCycle) -> State:
+    return State(DIALOG, OFFER, language, {"cycle": cycle.id, "survey": cycle.template_id})
+
+
 async def offer_checkin(turn: Turn) -> State | None:
     """``/checkin``: the open check-in of this person's association, where they left it."""
     assert turn.participant is not None
@@ -49,10 +53,6 @@ async def offer_checkin(turn: Turn) -> State | None:
     return await _resume(turn, cycle) or offer_state(turn.tr.language, cycle)
 
 
-def offer_state(language: str, cycle: CheckinCycle) -> State:
-    return State(DIALOG, "offer", language, {"cycle": cycle.id, "survey": cycle.template_id})
-
-
 async def _resume(turn: Turn, cycle: CheckinCycle) -> State | None:
     """The questionnaire where this person stopped, if they had started it."""
     assert turn.participant is not None
@@ -60,46 +60,44 @@ async def _resume(turn: Turn, cycle: CheckinCycle) -> State | None:
     if not progress.get("current"):
         return None
     turn.say(turn.tr._("Welcome back. Let us continue where you stopped."))
-    return State(DIALOG, "question", turn.tr.language, {**_fresh(cycle), **progress})
+    return State(DIALOG, QUESTION, turn.tr.language, {**_fresh(cycle), **progress})
 
 
 def _fresh(cycle: CheckinCycle) -> dict[str, Any]:
-    return {"cycle": cycle.id, "survey": cycle.template_id, "answers": {}, "history": [], "ticked": []}
+    return {"cycle": cycle.id, "survey": cycle.template_id, **new_progress()}
 
 
-class CheckinDialog(SurveyDialog):
+class CheckinDialog(QuestionnaireDialog):
+    """The offer step, then the template's questions (progress kept with the delivery, sealed
+    with the person's key)."""
+
     name = DIALOG
 
-    def definition(self, turn: Turn, data: dict[str, Any]) -> Survey:
-        return _checkins(turn).template(data["survey"]).questionnaire
+    def questionnaire(self, turn: Turn, state: State) -> Questionnaire:
+        return _checkins(turn).template(state.data["survey"]).questionnaire
 
     def prompt(self, turn: Turn, state: State) -> Prompt:
-        if state.step == "offer":
-            return texts.offer_prompt(turn.tr, _checkins(turn).templates.get(state.data.get("survey", "")))
-        return super().prompt(turn, state)
+        if state.step == QUESTION:
+            return self.question_prompt(turn, state)
+        return texts.offer_prompt(turn.tr, _checkins(turn).templates.get(state.data.get("survey", "")))
 
     async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
-        if state.step != "offer":
-            return await super().on_choice(turn, state, key)
+        if state.step == QUESTION:
+            return await self.on_question_choice(turn, state, key)
         assert turn.participant is not None
-        checkins = _checkins(turn)
         try:
-            cycle = await checkins.answerable(turn.session, int(state.data["cycle"]), turn.participant)
+            cycle = await _checkins(turn).answerable(turn.session, int(state.data["cycle"]), turn.participant)
         except CheckinUnavailable as exc:
             return await self._unavailable(turn, exc.reason)
         if key == texts.LATER:
             turn.say(turn.tr._("You can answer later: send /checkin whenever you are ready."))
             return menu_state(turn)
         if key == texts.NOTHING_NEW:
-            return await self._finish(turn, cycle.id, {}, nothing_new=True)
-        resumed = await _resume(turn, cycle)
-        if resumed is not None:
-            return resumed
-        data = _fresh(cycle)
-        data["current"] = first_question(self.definition(turn, data), data["answers"])
-        return await self._save(turn, State(self.name, "question", turn.tr.language, data))
+            return await self._submit(turn, cycle.id, {}, nothing_new=True)
+        return await _resume(turn, cycle) or await self.begin(turn, State(self.name, OFFER, turn.tr.language,
+                                                                           _fresh(cycle)))
 
-    async def _save(self, turn: Turn, state: State) -> State | None:
+    async def save(self, turn: Turn, state: State) -> State | None:
         assert turn.participant is not None
         checkins = _checkins(turn)
         try:
@@ -110,10 +108,10 @@ class CheckinDialog(SurveyDialog):
         await checkins.save_progress(turn.session, cycle, turn.participant.id, progress)
         return state
 
-    async def _submit(self, turn: Turn, survey: Survey, data: dict[str, Any]) -> State | None:
-        return await self._finish(turn, int(data["cycle"]), data["answers"], nothing_new=False)
+    async def finish(self, turn: Turn, questionnaire: Questionnaire, data: dict[str, Any]) -> State | None:
+        return await self._submit(turn, int(data["cycle"]), data["answers"], nothing_new=False)
 
-    async def _finish(self, turn: Turn, cycle_id: int, answers: dict[str, Any], *, nothing_new: bool) -> State | None:
+    async def _submit(self, turn: Turn, cycle_id: int, answers: dict[str, Any], *, nothing_new: bool) -> State | None:
         assert turn.participant is not None
         checkins = _checkins(turn)
         try:
@@ -121,11 +119,10 @@ class CheckinDialog(SurveyDialog):
                                               nothing_new=nothing_new)
         except CheckinUnavailable as exc:
             return await self._unavailable(turn, exc.reason)
-        template = checkins.template(submitted.cycle.template_id)
         if nothing_new:
             turn.say(turn.tr._("Thank you. We have noted that there is nothing new."))
         else:
-            survey = template.questionnaire
+            survey = checkins.template(submitted.cycle.template_id).questionnaire
             turn.say(survey.text(survey.closing, turn.tr.language))
         if submitted.raised:
             turn.say(turn.tr._("Our team has been told at once about what you reported."))

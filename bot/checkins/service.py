@@ -32,10 +32,10 @@ from bot.checkins.problems import CheckinProblem
 from bot.checkins.rhythm import Clock, Rhythm, aware, rhythm_fields, rhythm_of
 from bot.checkins.templates import CheckinTemplate, RaisedFlag
 from bot.config import CheckinSettings
+from bot.conversation.engine import State, new_prompt_id, read_state, write_state
 from bot.core.i18n import N_, I18n, Translator
 from bot.core.model import Outbound, Pseudonym
 from bot.core.security import KeyRing
-from bot.dialogs.engine import State, new_prompt_id, read_state, write_state
 from bot.services.participants import Participants
 from bot.storage.db import lock_person
 from bot.storage.models import (
@@ -47,6 +47,9 @@ from bot.storage.models import (
     Organisation,
     OrganisationContact,
     Participant,
+    checkin_answer_context,
+    checkin_progress_context,
+    organisation_name_context,
 )
 
 log = logging.getLogger(__name__)
@@ -419,7 +422,7 @@ class Checkins:
         if delivery is None or delivery.progress_enc is None:
             return {}
         key = await self._participants.data_key(session, participant_id)
-        return dict(json.loads(key.open(delivery.progress_enc, f"checkin_deliveries.progress:{delivery.id}")))
+        return dict(json.loads(key.open(delivery.progress_enc, checkin_progress_context(delivery.id))))
 
     async def save_progress(self, session: AsyncSession, cycle: CheckinCycle, participant_id: int,
                             progress: Mapping[str, Any]) -> None:
@@ -430,8 +433,7 @@ class Checkins:
             session.add(delivery)
             await session.flush()
         key = await self._participants.data_key(session, participant_id)
-        delivery.progress_enc = key.seal(json.dumps(progress, ensure_ascii=False),
-                                         f"checkin_deliveries.progress:{delivery.id}")
+        delivery.progress_enc = key.seal(json.dumps(progress, ensure_ascii=False), checkin_progress_context(delivery.id))
 
     async def submit(self, session: AsyncSession, cycle_id: int, participant: Participant,
                      answers: Mapping[str, Any], language: str, *, nothing_new: bool = False) -> Submitted:
@@ -479,7 +481,7 @@ class Checkins:
         if qtype == "number":
             return [row(number_value=int(value))]
         answer = row()
-        answer.text_enc = self._keys.seal_text(str(value), answer_context(answer.id))
+        answer.text_enc = self._keys.seal_text(str(value), checkin_answer_context(answer.id))
         return [answer]
 
     async def _drop_drafts(self, session: AsyncSession, cycle_id: int) -> None:
@@ -500,7 +502,7 @@ class Checkins:
             elif row.number_value is not None:
                 value = row.number_value
             else:
-                value = self._keys.open_text(row.text_enc or b"", answer_context(row.id))
+                value = self._keys.open_text(row.text_enc or b"", checkin_answer_context(row.id))
             if row.question_id in multiple:
                 answers.setdefault(row.question_id, []).append(value)
             else:
@@ -551,7 +553,7 @@ class Checkins:
                             template: CheckinTemplate, answers: Mapping[str, Any], raised: Sequence[RaisedFlag]) -> None:
         name = None
         if organisation.name_enc:
-            name = self._keys.open_text(organisation.name_enc, f"organisations.name:{organisation.id}")
+            name = self._keys.open_text(organisation.name_enc, organisation_name_context(organisation.id))
 
         def notice(tr: Translator, platform: str) -> str:
             shown = texts.answer_lines(tr, template, answers, nothing_new=False) if self.shows_content(platform) \
@@ -574,6 +576,3 @@ class Checkins:
 def _postgresql(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"
 
-
-def answer_context(answer_id: str) -> str:
-    return f"checkin_answers.text:{answer_id}"

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from bot.services.survey_definitions import Problem, Survey, SurveyError, parse_survey
+from bot.surveys.definitions import Survey
+from bot.surveys.loading import Problem, SurveyError, parse_survey
 
 
 class Flag(enum.StrEnum):

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bot.checkins.templates import CheckinTemplate, Flag, RaisedFlag
+from bot.conversation.engine import Prompt
 from bot.core.i18n import N_, Translator
 from bot.core.model import Choice, Outbound, PromptId
-from bot.dialogs.engine import Prompt
 
 ANSWER, NOTHING_NEW, LATER = "answer", "nothing", "later"
 

@@ -10,20 +10,18 @@ at once with the content; two missed check-ins in a row reach it once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from matrix_peer import ENCRYPTION_STATE, Peer, Received, eventually
-from matrix_support import MakePeer, unique
+from matrix_support import FAST, MakePeer, open_conversation, unique
 from synapse_server import RegisteredUser, SynapseServer
-from test_matrix_survey import open_conversation
 
-from bot.app import Bot, build_bot, build_services
+from bot.app import Bot, assemble, build_platform_transports
 from bot.checkins.job import CheckinJob
+from bot.checkins.service import Checkins
 from bot.config import (
     CheckinSettings,
     DatabaseSettings,
@@ -35,12 +33,8 @@ from bot.config import (
     StaffSettings,
 )
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
-from bot.transports.matrix import MatrixTransport, from_settings
-from tests.support import CHECKINS_DIR, MovedClock
+from tests.support import CHECKINS_DIR, MovedClock, with_clock
 
-FAST = {"sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 30.0}
 CODE = re.compile(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
 UPDATE = "Three families displaced from Sinjar need documents"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -55,35 +49,21 @@ def berlin(day: str) -> dt.datetime:
 
 
 class RunningBot:
-    """One run of the bot with the feature's clock; stop and start again is a real restart."""
+    """One run of the bot, wired as ``civicbot run`` wires it, with the feature's clock; stopping
+    and starting again is a real restart (same store, database and device)."""
 
     def __init__(self, settings: Settings, keys: KeyRing, clock: MovedClock) -> None:
         self.settings, self.keys, self.clock = settings, keys, clock
-        self._stop = asyncio.Event()
-        self._sender: asyncio.Task[None] | None = None
 
     async def start(self) -> RunningBot:
-        self.database = Database(self.settings.database.url)
-        await migrate.upgrade(self.database)
-        services = build_services(self.settings, self.database, self.keys, clock=self.clock)
-        transport = from_settings(self.settings, self.keys, services.i18n, **FAST)
-        assert isinstance(transport, MatrixTransport)
-        self.transport = transport
-        self.bot: Bot = build_bot(services, [transport])
-        self.job = CheckinJob(self.database, services.checkins)
-        await transport.start(self.bot.router.handle)
-        self._sender = asyncio.create_task(self.bot.senders["matrix"].run(self._stop))
+        self.bot: Bot = await assemble(self.settings, keys=self.keys, features=with_clock(self.clock),
+                                       transports=lambda services: build_platform_transports(services, matrix=FAST))
+        await self.bot.start(scheduler=False)  # the test wakes the feature, as the scheduler would
+        self.job = CheckinJob(self.bot.services.database, self.bot.services.get(Checkins))
         return self
 
     async def stop(self) -> None:
-        self._stop.set()
-        try:
-            await self.transport.stop()
-        finally:
-            if self._sender is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._sender, 20)
-            await self.database.dispose()
+        await self.bot.stop()
 
 
 def settings_for(synapse: SynapseServer, bot: RegisteredUser, staff: Peer, staff_room: str, tmp_path: Path) -> Settings:

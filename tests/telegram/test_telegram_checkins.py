@@ -22,7 +22,7 @@ from sqlalchemy import select
 from telegram_support import Conversation, running_bot
 
 from bot.checkins.job import CheckinJob
-from bot.checkins.service import RunReport
+from bot.checkins.service import Checkins, RunReport
 from bot.config import (
     CheckinSettings,
     LimitsSettings,
@@ -83,7 +83,7 @@ async def test_checkins_on_telegram(bot_api: LocalBotApi, tmp_path: Path, keys: 
     clock = MovedClock(dt.datetime(2026, 3, 20, 7, 0, tzinfo=dt.UTC))
 
     async with running_bot(settings, keys, outbox_loop=True, clock=clock) as (bot, _):
-        job = CheckinJob(bot.services.database, bot.services.checkins)
+        job = CheckinJob(bot.services.database, bot.services.get(Checkins))
         await coordinator.say("/org add sinjar association Families of Sinjar")
         codes = []
         for _ in range(2):
@@ -137,7 +137,7 @@ async def test_checkins_on_telegram(bot_api: LocalBotApi, tmp_path: Path, keys: 
         assert (await job()).opened == 1  # the bot stops right after the trigger
 
     async with running_bot(settings, keys, outbox_loop=True, clock=clock) as (bot, _):
-        job = CheckinJob(bot.services.database, bot.services.checkins)
+        job = CheckinJob(bot.services.database, bot.services.get(Checkins))
         assert await job() == RunReport(), "the restarted bot does not send the check-in again"
         (third_offer,) = await amal.replies()
         await noor.replies()
@@ -159,7 +159,7 @@ async def test_checkins_on_telegram(bot_api: LocalBotApi, tmp_path: Path, keys: 
         for content in (UPDATE, "danger", "Legal", "Families of Sinjar"):
             assert content not in notice.text
         coordinator.user.say("/checkin show sinjar", chat=group)
-        (shown,) = await bot_api.wait_for_messages(STAFF_CHAT, 2)
+        (_, shown) = await bot_api.wait_for_messages(STAFF_CHAT, 2)
         assert "The answers are shown only where content may be shown" in shown.text and UPDATE not in shown.text
         coordinator.user.say("/checkin ack sinjar", chat=group)
         (_, _, acked) = await bot_api.wait_for_messages(STAFF_CHAT, 3)

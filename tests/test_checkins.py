@@ -20,7 +20,7 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import Bot
+from bot.app import Bot, build_scheduler
 from bot.app import running as run_bot
 from bot.checkins.export import cycle_table
 from bot.checkins.job import CheckinJob
@@ -490,3 +490,24 @@ async def test_two_workers_send_each_cycle_once(db_url: str, tmp_path: Path, key
             assert sum(r.opened for r in reports) == 3, reports
         assert await first.count(CheckinCycle) == 9
         assert await first.count(OutboxMessage, OutboxMessage.kind == "checkin") == 18
+
+
+async def test_the_scheduler_wakes_the_feature(sqlite_url: str, tmp_path: Path, keys: KeyRing) -> None:
+    """Wired as ``civicbot run`` wires it: the scheduler's job opens the due check-in."""
+    clock = MovedClock(START)
+    async with running(settings_for(sqlite_url, tmp_path, check_minutes=0.002), keys, clock) as bot:
+        await association(bot, contacts=1)
+        await bot.chat.person("boss").send("/checkin schedule fam --every 7d --at 10:00 --tz Europe/Berlin")
+        clock.set(dt.datetime(2026, 3, 20, 9, 0, tzinfo=dt.UTC))
+        scheduler = build_scheduler(bot.bot.services)
+        assert "checkins" in {job.id for job in scheduler.get_jobs()}
+        scheduler.start()
+        try:
+            async def opened() -> None:
+                while not await bot.count(CheckinCycle):
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(opened(), 10)
+        finally:
+            scheduler.shutdown(wait=False)
+        assert await bot.count(OutboxMessage, OutboxMessage.kind == "checkin") == 1

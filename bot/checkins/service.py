@@ -199,10 +199,10 @@ class Checkins:
     async def start_now(self, session: AsyncSession, organisation: Organisation,
                         template_id: str | None = None) -> CheckinCycle:
         """A cycle outside the rhythm (staff's ``now``); the schedule's next due time is unchanged."""
+        await self._lock_members(session, organisation.id)  # people first, then rows: the order of every turn
         schedule = await self.schedule_of(session, organisation, lock=True)
         chosen = template_id or (schedule.template_id if schedule else self.default_template_id())
         self.template(chosen)
-        await self._lock_members(session, organisation.id)
         current = await self.open_cycle(session, organisation.id)
         if current is not None:
             raise CheckinProblem(STILL_OPEN, cycle=current.seq, code=organisation.code)
@@ -218,20 +218,27 @@ class Checkins:
     async def open_due(self, session: AsyncSession, limit: int = 50) -> RunReport:
         """Open the cycles that are due. Claims schedule rows; safe to run from several workers."""
         now = self.clock()
-        query = (select(CheckinSchedule)
-                 .where(CheckinSchedule.paused.is_(False), CheckinSchedule.next_due_at <= now)
-                 .order_by(CheckinSchedule.next_due_at).limit(limit))
-        if _postgresql(session):
-            query = query.with_for_update(skip_locked=True)
-        opened = skipped = 0
-        claimed = list(await session.scalars(query))
-        for schedule in claimed:
+        due = list(await session.execute(
+            select(CheckinSchedule.id, CheckinSchedule.organisation_id)
+            .where(CheckinSchedule.paused.is_(False), CheckinSchedule.next_due_at <= now)
+            .order_by(CheckinSchedule.next_due_at).limit(limit)))
+        opened = skipped = taken = 0
+        for schedule_id, organisation_id in due:
+            await self._lock_members(session, organisation_id)
+            claim = select(CheckinSchedule).where(CheckinSchedule.id == schedule_id, CheckinSchedule.paused.is_(False),
+                                                  CheckinSchedule.next_due_at <= now)
+            if _postgresql(session):
+                claim = claim.with_for_update(skip_locked=True)
+            schedule = await session.scalar(claim.execution_options(populate_existing=True))
+            if schedule is None:  # opened meanwhile by another worker, or changed by staff
+                continue
+            taken += 1
             rhythm = self.rhythm(schedule)
             assert schedule.next_due_at is not None
-            due = aware(schedule.next_due_at)
-            following = rhythm.next_due(due)
+            due_at = aware(schedule.next_due_at)
+            following = rhythm.next_due(due_at)
             while following <= now:  # the bot was stopped for whole periods: never sent, so never missed
-                due, following = following, rhythm.next_due(following)
+                due_at, following = following, rhythm.next_due(following)
                 skipped += 1
             schedule.next_due_at = following
             organisation = await session.get(Organisation, schedule.organisation_id)
@@ -240,10 +247,9 @@ class Checkins:
             if schedule.template_id not in self.templates:
                 log.error("check-in schedule %d names a template that is not loaded; no cycle opened", schedule.id)
                 continue
-            await self._lock_members(session, organisation.id)
-            if await self._open_cycle(session, organisation, schedule.template_id, due, now) is not None:
+            if await self._open_cycle(session, organisation, schedule.template_id, due_at, now) is not None:
                 opened += 1
-        return RunReport(opened=opened, skipped_periods=skipped, claimed=len(claimed))
+        return RunReport(opened=opened, skipped_periods=skipped, claimed=taken)
 
     async def send_reminders(self, session: AsyncSession, limit: int = 50) -> RunReport:
         """One reminder per open cycle, ``reminder_after_hours`` after it was sent."""
@@ -281,9 +287,10 @@ class Checkins:
         return RunReport(reminded=sent, claimed=taken)
 
     async def _lock_members(self, session: AsyncSession, organisation_id: int) -> None:
-        """Take the per-person locks of the association's members before touching its cycles: a
-        turn holds its person's lock when it answers a cycle, so taking them in the same order
-        (person, then cycle) cannot deadlock with it. In id order, so two workers cannot either."""
+        """Take the per-person locks of the association's members before touching its schedule or
+        cycles: a turn holds its person's lock when it answers a cycle, so taking them in the same
+        order (people, then rows) cannot deadlock with it; in a fixed order, so two workers cannot
+        either. A second worker waits here, then finds the schedule already advanced."""
         if not _postgresql(session):
             return  # SQLite: the transaction already holds the only write lock
         for pseudonym in await session.scalars(select(Participant.pseudonym).where(

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.config import Settings
+from bot.config import Settings, missing_directories
 from bot.core.context import Services
 from bot.core.flood import FloodGuard
 from bot.core.i18n import I18n
@@ -75,6 +75,15 @@ async def open_database(settings: Settings) -> Database:
         await database.dispose()
         raise StartupError(f"database.url: cannot open the database ({type(exc).__name__})") from None
     return database
+
+
+def check_directories(settings: Settings) -> None:
+    """A definition directory that is missing (a typo, the wrong working directory) would
+    otherwise leave the bot running with nothing to offer."""
+    problems = missing_directories(settings)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StartupError(problems[0] + more)
 
 
 def load_surveys(settings: Settings) -> dict[str, Survey]:
@@ -187,6 +196,7 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
 
 async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
     """Run until EOF (console) or a signal (platforms). Returns the exit code."""
+    check_directories(settings)
     surveys = load_surveys(settings)  # first: an invalid definition stops the bot before it touches anything
     keys = load_keys(settings)
     database = await open_database(settings)

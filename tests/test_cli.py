@@ -93,6 +93,8 @@ def test_a_configured_bot_refuses_to_start_without_its_key_file(tmp_path: Path) 
     ("CIVICBOT_TELEGRAM__TOKEN", "", None),
     ("CIVICBOT_LIMITS__MAX_MESSAGE_CHARS", "lots-s3cret", "limits.max_message_chars"),
     ("CIVICBOT_MATRIX__HOMESRVER", "s3cret", "matrix.homesrver"),
+    ("CIVICBOT_TELGRAM__TOKEN", "s3cret", "telgram.token"),
+    ("CIVICBOT_STAFF__ADMINS", "telegram:s3cret", "staff.admins"),
 ])
 def test_configuration_errors_stop_with_one_line(tmp_path: Path, variable: str, value: str, key: str | None) -> None:
     result = civicbot("run", cwd=tmp_path, env={variable: value}, stdin="")
@@ -102,6 +104,15 @@ def test_configuration_errors_stop_with_one_line(tmp_path: Path, variable: str, 
     assert result.returncode == 2
     assert key in result.stderr and "s3cret" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_a_configured_directory_that_does_not_exist_stops_the_bot(tmp_path: Path) -> None:
+    missing = tmp_path / "surveys-typo"
+    result = civicbot("run", "--console", cwd=tmp_path, env={"CIVICBOT_SURVEYS__DIRECTORY": str(missing)},
+                      stdin="/start\n")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"civicbot: surveys.directory: {missing} does not exist\n"
+    assert not (tmp_path / "data").exists()  # stopped before creating keys or a database
 
 
 def test_audit_verify(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from bot.config import Settings, missing_directories
 from bot.core.context import Services
 from bot.core.flood import FloodGuard
 from bot.core.i18n import I18n
+from bot.core.model import Pseudonym
 from bot.core.roles import StaffDirectory
 from bot.core.router import Router
 from bot.core.security import KeyFileError, KeyRing
@@ -37,7 +38,7 @@ from bot.services.survey_definitions import Survey, SurveyError, load_directory
 from bot.services.surveys import ReminderJob, Surveys
 from bot.storage import migrate
 from bot.storage.db import Database
-from bot.transports.console import CONSOLE_USER, ConsoleTransport
+from bot.transports.console import CONSOLE_USER, ConsoleTransport, valid_user_name
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +144,19 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     )
     senders: dict[str, OutboxSender] = {
         str(t.platform): OutboxSender(
-            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t)
+            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t),
+            only_for=_console_person(services, t),
         )
         for t in transports
     }
     return Bot(services, router, by_platform, senders)
+
+
+def _console_person(services: Services, transport: Transport) -> Pseudonym | None:
+    """A console window delivers only its own person's queued messages."""
+    if isinstance(transport, ConsoleTransport):
+        return services.keys.pseudonym(transport.platform, transport.user_id)
+    return None
 
 
 def _rate_for(settings: Settings, transport: Transport) -> float:
@@ -194,20 +203,39 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
     return scheduler
 
 
-async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
-    """Run until EOF (console) or a signal (platforms). Returns the exit code."""
+NO_PLATFORM = (
+    "no platform is configured (telegram.token, e.g. CIVICBOT_TELEGRAM__TOKEN, or matrix.homeserver, "
+    "e.g. CIVICBOT_MATRIX__HOMESERVER) and standard input is not a terminal; "
+    "for the console chat use 'civicbot run --console'"
+)
+
+
+async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO,
+              stderr: TextIO | None = None, user: str = CONSOLE_USER) -> int:
+    """Run until EOF (console) or a signal (platforms). Returns the exit code.
+
+    With no platform configured the console chat starts only for a person at a terminal
+    (or with ``console``): a container that lost its token must stop, not chat with /dev/null.
+    """
+    use_console = console or not settings.has_platform
+    if use_console and not console and not stdin.isatty():
+        raise StartupError(NO_PLATFORM)
+    if not valid_user_name(user):
+        raise StartupError("--user: a console user name is one word of at most 64 characters")
     check_directories(settings)
     surveys = load_surveys(settings)  # first: an invalid definition stops the bot before it touches anything
     keys = load_keys(settings)
     database = await open_database(settings)
     try:
-        extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
+        extra_staff = [f"console:{user}"] if as_staff else []
         services = build_services(settings, database, keys, extra_staff, surveys)
-        use_console = console or not settings.has_platform
+        console_transport = ConsoleTransport(stdin, stdout, user) if use_console else None
         transports: list[Transport] = (
-            [ConsoleTransport(stdin, stdout)] if use_console
+            [console_transport] if console_transport is not None
             else build_platform_transports(settings, services)
         )
+        if console_transport is not None and stderr is not None and stdin.isatty():
+            print(console_transport.hint(services.i18n.translator(None)), file=stderr, flush=True)
         bot = build_bot(services, transports)
         await RetentionJob(database, settings.retention)()
         scheduler = _scheduler(services)
@@ -218,10 +246,10 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
         try:
             for transport in transports:
                 await transport.start(bot.router.handle)
-            if use_console:
-                await transports[0].run_until_eof()  # type: ignore[attr-defined]
+            if console_transport is not None:
+                await console_transport.run_until_eof()
                 # Deliver what the session queued (invitations, reminders) before the chat ends.
-                await bot.senders[transports[0].platform].drain_once()
+                await bot.senders[console_transport.platform].drain_once()
             else:
                 exit_code = await _wait_for_signal_or_failure(transports)
         finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.security import KeyFileError, KeyRing
+from bot.transports.console import CONSOLE_USER
 
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
 
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="run every configured transport (or the console chat)", parents=[config])
     run.add_argument("--console", action="store_true", help="chat on this terminal (stdin/stdout)")
     run.add_argument("--as-staff", action="store_true", help="the console user is a staff member")
+    run.add_argument("--user", metavar="NAME", default=CONSOLE_USER,
+                     help="who the console user is (default: %(default)s); each name is a person of their own, "
+                          "with their own identity and language, e.g. a staff member and a participant "
+                          "in two windows")
 
     db = verbs.add_parser("db", help="database maintenance", parents=[config])
     db_verbs = db.add_subparsers(dest="db_verb", required=True)
@@ -77,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "run":
             from bot.app import run
 
-            return asyncio.run(run(settings, console=args.console, as_staff=args.as_staff,
-                                   stdin=sys.stdin, stdout=sys.stdout))
+            if (args.as_staff or args.user != CONSOLE_USER) and settings.has_platform and not args.console:
+                print("civicbot: --user and --as-staff are for the console chat: add --console", file=sys.stderr)
+                return 2
+            return asyncio.run(run(settings, console=args.console, as_staff=args.as_staff, user=args.user,
+                                   stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr))
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
         if args.verb == "audit":

@@ -31,7 +31,7 @@ def test_console_onboarding_in_english_then_erasure(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
         assert db.execute("select count(*) from participants").fetchone() == (1,)
 
-    result = civicbot("run", cwd=tmp_path, stdin="/delete_me\n1\n", module=True)
+    result = civicbot("run", "--console", cwd=tmp_path, stdin="/delete_me\n1\n", module=True)
     assert result.returncode == 0, result.stderr
     assert "has been erased" in result.stdout
     with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
@@ -97,7 +97,7 @@ def test_a_configured_bot_refuses_to_start_without_its_key_file(tmp_path: Path) 
     ("CIVICBOT_STAFF__ADMINS", "telegram:s3cret", "staff.admins"),
 ])
 def test_configuration_errors_stop_with_one_line(tmp_path: Path, variable: str, value: str, key: str | None) -> None:
-    result = civicbot("run", cwd=tmp_path, env={variable: value}, stdin="")
+    result = civicbot("run", "--console", cwd=tmp_path, env={variable: value}, stdin="")
     if key is None:  # an empty token simply means Telegram is off: the console runs
         assert result.returncode == 0
         return

@@ -113,6 +113,7 @@ class Capabilities:
     end_to_end_encrypted: bool = False
     max_text_length: int = 4096
     platform_reads_messages: bool = False  # Telegram: the operator can read bot chats
+    flood_limited: bool = True  # False only for the operator's own console
 
 
 @dataclass(slots=True)

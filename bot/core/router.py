@@ -54,7 +54,8 @@ class Router:
         """Handle one inbound event. Never raises."""
         try:
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
-            verdict = self._flood.check(pseudonym)
+            limited = self._transports[inbound.platform].capabilities.flood_limited
+            verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT
             if verdict is Verdict.DROP:
                 return
             async with self._serialised(pseudonym):

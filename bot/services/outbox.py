@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
 from bot.core.logsafe import describe
-from bot.core.model import Choice, Direction, Outbound, PromptId, SendOptions
+from bot.core.model import Choice, Direction, Outbound, PromptId, Pseudonym, SendOptions
 from bot.core.pacing import Pacer
 from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.participants import Participants
 from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, utcnow
+from bot.storage.models import OutboxMessage, Participant, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,11 @@ class OutboxSender:
     def __init__(
         self, database: Database, outbox: Outbox, participants: Participants, transport: Transport,
         settings: OutboxSettings, rate_per_second: float, clock: Callable[[], dt.datetime] = utcnow,
+        only_for: Pseudonym | None = None,
     ) -> None:
+        """``only_for``: serve one person's rows only. Each console window is one person, and
+        several may share a database: a window must not print (and use up) another's messages."""
+        self._only_for = only_for
         self._db = database
         self._outbox = outbox
         self._participants = participants
@@ -181,6 +185,9 @@ class OutboxSender:
                 .order_by(OutboxMessage.id)
                 .limit(self._settings.batch_size)
             )
+            if self._only_for is not None:
+                query = query.where(OutboxMessage.participant_id.in_(
+                    select(Participant.id).where(Participant.pseudonym == self._only_for)))
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = list(await session.scalars(query))

@@ -186,13 +186,13 @@ NOT_SETTINGS_PREFIXES = ("CIVICBOT_TEST_",)
 UNKNOWN_SETTING = "unknown setting (check the spelling against config/example.toml)"
 
 
-def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(config_file: Path | None = None) -> Settings:
     """Read the TOML file (``--config`` or ``CIVICBOT_CONFIG``) and the environment.
 
     The environment wins over the file. Raises :class:`ConfigError` with one line
     naming the offending key (and the variable or file it came from).
     """
-    env = os.environ if environ is None else environ
+    env = os.environ
     env_path = env.get("CIVICBOT_CONFIG")
     path = config_file or (Path(env_path) if env_path else None)
     if path is not None:

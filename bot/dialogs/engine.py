@@ -21,7 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.context import Turn
-from bot.core.i18n import N_, western_digits
+from bot.core.i18n import N_, plain, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
 from bot.core.security import KeyRing
 from bot.storage.models import DialogState, utcnow
@@ -75,8 +75,9 @@ TICK = "✓"
 
 
 def _fold(text: str) -> str:
-    """Compare as a person would: case, width and a tick mark on selected options do not count."""
-    return unicodedata.normalize("NFKC", text).replace(TICK, "").casefold().strip()
+    """Compare as a person would: case, width, directional marks and a tick mark on selected
+    options do not count."""
+    return plain(unicodedata.normalize("NFKC", text)).replace(TICK, "").casefold().strip()
 
 
 def match_choice(text: str, choices: tuple[Choice, ...], *, exact_only: bool = False) -> Choice | None:

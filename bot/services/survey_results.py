@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.i18n import Translator
+from bot.core.i18n import Translator, plain
 from bot.services.survey_definitions import Survey
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse, SurveyRun
 
@@ -164,4 +164,5 @@ def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
 
 
 def _short(text: str, limit: int = 40) -> str:
+    text = plain(text)  # a chart is not a chat message: no directional marks
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -44,7 +44,7 @@ def render_message(message: Outbound, msgtype: str = "m.text") -> dict[str, Any]
     """The ``m.room.message`` content for one outbound message."""
     lines = _plain_lines(message)
     if message.direction is Direction.RTL:
-        lines = [RLM + line if line else line for line in lines]
+        lines = [line if not line or line.startswith(RLM) else RLM + line for line in lines]
     return {
         "msgtype": msgtype,
         "body": "\n".join(lines),

@@ -22,6 +22,7 @@ from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
 from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
+    NOT_PASSED_ON,
     NOT_REGISTERED,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
@@ -142,6 +143,8 @@ class Router:
         elif turn.participant is None:
             await self._engine.show(turn, onboarding_state(turn))
         else:
+            # Free text outside any conversation: say plainly that nobody will read it.
+            turn.say(tr._(NOT_PASSED_ON))
             await self._engine.show(turn, menu_state(turn))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core.context import Turn
 from bot.core.model import Choice
+from bot.core.notices import NOT_PASSED_ON
 from bot.dialogs.engine import Dialog, Prompt, State
 from bot.dialogs.texts import help_text, privacy_notice
 
@@ -27,6 +28,7 @@ class MenuDialog(Dialog):
                 Choice("privacy", _("Privacy")),
                 Choice("delete", _("Erase my data")),
             ),
+            invalid=_(NOT_PASSED_ON),  # the menu asks nothing: typed text is a message to nobody
         )
 
     async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.core.counts import counted
 from bot.core.security import KeyFileError, KeyRing
 from bot.transports.console import CONSOLE_USER
 
-QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee", "alembic")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     launch = survey_verbs.add_parser("launch", help="invite a group to answer a survey")
     launch.add_argument("survey_id")
     launch.add_argument("group")
+    launch.add_argument("--again", action="store_true",
+                        help="launch even though a run of this survey is open for the group")
     close = survey_verbs.add_parser("close", help="stop accepting answers")
     close.add_argument("survey_id")
     export = survey_verbs.add_parser("export", help="one row per response; free text decrypted, no ids")
@@ -65,9 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool, console: bool) -> None:
-    # In the console chat, stdout is the conversation; logs go to stderr and stay quiet.
-    level = logging.DEBUG if verbose else (logging.WARNING if console else logging.INFO)
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    # A running platform bot logs what it does. Every other verb prints only its own output,
+    # and in the console chat stdout is the conversation: logs go to stderr and stay quiet.
+    level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     console = args.verb == "run" and (args.console or False)
     try:
         settings = load_settings(args.config)
-        _configure_logging(args.verbose, console or (args.verb == "run" and not settings.has_platform))
+        _configure_logging(args.verbose, args.verb != "run" or console or not settings.has_platform)
         if args.verb == "run":
             from bot.app import run
 
@@ -137,7 +141,7 @@ async def _audit_verify(settings: Settings) -> int:
     finally:
         await database.dispose()
     if check.ok:
-        print(f"audit log intact: {check.entries} entries")
+        print(f"audit log intact: {counted(check.entries, 'entry', 'entries')}")
         return 0
     print(f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it was removed",
           file=sys.stderr)
@@ -170,8 +174,8 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
     matrix_files = 0
     if settings.matrix.store_path.is_dir():
         matrix_files = MatrixSessionStore(settings.matrix.store_path, keys).reseal(keys)
-    print(f"new master key {keys.current_key_id}: {report.total} database values and {matrix_files} Matrix "
-          "files sealed again")
+    print(f"new master key {keys.current_key_id}: {counted(report.total, 'database value')} and "
+          f"{counted(matrix_files, 'Matrix file')} sealed again")
     if retire:
         keys.retired().save(path, overwrite=True)
         print("old master keys deleted from the key file; backups made before now can no longer be read")

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.config import Settings
 from bot.core.context import Services
+from bot.core.counts import counted
 from bot.services import survey_export
 from bot.services.survey_definitions import SurveyError, load_survey
 from bot.services.surveys import SurveyUnavailable
@@ -35,7 +36,8 @@ def validate(files: list) -> int:  # type: ignore[type-arg]
                 print(problem, file=sys.stderr)
             failed = True
         else:
-            print(f"{path}: valid ({survey.id}, {len(survey.questions)} questions, {', '.join(survey.languages)})")
+            print(f"{path}: valid ({survey.id}, {counted(len(survey.questions), 'question')}, "
+                  f"{', '.join(survey.languages)})")
     return 1 if failed else 0
 
 
@@ -62,13 +64,13 @@ async def _list(services: Services, args: argparse.Namespace) -> int:
 async def _launch(services: Services, args: argparse.Namespace) -> int:
     try:
         async with services.database.sessions.begin() as session:
-            launch = await services.surveys.launch(session, args.survey_id, args.group)
+            launch = await services.surveys.launch(session, args.survey_id, args.group, again=args.again)
             await services.audit.append(session, CLI_ACTOR, "survey.launch", args.survey_id,
-                                        {"group": args.group, "invited": launch.invited})
+                                        {"group": args.group, "invited": launch.invited, "again": args.again})
     except SurveyUnavailable as exc:
         print(f"civicbot: cannot launch {args.survey_id}: {_reason(exc.reason)}", file=sys.stderr)
         return 1
-    print(f"run {launch.run_id}: {launch.invited} invitations queued (sent by the running bot)")
+    print(f"run {launch.run_id}: {counted(launch.invited, 'invitation')} queued (sent by the running bot)")
     return 0
 
 
@@ -80,7 +82,7 @@ async def _close(services: Services, args: argparse.Namespace) -> int:
     except SurveyUnavailable as exc:
         print(f"civicbot: cannot close {args.survey_id}: {_reason(exc.reason)}", file=sys.stderr)
         return 1
-    print(f"{closed} run(s) closed")
+    print(f"{counted(closed, 'run')} closed")
     return 0
 
 
@@ -104,13 +106,15 @@ async def _export(services: Services, args: argparse.Namespace) -> int:
     else:
         args.output.write_bytes(data)
         args.output.chmod(0o600)
-        print(f"{len(rows)} responses written to {args.output}")
+        print(f"{counted(len(rows), 'response')} written to {args.output}")
     return 0
 
 
 def _reason(reason: str) -> str:
     return {"unknown": "no such survey", "group": "no such group",
-            "dates": "outside its open and close dates"}.get(reason, reason)
+            "dates": "outside its open and close dates",
+            "already_open": "a run is already open for this group; close it first, or add --again "
+                            "to launch a second run"}.get(reason, reason)
 
 
 _ACTIONS: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {

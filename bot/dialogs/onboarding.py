@@ -69,6 +69,8 @@ class OnboardingDialog(Dialog):
         result, org = await turn.services.organisations.redeem(turn.session, text, turn.participant)
         if result is RedeemResult.OK and org is not None:
             turn.say(_("Thank you. You have joined %(organisation)s.", organisation=org.code))
+            # Runs already open for the groups just joined: invited now, not at the next check.
+            await turn.services.surveys.invite_late_joiners(turn.session, turn.participant.id)
             return self._finish(turn)
         attempts = int(state.data.get("attempts", 0)) + 1
         if attempts >= MAX_CODE_ATTEMPTS:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
@@ -91,6 +91,16 @@ class Outbox:
         session.add(row)
         await session.flush()
         return row
+
+    async def cancel(self, session: AsyncSession, ref: str) -> int:
+        """Delete the rows of bulk send ``ref`` that were not sent yet; returns how many.
+
+        Rows a sender holds at this moment (``sending``) are finishing and are left alone.
+        """
+        result = await session.execute(
+            delete(OutboxMessage).where(OutboxMessage.ref == ref, OutboxMessage.status == PENDING)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def read(self, row: OutboxMessage) -> Outbound:
         return decode_message(self._keys.open_text(row.payload_enc, _context(row.txn_id)))

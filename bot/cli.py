@@ -16,55 +16,68 @@ from bot.transports.console import CONSOLE_USER
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee", "alembic")
 
 
+CONFIG_HELP = "TOML configuration file (default: CIVICBOT_CONFIG, else defaults and CIVICBOT_* variables)"
+VERBOSE_HELP = "more logging on standard error (never message content)"
+ACTION_HELP = "one of the actions below ('... ACTION --help' describes each)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="civicbot", description="Secure dialogue bot for civil society.")
-    parser.add_argument("--config", type=Path, help="TOML configuration file (or CIVICBOT_CONFIG)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more logging (never message content)")
-    verbs = parser.add_subparsers(dest="verb", required=True)
-    # --config is accepted after the verb too (``civicbot run --config FILE``).
-    config = argparse.ArgumentParser(add_help=False)
-    config.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
+                                  help="what to do ('civicbot VERB --help' describes each)")
+    # --config and -v are accepted after the verb too, at every level
+    # (``civicbot db upgrade --config FILE``); SUPPRESS keeps a value given earlier.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
-    run = verbs.add_parser("run", help="run every configured transport (or the console chat)", parents=[config])
-    run.add_argument("--console", action="store_true", help="chat on this terminal (stdin/stdout)")
-    run.add_argument("--as-staff", action="store_true", help="the console user is a staff member")
+    def verb(group: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        return group.add_parser(name, help=text, description=text, parents=[common])
+
+    run = verb(verbs, "run", "run every configured transport (with none, the console chat at a terminal)")
+    run.add_argument("--console", action="store_true",
+                     help="chat on this terminal or from a script (standard input and output)")
+    run.add_argument("--as-staff", action="store_true", help="the console user is a staff member for this session")
     run.add_argument("--user", metavar="NAME", default=CONSOLE_USER,
                      help="who the console user is (default: %(default)s); each name is a person of their own, "
                           "with their own identity and language, e.g. a staff member and a participant "
                           "in two windows")
 
-    db = verbs.add_parser("db", help="database maintenance", parents=[config])
-    db_verbs = db.add_subparsers(dest="db_verb", required=True)
-    db_verbs.add_parser("upgrade", help="apply migrations up to the newest")
+    db_verbs = verb(verbs, "db", "database maintenance").add_subparsers(dest="db_verb", required=True, metavar="ACTION", help=ACTION_HELP)
+    verb(db_verbs, "upgrade", "apply migrations up to the newest (PostgreSQL: before starting the workers)")
 
-    keys = verbs.add_parser("keys", help="key file", parents=[config])
-    key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
-    generate = key_verbs.add_parser("generate", help="create the key file (mode 0600)")
-    generate.add_argument("--output", type=Path, help="where to write it (default: security.key_file)")
-    rotate = key_verbs.add_parser("rotate", help="new master key; everything sealed again (stop the bot first)")
+    key_verbs = verb(verbs, "keys", "the key file").add_subparsers(dest="keys_verb", required=True, metavar="ACTION", help=ACTION_HELP)
+    generate = verb(key_verbs, "generate", "create the key file (mode 0600); never overwrites one")
+    generate.add_argument("--output", type=Path, metavar="PATH", help="where to write it (default: security.key_file)")
+    rotate = verb(key_verbs, "rotate", "new master key; everything sealed again (stop the bot first)")
     rotate.add_argument("--retire", action="store_true",
                         help="then delete the old master keys: old backups become unreadable")
 
-    audit = verbs.add_parser("audit", help="the staff action log", parents=[config])
-    audit_verbs = audit.add_subparsers(dest="audit_verb", required=True)
-    audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
+    audit_verbs = verb(verbs, "audit", "the staff action log").add_subparsers(dest="audit_verb", required=True,
+                                                                            metavar="ACTION", help=ACTION_HELP)
+    verb(audit_verbs, "verify", "check the hash chain; exits 1 if an entry was changed or removed")
 
-    survey = verbs.add_parser("survey", help="survey definitions and runs", parents=[config])
-    survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
-    validate = survey_verbs.add_parser("validate", help="check definition files; exits non-zero on any error")
-    validate.add_argument("files", type=Path, nargs="+")
-    survey_verbs.add_parser("list", help="defined surveys and their runs")
-    launch = survey_verbs.add_parser("launch", help="invite a group to answer a survey")
-    launch.add_argument("survey_id")
-    launch.add_argument("group")
+    survey_verbs = verb(verbs, "survey", "survey definitions and runs").add_subparsers(
+        dest="survey_verb", required=True, metavar="ACTION", help=ACTION_HELP)
+    validate = verb(survey_verbs, "validate", "check definition files; exits non-zero on any error")
+    validate.add_argument("files", type=Path, nargs="+", metavar="FILE", help="survey definition (YAML)")
+    verb(survey_verbs, "list", "defined surveys and their runs")
+    launch = verb(survey_verbs, "launch", "invite a group to answer a survey")
+    launch.add_argument("survey_id", metavar="SURVEY", help="the survey's id (see 'civicbot survey list')")
+    launch.add_argument("group", metavar="GROUP", help="the group's code")
     launch.add_argument("--again", action="store_true",
                         help="launch even though a run of this survey is open for the group")
-    close = survey_verbs.add_parser("close", help="stop accepting answers")
-    close.add_argument("survey_id")
-    export = survey_verbs.add_parser("export", help="one row per response; free text decrypted, no ids")
-    export.add_argument("survey_id")
-    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    export.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+    close = verb(survey_verbs, "close", "stop accepting answers; invitations not sent yet are cancelled")
+    close.add_argument("survey_id", metavar="SURVEY", help="the survey's id; all its open runs are closed")
+    export = verb(survey_verbs, "export", "one row per response; free text decrypted, no ids")
+    export.add_argument("survey_id", metavar="SURVEY", help="the survey's id")
+    export.add_argument("--format", choices=("csv", "xlsx"), default="csv",
+                        help="csv (UTF-8 with BOM) or xlsx (default: %(default)s)")
+    export.add_argument("--output", type=Path, metavar="FILE",
+                        help="file to write, mode 0600 (default: standard output for csv; "
+                             "SURVEY-YYYY-MM-DD.xlsx in the current directory for xlsx)")
     return parser
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from bot.config import Settings
 from bot.core.context import Services
@@ -13,6 +16,7 @@ from bot.core.counts import counted
 from bot.services import survey_export
 from bot.services.survey_definitions import SurveyError, load_survey
 from bot.services.surveys import SurveyUnavailable
+from bot.storage.models import utcnow
 
 CLI_ACTOR = "cli"
 
@@ -92,22 +96,35 @@ async def _export(services: Services, args: argparse.Namespace) -> int:
     except SurveyUnavailable:
         print(f"civicbot: unknown survey {args.survey_id}", file=sys.stderr)
         return 1
-    if args.format == "xlsx" and args.output is None:
-        print("civicbot: --output FILE is required for xlsx", file=sys.stderr)
-        return 2
+    output: Path | None = args.output
+    if args.format == "xlsx" and output is None:  # a spreadsheet is never written to a terminal
+        output = default_export_path(survey.id, utcnow().date())
     async with services.database.sessions.begin() as session:
         header, rows = await survey_export.response_table(session, services.surveys, survey)
         await services.audit.append(session, CLI_ACTOR, "survey.export", survey.id,
                                     {"format": args.format, "rows": len(rows)})
     data = survey_export.to_csv(header, rows) if args.format == "csv" else \
         survey_export.to_xlsx(header, rows, survey.id)
-    if args.output is None:
+    if output is None:
         sys.stdout.buffer.write(data)
     else:
-        args.output.write_bytes(data)
-        args.output.chmod(0o600)
-        print(f"{counted(len(rows), 'response')} written to {args.output}")
+        # Created with mode 0600 before anything is written: the file holds decrypted answers.
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as fh:
+            fh.write(data)
+        output.chmod(0o600)
+        print(f"{counted(len(rows), 'response')} written to {output}")
     return 0
+
+
+def default_export_path(survey_id: str, day: dt.date, directory: Path = Path()) -> Path:
+    """``SURVEY-YYYY-MM-DD.xlsx`` in the current directory; ``-2``, ``-3``... rather than overwrite."""
+    path = directory / f"{survey_id}-{day.isoformat()}.xlsx"
+    number = 2
+    while path.exists():
+        path = directory / f"{survey_id}-{day.isoformat()}-{number}.xlsx"
+        number += 1
+    return path
 
 
 def _reason(reason: str) -> str:

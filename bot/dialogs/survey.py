@@ -15,7 +15,7 @@ from bot.core.model import Choice
 from bot.dialogs.engine import TICK, Dialog, Prompt, State
 from bot.dialogs.menu import menu_state
 from bot.services.survey_definitions import Question, Survey
-from bot.services.survey_flow import first_question, next_question, remaining
+from bot.services.survey_flow import first_question, most_remaining, next_question
 from bot.services.surveys import SurveyUnavailable
 
 
@@ -87,7 +87,7 @@ class SurveyDialog(Dialog):
         language = turn.tr.language
         question = survey.question(data["current"])
         position = len(data["history"]) + 1
-        total = len(data["history"]) + remaining(survey, question.id, data["answers"])
+        total = len(data["history"]) + most_remaining(survey, question.id, data["answers"])
         lines = [_("Question %(position)s of %(total)s", position=position, total=total),
                  survey.text(question.text, language)]
         choices: list[Choice] = []

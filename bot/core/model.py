@@ -94,6 +94,7 @@ class Outbound:
     language: str = "en"
     image: bytes | None = None  # PNG, e.g. a results chart
     image_name: str = "image.png"
+    numbered: bool = True  # False: where a typed number is an answer, choices are words, never numbered
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,10 @@ class DialogEngine:
         state.prompt_id = secrets.token_urlsafe(6)
         state.language = turn.tr.language
         prompt = self._dialogs[state.dialog].prompt(turn, state)
-        turn.ask(prompt.text, prompt.choices, PromptId(state.prompt_id), sensitive=prompt.sensitive)
+        # Where only whole labels count (a number or a text is the answer), numbering the choices
+        # would invite typing "2" for "Back" and get the answer 2: they are shown as words.
+        turn.ask(prompt.text, prompt.choices, PromptId(state.prompt_id), sensitive=prompt.sensitive,
+                 numbered=not prompt.exact_labels)
         await self._save(turn.session, turn.pseudonym, state)
 
     async def handle(self, turn: Turn, state: State) -> None:

@@ -51,6 +51,7 @@ def encode_message(message: Outbound) -> str:
             "language": message.language,
             "image": base64.b64encode(message.image).decode() if message.image else None,
             "image_name": message.image_name,
+            "numbered": message.numbered,
         },
         ensure_ascii=False,
     )
@@ -67,6 +68,7 @@ def decode_message(payload: str) -> Outbound:
         language=data["language"],
         image=base64.b64decode(data["image"]) if data["image"] else None,
         image_name=data["image_name"],
+        numbered=data.get("numbered", True),
     )
 
 

@@ -16,6 +16,7 @@ from bot.core.transport import InboundHandler
 
 CONSOLE = Platform("console")
 CONSOLE_USER = "local"
+WORD_MARK = "\u2022"  # a bullet, not a number, before a choice that is typed as a word
 MAX_USER_NAME = 64
 
 HINT = N_("Console chat as %(user)s: type /start to begin and /help to see what you can do. Ctrl-D ends the chat.")
@@ -72,7 +73,10 @@ class ConsoleTransport:
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         lines = [message.text]
-        lines.extend(f"  {number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
+        if message.numbered:
+            lines.extend(f"  {number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
+        else:  # typed numbers are answers here: the choices are words to type
+            lines.extend(f"  {WORD_MARK} {choice.label}" for choice in message.choices)
         if message.image is not None:
             lines.append(f"  [{message.image_name}: {len(message.image)} bytes]")
         self._stdout.write("\n".join(lines) + "\n\n")

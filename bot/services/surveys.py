@@ -77,6 +77,10 @@ class Surveys:
         self._outbox = outbox
         self._i18n = i18n
 
+    @property
+    def i18n(self) -> I18n:
+        return self._i18n
+
     def definition(self, survey_id: str) -> Survey:
         try:
             return self.definitions[survey_id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.i18n import Translator, plain
 from bot.services.survey_definitions import Survey
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse, SurveyRun
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CHOICE_TYPES = ("single_choice", "multiple_choice", "yes_no", "scale")
 
@@ -131,12 +135,23 @@ def render_text(results: SurveyResults, tr: Translator) -> str:
 
 
 def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
-    """A PNG with one horizontal bar chart per choice question that may be shown; None if none may.
+    """A PNG with one horizontal bar chart per choice question that may be shown; None if none may."""
+    figure = chart_figure(results, tr)
+    if figure is None:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart_figure(results: SurveyResults, tr: Translator) -> Figure | None:
+    """The chart's figure. Counts of people are whole numbers, and so are the axis ticks.
 
     Matplotlib (3.11+) shapes and orders Arabic and Sorani itself, so labels go in as they are.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     charted = [q for q in results.questions if q.options and not q.suppressed]
     if not charted:
@@ -153,14 +168,13 @@ def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
         axes.invert_yaxis()
         axes.set_title(_short(question.text, 90), fontsize=10, loc="right" if tr.rtl else "left")
         axes.spines[["top", "right"]].set_visible(False)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "0.5 people"
         for bar, option in zip(bars, question.options, strict=True):
             mark = f"<{results.min_group_size}" if option.count is None else str(option.count)
             axes.annotate(mark, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
                           textcoords="offset points", va="center", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.96))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def _short(text: str, limit: int = 40) -> str:

@@ -247,6 +247,8 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
             for transport in transports:
                 await transport.start(bot.router.handle)
             if console_transport is not None:
+                # What was queued for this person while their window was closed comes first.
+                await bot.senders[console_transport.platform].drain_once()
                 await console_transport.run_until_eof()
                 # Deliver what the session queued (invitations, reminders) before the chat ends.
                 await bot.senders[console_transport.platform].drain_once()

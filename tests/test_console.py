@@ -92,8 +92,9 @@ def test_two_console_users_are_two_people(tmp_path: Path) -> None:
     new_survey = "\u0627\u0633\u062a\u0628\u064a\u0627\u0646 \u062c\u062f\u064a\u062f"  # "New survey" in Arabic
     assert "staff member" in staff_window.stdout and new_survey not in staff_window.stdout
     assert "/surveys" not in staff_window.stdout
-    amal_window = civicbot("run", "--console", "--user", "amal", cwd=tmp_path, env=env, stdin="")
+    amal_window = civicbot("run", "--console", "--user", "amal", cwd=tmp_path, env=env, stdin="/menu\n")
     assert amal_window.stdout.count(new_survey) == 1 and amal_window.stdout.count("/surveys") == 1
+    assert amal_window.stdout.lstrip("\u200f").startswith(new_survey)  # what waited for her window comes first
 
 
 def test_a_console_user_name_is_one_word(tmp_path: Path) -> None:

@@ -28,3 +28,5 @@ async def test_chart_axes_of_counts_have_whole_numbers(sqlite_url: str, tmp_path
             ticks = [t for t in axes.get_xticks() if low <= t <= high]
             assert ticks and all(float(t).is_integer() for t in ticks), ticks
         assert survey_results.render_chart(results, tr).startswith(b"\x89PNG")  # type: ignore[union-attr]
+        text = survey_results.render_text(results, tr)
+        assert "What kept you from reading it?\n  No answers yet." in text  # not "fewer than 1 people"

@@ -120,8 +120,12 @@ def render_text(results: SurveyResults, tr: Translator) -> str:
     for question in results.questions:
         lines.append("")
         lines.append(question.text)
+        if question.respondents == 0:
+            lines.append("  " + tr._("No answers yet."))
+            continue
         if question.suppressed:
-            lines.append("  " + tr._("Not shown: fewer than %(n)s people answered.", n=results.min_group_size))
+            lines.append("  " + tr.n_("Not shown: fewer than %(n)s person answered.",
+                                      "Not shown: fewer than %(n)s people answered.", results.min_group_size))
             continue
         for option in question.options:
             lines.append(f"  • {option.label}: {fewer if option.count is None else option.count}")

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.core.i18n import I18n
 from bot.core.model import Outbound
@@ -153,33 +154,31 @@ class Surveys:
         run of the same survey is left alone. Returns how many were invited.
         """
         today = utcnow().date()
+        other = aliased(SurveyRun)
+        invited_to_this_survey = exists().where(
+            SurveyInvitation.participant_id == Participant.id, SurveyInvitation.run_id == other.id,
+            other.survey_id == SurveyRun.survey_id, or_(other.status == OPEN, other.id == SurveyRun.id),
+        )
         query = (
             select(SurveyRun, Participant.id, Participant.language, Participant.platform)
             .join(memberships, memberships.c.group_id == SurveyRun.group_id)
             .join(Participant, Participant.id == memberships.c.participant_id)
             .join(ParticipantAddress, (ParticipantAddress.participant_id == Participant.id)
                   & (ParticipantAddress.platform == Participant.platform))
-            .where(SurveyRun.status == OPEN, ParticipantAddress.reachable.is_(True))
+            .where(SurveyRun.status == OPEN, ParticipantAddress.reachable.is_(True), ~invited_to_this_survey)
             .order_by(SurveyRun.id, Participant.id)
         )
         if participant_id is not None:
             query = query.where(Participant.id == participant_id)
-        invited = 0
+        done: set[tuple[int, str]] = set()  # one invitation per person and survey, even via two groups
         for run, pid, language, platform in (await session.execute(query)).all():
             survey = self.definitions.get(run.survey_id)
-            if survey is None or not survey.is_open(today):
+            if survey is None or not survey.is_open(today) or (pid, run.survey_id) in done:
                 continue
-            has_one = await session.scalar(
-                select(SurveyInvitation.id).join(SurveyRun, SurveyRun.id == SurveyInvitation.run_id)
-                .where(SurveyInvitation.participant_id == pid, SurveyRun.survey_id == run.survey_id,
-                       (SurveyRun.status == OPEN) | (SurveyInvitation.run_id == run.id)).limit(1)
-            )
-            if has_one is not None:
-                continue
+            done.add((pid, run.survey_id))
             await self._invite(session, run, survey, pid, language, platform)
-            await session.flush()
-            invited += 1
-        return invited
+        await session.flush()
+        return len(done)
 
     async def close(self, session: AsyncSession, survey_id: str) -> int:
         """Close every open run of the survey; invitations and reminders not sent yet are cancelled."""

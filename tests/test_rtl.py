@@ -95,3 +95,12 @@ def test_a_typed_label_matches_a_label_with_directional_marks() -> None:
     choices = (Choice("skip", label), Choice("back", tr._("Back")))
     assert match_choice(plain(label), choices) == choices[0]
     assert match_choice(plain(label)[:2], choices) == choices[0]
+
+
+def test_text_composed_outside_the_catalogs_gets_the_same_layout() -> None:
+    tr = I18n().translator("ckb")
+    line = tr.layout(f"/org add <code> <kind> <name> – {tr._('Privacy')}")
+    assert line.startswith(RLM) and get_base_level(line) == 1
+    assert "/org add <code> <kind> <name>" in get_display(line)
+    assert tr.layout(line) == line  # laid out once, however often it passes
+    assert I18n().translator("en").layout("/help – this help") == "/help – this help"

@@ -35,9 +35,9 @@ RLM = "\u200f"  # right-to-left mark
 BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 # A command and the Latin arguments of its syntax: "/help", "/org add <code> <kind> [organisation]".
-# Not a path or a URL (no letter, digit, slash, colon or dot just before the slash).
+# Not a path or a URL (no letter, digit, slash, colon or dot just before the slash), nor one isolated already.
 COMMAND = re.compile(
-    r"(?<![\w/:.])/[a-z][a-z0-9_]*(?: (?:<[^<>\s]+>|\[[^\[\]\n]+\]|[A-Za-z_][A-Za-z0-9_-]*))*"
+    r"(?<![\w/:.\u2066])/[a-z][a-z0-9_]*(?: (?:<[^<>\s]+>|\[[^\[\]\n]+\]|[A-Za-z_][A-Za-z0-9_-]*))*"
 )
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent.parent / "locales"
@@ -84,13 +84,14 @@ class LanguageInfo:
     direction: Direction
 
 
-# The order is the order of the language menu.
+# The languages of the bot, defined here once; the order is the order of the language menu.
 ENDONYMS: Mapping[str, str] = {
     "ar": "العربية",
     "ckb": "کوردی (سۆرانی)",
     "ku": "Kurdî (Kurmancî)",
     "en": "English",
 }
+LANGUAGES: tuple[str, ...] = tuple(ENDONYMS)
 
 
 class Translator:
@@ -112,6 +113,11 @@ class Translator:
         merged = {"n": n, **values}
         return self._lines(text % {k: isolate(v) for k, v in merged.items()})
 
+    def layout(self, text: str) -> str:
+        """The same layout for text composed outside the catalogs (a /help line built from a
+        command's name, its Latin arguments and a translated description)."""
+        return self._lines(self._layout(text))
+
     def _layout(self, template: str) -> str:
         # Before the values go in: a value (a title, a code) is isolated as it is and never rewritten.
         return isolate_commands(template) if self.direction is Direction.RTL else template
@@ -128,7 +134,7 @@ class I18n:
     """All catalogs, loaded once. Missing compiled ``.mo`` files are compiled from ``.po`` in memory."""
 
     def __init__(self, default_language: str = "en", locales_dir: Path = LOCALES_DIR,
-                 languages: tuple[str, ...] = tuple(ENDONYMS)) -> None:
+                 languages: tuple[str, ...] = LANGUAGES) -> None:
         if default_language not in languages:
             raise ValueError(f"default language {default_language!r} is not one of {languages}")
         self.default_language = default_language

@@ -1,4 +1,5 @@
-"""The ``civicbot`` command: run, db upgrade, keys generate."""
+"""The ``civicbot`` command: ``run``, ``db upgrade``, ``keys generate|rotate``, and every verb group
+the features declare (``survey ...``, ``audit ...``), built from the list of features."""
 
 from __future__ import annotations
 
@@ -6,22 +7,24 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.conversation.feature import CliContext, CliGroup, CliVerb, Feature, FeatureSet
 from bot.core.counts import counted
 from bot.core.security import KeyFileError, KeyRing
+from bot.features import FEATURES
 from bot.transports.console import CONSOLE_USER
 
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee", "alembic")
-
-
+BUILT_IN = ("run", "db", "keys")
 CONFIG_HELP = "TOML configuration file (default: CIVICBOT_CONFIG, else defaults and CIVICBOT_* variables)"
 VERBOSE_HELP = "more logging on standard error (never message content)"
 ACTION_HELP = "one of the actions below ('... ACTION --help' describes each)"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="civicbot", description="Secure dialogue bot for civil society.")
     parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
@@ -55,29 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--retire", action="store_true",
                         help="then delete the old master keys: old backups become unreadable")
 
-    audit_verbs = verb(verbs, "audit", "the staff action log").add_subparsers(dest="audit_verb", required=True,
-                                                                            metavar="ACTION", help=ACTION_HELP)
-    verb(audit_verbs, "verify", "check the hash chain; exits 1 if an entry was changed or removed")
-
-    survey_verbs = verb(verbs, "survey", "survey definitions and runs").add_subparsers(
-        dest="survey_verb", required=True, metavar="ACTION", help=ACTION_HELP)
-    validate = verb(survey_verbs, "validate", "check definition files; exits non-zero on any error")
-    validate.add_argument("files", type=Path, nargs="+", metavar="FILE", help="survey definition (YAML)")
-    verb(survey_verbs, "list", "defined surveys and their runs")
-    launch = verb(survey_verbs, "launch", "invite a group to answer a survey")
-    launch.add_argument("survey_id", metavar="SURVEY", help="the survey's id (see 'civicbot survey list')")
-    launch.add_argument("group", metavar="GROUP", help="the group's code")
-    launch.add_argument("--again", action="store_true",
-                        help="launch even though a run of this survey is open for the group")
-    close = verb(survey_verbs, "close", "stop accepting answers; invitations not sent yet are cancelled")
-    close.add_argument("survey_id", metavar="SURVEY", help="the survey's id; all its open runs are closed")
-    export = verb(survey_verbs, "export", "one row per response; free text decrypted, no ids")
-    export.add_argument("survey_id", metavar="SURVEY", help="the survey's id")
-    export.add_argument("--format", choices=("csv", "xlsx"), default="csv",
-                        help="csv (UTF-8 with BOM) or xlsx (default: %(default)s)")
-    export.add_argument("--output", type=Path, metavar="FILE",
-                        help="file to write, mode 0600 (default: standard output for csv; "
-                             "SURVEY-YYYY-MM-DD.xlsx in the current directory for xlsx)")
+    for feature in features:
+        for group in feature.cli:
+            if group.name in BUILT_IN:
+                raise ValueError(f"feature {feature.name} declares the built-in verb {group.name}")
+            sub = verb(verbs, group.name, group.help)
+            sub.set_defaults(feature=feature.name, group=group)
+            group_verbs = sub.add_subparsers(dest="group_verb", required=True, metavar="ACTION", help=ACTION_HELP)
+            for cli_verb in group.verbs:
+                verb_parser = verb(group_verbs, cli_verb.name, cli_verb.help)
+                cli_verb.arguments(verb_parser)
+                verb_parser.set_defaults(cli_verb=cli_verb)
     return parser
 
 
@@ -90,8 +81,8 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, features: Sequence[Feature] = FEATURES) -> int:
+    args = _parser(features).parse_args(argv)
     console = args.verb == "run" and (args.console or False)
     try:
         settings = load_settings(args.config)
@@ -106,15 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                                    stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr))
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
-        if args.verb == "audit":
-            return asyncio.run(_audit_verify(settings))
-        if args.verb == "survey":
-            from bot import survey_cli
-
-            return survey_cli.main(args, settings)
-        if args.keys_verb == "rotate":
-            return asyncio.run(_keys_rotate(settings, args.retire))
-        return _keys_generate(settings, args.output)
+        if args.verb == "keys":
+            if args.keys_verb == "rotate":
+                return asyncio.run(_keys_rotate(settings, args.retire, features))
+            return _keys_generate(settings, args.output)
+        return asyncio.run(run_verb(settings, args, features))
     except ConfigError as exc:
         print(f"civicbot: {exc}", file=sys.stderr)
         return 2
@@ -124,10 +111,34 @@ def main(argv: list[str] | None = None) -> int:
         from bot.app import StartupError
         from bot.core.transport import TransportStartupError
 
-        if isinstance(exc, (StartupError, KeyFileError, TransportStartupError)):
+        if isinstance(exc, TransportStartupError):  # the platform refused or could not be reached
+            print(f"civicbot: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, (StartupError, KeyFileError)):  # configuration to fix before anything runs
             print(f"civicbot: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+async def run_verb(settings: Settings, args: argparse.Namespace, features: Sequence[Feature]) -> int:
+    """A feature's verb, with the same services the running bot builds (for verbs that need them)."""
+    from bot.app import build_services, feature_set, load_keys, open_database
+
+    group: CliGroup = args.group
+    verb: CliVerb = args.cli_verb
+    chosen = feature_set(settings, features)
+    context = CliContext(settings)
+    if args.feature not in chosen.names():
+        return context.fail(f"'{group.name}' is not available: the {args.feature} feature is turned off", 2)
+    if not verb.needs_services:
+        return await verb.run(context, args)
+    keys = load_keys(settings)
+    database = await open_database(settings)
+    try:
+        context.opened = build_services(settings, database, keys, features=chosen)
+        return await verb.run(context, args)
+    finally:
+        await database.dispose()
 
 
 async def _db_upgrade(settings: Settings) -> int:
@@ -143,27 +154,10 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-async def _audit_verify(settings: Settings) -> int:
-    from bot.services.audit import AuditLog
-    from bot.storage.db import Database
-
-    database = Database(settings.database.url)
-    try:
-        async with database.sessions() as session:
-            check = await AuditLog().verify(session)
-    finally:
-        await database.dispose()
-    if check.ok:
-        print(f"audit log intact: {counted(check.entries, 'entry', 'entries')}")
-        return 0
-    print(f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it was removed",
-          file=sys.stderr)
-    return 1
-
-
-async def _keys_rotate(settings: Settings, retire: bool) -> int:
+async def _keys_rotate(settings: Settings, retire: bool, features: Sequence[Feature]) -> int:
     """Order matters for crash safety: the new key is saved before anything uses it, and the
-    old ones are dropped only after everything was sealed again."""
+    old ones are dropped only after everything was sealed again. Every sealed column any
+    feature declares (on or off) is reached."""
     from bot.services.key_rotation import reseal_database
     from bot.storage import migrate
     from bot.storage.db import Database
@@ -181,7 +175,7 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
                   file=sys.stderr)
             return 2
         async with database.sessions.begin() as session:
-            report = await reseal_database(session, keys)
+            report = await reseal_database(session, keys, FeatureSet(features, settings).sealed())
     finally:
         await database.dispose()
     matrix_files = 0

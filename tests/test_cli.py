@@ -168,6 +168,7 @@ def test_help_describes_every_argument() -> None:
     import argparse
 
     from bot.cli import _parser
+    from bot.features import FEATURES
 
     def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
         undocumented = []
@@ -182,7 +183,7 @@ def test_help_describes_every_argument() -> None:
                 undocumented.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
         return undocumented
 
-    assert walk(_parser(), "civicbot") == []
+    assert walk(_parser(FEATURES), "civicbot") == []
     for args in (["run", "--help"], ["survey", "launch", "--help"], ["db", "upgrade", "--help"]):
         result = civicbot(*args, cwd=Path(__file__).parent)
         assert result.returncode == 0 and "--config FILE" in result.stdout

@@ -9,9 +9,9 @@ import pytest
 from babel.messages.pofile import read_po
 from bidi import get_base_level, get_display
 
+from bot.conversation.engine import match_choice
 from bot.core.i18n import LOCALES_DIR, RLM, I18n, isolate_commands, plain
 from bot.core.model import Choice
-from bot.dialogs.engine import match_choice
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 COMMAND = re.compile(r"(?<![\w/])/[a-z_]+")
@@ -60,16 +60,20 @@ def test_commands_read_left_to_right_inside_right_to_left_sentences(language: st
 
 
 def test_the_arabic_help_list_and_command_syntax() -> None:
-    from bot.dialogs.texts import HELP, STAFF_HELP
+    from bot.config import Settings
+    from bot.conversation.feature import FeatureSet
+    from bot.features import FEATURES
 
     tr = I18n().translator("ar")
-    help_lines = tr._(HELP).split("\n")
+    table = FeatureSet(FEATURES, Settings()).command_table()
+    help_lines = table.help_text(tr, staff=False).split("\n")
     assert all(line.startswith(RLM) for line in help_lines)
     delete_line = next(line for line in help_lines if "/delete_me" in line)
     assert get_base_level(delete_line) == 1 and "/delete_me" in get_display(delete_line)
     # The display puts the command at the right edge, where a right-to-left reader starts.
     assert get_display(delete_line).rstrip("\u2066\u2069\u200f").endswith("/delete_me")
-    staff = tr._(STAFF_HELP).split("\n")
+    staff = table.help_text(tr, staff=True).split("\n")
+    assert all(get_base_level(line) == 1 for line in staff if line)
     org = next(line for line in staff if "/org add" in line)
     assert "/org add <code> <kind> <name>" in get_display(org)
 
@@ -104,3 +108,18 @@ def test_text_composed_outside_the_catalogs_gets_the_same_layout() -> None:
     assert "/org add <code> <kind> <name>" in get_display(line)
     assert tr.layout(line) == line  # laid out once, however often it passes
     assert I18n().translator("en").layout("/help – this help") == "/help – this help"
+
+
+@pytest.mark.parametrize("language", ["ar", "ckb"])
+def test_the_help_list_built_from_the_command_table_reads_right_to_left(language: str) -> None:
+    from bot.config import Settings
+    from bot.conversation.feature import FeatureSet
+    from bot.features import FEATURES
+
+    tr = I18n().translator(language)
+    text = FeatureSet(FEATURES, Settings()).command_table().help_text(tr, staff=True)
+    for line in text.split("\n"):
+        if line:
+            assert get_base_level(line) == 1, line
+            for command in COMMAND.findall(plain(line)):
+                assert command in get_display(line), line

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.core.security import KeyRing
-from bot.services import survey_results
+from bot.surveys import results as survey_results
+from bot.surveys.service import Surveys
 from tests.test_surveys import launch, open_chat, settings_for, setup_group
 
 
@@ -19,7 +20,7 @@ async def test_chart_axes_of_counts_have_whole_numbers(sqlite_url: str, tmp_path
         services = chat.bot.services
         tr = services.i18n.translator("en")
         async with services.database.sessions() as session:
-            results = await survey_results.compute(session, services.surveys.definition("bulletin-feedback"), tr,
+            results = await survey_results.compute(session, services.get(Surveys).definition("bulletin-feedback"), tr,
                                                    min_group_size=1)
         figure = survey_results.chart_figure(results, tr)
         assert figure is not None and len(figure.axes) >= 3

@@ -11,7 +11,8 @@ from typing import Any
 from openpyxl import load_workbook
 
 from bot.core.security import KeyRing
-from bot.services import survey_export
+from bot.surveys import export as survey_export
+from bot.surveys.service import Surveys
 from tests.support import Chat
 from tests.test_surveys import launch, open_chat, settings_for, setup_group
 
@@ -32,8 +33,8 @@ async def answer_bulletin_feedback(chat: Chat) -> None:
 async def table(chat: Chat) -> tuple[list[str], list[list[Any]]]:
     services = chat.bot.services
     async with services.database.sessions() as session:
-        return await survey_export.response_table(session, services.surveys,
-                                                  services.surveys.definition("bulletin-feedback"))
+        return await survey_export.response_table(session, services.get(Surveys),
+                                                  services.get(Surveys).definition("bulletin-feedback"))
 
 
 async def test_label_columns_in_the_first_language_beside_the_keys(sqlite_url: str, tmp_path: Path) -> None:

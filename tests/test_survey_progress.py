@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.services.survey_definitions import Question, Survey, load_directory, parse_survey
-from bot.services.survey_flow import first_question, most_remaining, next_question
+from bot.surveys.definitions import Survey
+from bot.surveys.flow import first_question, most_remaining, next_question
+from bot.surveys.loading import load_directory, parse_survey
+from bot.surveys.questions import Question
 from tests.test_survey_definitions import VALID
 
 SURVEYS = Path(__file__).resolve().parent.parent / "config" / "surveys"

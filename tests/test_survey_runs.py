@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from bot.config import OutboxSettings
 from bot.core.security import KeyRing
 from bot.services.outbox import OutboxSender
-from bot.services.surveys import ReminderJob
 from bot.storage.models import OutboxMessage, SurveyInvitation, SurveyRun
+from bot.surveys.service import ReminderJob, Surveys
 from tests.support import Chat, Person
 from tests.test_surveys import CODE, open_chat, settings_for, setup_group
 
@@ -97,15 +97,29 @@ async def test_a_person_who_joins_a_group_with_an_open_run_is_invited_once(db_ur
         await staff.send("/survey launch bulletin-feedback fg-missing")
         await drain(chat)
         late = (await setup_group(chat, {"8032": "ku"}))["8032"]  # joins after the launch
-        await drain(chat)
-        assert len([m for m in late.inbox if "/surveys" in m.text and "\u2068" in m.text]) == 1
         services = chat.bot.services
-        job = ReminderJob(services.database, services.surveys, after_hours=48)
-        await job()  # the scheduled check finds nobody left to invite
-        await late.send("/surveys")
+        job = ReminderJob(services.database, services.get(Surveys), after_hours=48)
+        await job()  # the periodic survey check invites her
         await drain(chat)
         assert len([m for m in late.inbox if "/surveys" in m.text and "\u2068" in m.text]) == 1
+        await job()  # and only once
+        replies = await late.send("/surveys")
+        await drain(chat)
+        assert len([m for m in late.inbox if "/surveys" in m.text and "\u2068" in m.text]) == 1
+        assert len(replies[-1].choices) == 2  # the survey's introduction: start or later
         assert await count(chat, SurveyInvitation) == 2
+
+
+async def test_a_late_joiner_who_asks_first_is_offered_the_open_run(db_url: str, tmp_path: Path,
+                                                                    keys: KeyRing) -> None:
+    async with open_chat(settings_for(db_url, tmp_path), keys) as chat:
+        await setup_group(chat, {"8051": "en"})
+        await chat.person("coordinator").send("/survey launch bulletin-feedback fg-missing")
+        late = (await setup_group(chat, {"8052": "en"}))["8052"]
+        replies = await late.send("/surveys")  # before the periodic check ran
+        assert [c.label for c in replies[-1].choices] == ["Start", "Later"]
+        await ReminderJob(chat.bot.services.database, chat.bot.services.get(Surveys), after_hours=48)()
+        assert await count(chat, SurveyInvitation) == 2  # not a second invitation for her
 
 
 async def test_the_scheduled_check_invites_members_added_without_a_code(db_url: str, tmp_path: Path,
@@ -126,8 +140,8 @@ async def test_the_scheduled_check_invites_members_added_without_a_code(db_url: 
                 Participant.pseudonym == keys.pseudonym("console", "8042")))
             await session.execute(memberships.insert().values(participant_id=person_id, group_id=group_id,
                                                               joined_on=dt.date.today()))
-        await ReminderJob(services.database, services.surveys, after_hours=48)()
-        await ReminderJob(services.database, services.surveys, after_hours=48)()
+        await ReminderJob(services.database, services.get(Surveys), after_hours=48)()
+        await ReminderJob(services.database, services.get(Surveys), after_hours=48)()
         await drain(chat)
         assert len(invitations(people["8042"])) == 1 and invitations(people["8041"]) == []
 

@@ -6,11 +6,10 @@ conversation state that held their language choice.
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.engine import Dialog, Prompt, State, menu_state
+from bot.conversation.turn import Turn
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, Prompt, State
 from bot.dialogs.language import language_choices
-from bot.dialogs.menu import menu_state
 from bot.dialogs.texts import privacy_notice
 from bot.services.organisations import RedeemResult
 
@@ -69,8 +68,6 @@ class OnboardingDialog(Dialog):
         result, org = await turn.services.organisations.redeem(turn.session, text, turn.participant)
         if result is RedeemResult.OK and org is not None:
             turn.say(_("Thank you. You have joined %(organisation)s.", organisation=org.code))
-            # Runs already open for the groups just joined: invited now, not at the next check.
-            await turn.services.surveys.invite_late_joiners(turn.session, turn.participant.id)
             return self._finish(turn)
         attempts = int(state.data.get("attempts", 0)) + 1
         if attempts >= MAX_CODE_ATTEMPTS:

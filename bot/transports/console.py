@@ -1,8 +1,9 @@
 """The console chat: the embedded default, and a scriptable way to drive the bot.
 
-One line in is one message; choices print as a numbered list; EOF ends the chat.
-Each console user (``--user NAME``) is a person of their own, with their own identity
-and language, so one machine can play a staff member and a participant in two windows.
+One line in is one message; choices print as a numbered list; end of input ends the chat
+(the transport stops by itself, without a failure). Each console user (``--user NAME``) is
+a person of their own, with their own identity and language, so one machine can play a
+staff member and a participant in two windows.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ConsoleTransport:
     # bot from remote senders, would only drop piped lines here.
     capabilities = Capabilities(buttons=False, html=False, images=False, max_text_length=1_000_000,
                                 flood_limited=False)
+    rate_per_second = 100.0  # a terminal has no rate limit; this only paces queued messages
 
     def __init__(self, stdin: TextIO, stdout: TextIO, user_id: str = CONSOLE_USER) -> None:
         if not valid_user_name(user_id):
@@ -42,8 +44,10 @@ class ConsoleTransport:
         self._stdin = stdin
         self._stdout = stdout
         self._user_id = user_id
-        self._handler: InboundHandler | None = None
         self._address = Address(CONSOLE, "console")
+        self._reader: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
+        self.failure: BaseException | None = None
 
     @property
     def user_id(self) -> str:
@@ -54,22 +58,39 @@ class ConsoleTransport:
         return tr._(HINT, user=self._user_id)
 
     async def start(self, on_inbound: InboundHandler) -> None:
-        self._handler = on_inbound
+        self._reader = asyncio.create_task(self._read(on_inbound), name="console-reader")
 
     async def stop(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                pass
+        self._ended.set()
         self._stdout.flush()
 
-    async def run_until_eof(self) -> None:
+    async def wait_stopped(self) -> None:
+        """Returns at end of input (``failure`` stays None) or if reading failed (``failure`` set)."""
+        await self._ended.wait()
+
+    async def _read(self, handler: InboundHandler) -> None:
         """Feed lines to the handler until end of input."""
-        if self._handler is None:
-            raise RuntimeError("start() the console transport first")
         loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, self._stdin.readline)
-            if line == "":
-                return
-            text = line.rstrip("\r\n")
-            await self._handler(Inbound(platform=CONSOLE, user_id=self._user_id, address=self._address, text=text))
+        try:
+            while True:
+                line = await loop.run_in_executor(None, self._stdin.readline)
+                if line == "":
+                    return
+                text = line.rstrip("\r\n")
+                await handler(Inbound(platform=CONSOLE, user_id=self._user_id, address=self._address, text=text))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # stdin closed under us: end the chat with a reason
+            self.failure = exc
+        finally:
+            self._ended.set()
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         lines = [message.text]

@@ -1,4 +1,8 @@
-"""Survey runs: launch to a group, invitations through the outbox, progress, submission, reminders."""
+"""Survey runs: launch to a group, invitations through the outbox, progress, submission, reminders.
+
+Launching and closing write their audit entry here, once: the staff chat command and the
+``civicbot survey`` verbs both call these functions with their actor.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,9 @@ from sqlalchemy.orm import aliased
 from bot.core.i18n import I18n
 from bot.core.model import Outbound
 from bot.core.security import KeyRing
+from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox
 from bot.services.participants import Participants
-from bot.services.survey_definitions import Survey
 from bot.storage.db import Database
 from bot.storage.models import (
     Group,
@@ -30,8 +34,12 @@ from bot.storage.models import (
     SurveyResponse,
     SurveyRun,
     memberships,
+    survey_answer_context,
+    survey_progress_context,
     utcnow,
 )
+from bot.surveys.definitions import Survey
+from bot.surveys.questions import QuestionType
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +79,13 @@ class Surveys:
     """Domain logic of surveys. Definitions are loaded once at start and passed in."""
 
     def __init__(self, definitions: Mapping[str, Survey], keys: KeyRing, participants: Participants,
-                 outbox: Outbox, i18n: I18n) -> None:
+                 outbox: Outbox, i18n: I18n, audit: AuditLog) -> None:
         self.definitions = dict(definitions)
         self._keys = keys
         self._participants = participants
         self._outbox = outbox
         self._i18n = i18n
+        self.audit = audit
 
     @property
     def i18n(self) -> I18n:
@@ -90,8 +99,9 @@ class Surveys:
 
     # -- staff ---------------------------------------------------------------------
 
-    async def launch(self, session: AsyncSession, survey_id: str, group_code: str, *, again: bool = False) -> Launch:
-        """Create a run and invite every reachable member of the group, in their language.
+    async def launch(self, session: AsyncSession, survey_id: str, group_code: str, *, actor: str,
+                     again: bool = False) -> Launch:
+        """Create a run and invite every reachable member of the group, in their language; audited.
 
         A second run to a group whose run of the survey is still open is refused
         (``SurveyUnavailable("already_open")``) unless ``again``: launching twice by mistake
@@ -123,6 +133,8 @@ class Surveys:
             await self._invite(session, run, survey, participant_id, language, platform)
             invited += 1
         await session.flush()
+        await self.audit.append(session, actor, "survey.launch", survey.id,
+                                {"group": group_code, "invited": invited, "again": again})
         return Launch(run.id, invited)
 
     async def open_run(self, session: AsyncSession, survey_id: str, group_id: int) -> SurveyRun | None:
@@ -180,8 +192,9 @@ class Surveys:
         await session.flush()
         return len(done)
 
-    async def close(self, session: AsyncSession, survey_id: str) -> int:
-        """Close every open run of the survey; invitations and reminders not sent yet are cancelled."""
+    async def close(self, session: AsyncSession, survey_id: str, *, actor: str) -> int:
+        """Close every open run of the survey; invitations and reminders not sent yet are cancelled;
+        audited. Returns how many runs were closed."""
         self.definition(survey_id)
         runs = list(await session.scalars(
             select(SurveyRun).where(SurveyRun.survey_id == survey_id, SurveyRun.status == OPEN)
@@ -191,6 +204,7 @@ class Surveys:
             run.status, run.closed_at = CLOSED, now
             await self._outbox.cancel(session, run_ref(run.id))
         await session.flush()
+        await self.audit.append(session, actor, "survey.close", survey_id, {"runs": len(runs)})
         return len(runs)
 
     async def runs(self, session: AsyncSession, survey_id: str | None = None) -> list[SurveyRun]:
@@ -274,13 +288,13 @@ class Surveys:
         if invitation.progress_enc is None:
             return {}
         key = await self._participants.data_key(session, invitation.participant_id)
-        return dict(json.loads(key.open(invitation.progress_enc, f"survey_invitations.progress:{invitation.id}")))
+        return dict(json.loads(key.open(invitation.progress_enc, survey_progress_context(invitation.id))))
 
     async def save_progress(self, session: AsyncSession, invitation: SurveyInvitation, progress: Mapping[str, Any]) -> None:
         """Kept with the invitation, sealed with the person's key: survives /cancel and restarts."""
         key = await self._participants.data_key(session, invitation.participant_id)
         invitation.progress_enc = key.seal(json.dumps(progress, ensure_ascii=False),
-                                           f"survey_invitations.progress:{invitation.id}")
+                                           survey_progress_context(invitation.id))
         invitation.status = IN_PROGRESS
 
     async def submit(self, session: AsyncSession, invitation: SurveyInvitation, survey: Survey,
@@ -305,24 +319,24 @@ class Surveys:
         await session.flush()
         return response_id
 
-    def _answer_rows(self, response_id: str, question_id: str, qtype: str, value: Any, data_key: Any) -> list[SurveyAnswer]:
+    def _answer_rows(self, response_id: str, question_id: str, qtype: QuestionType, value: Any, data_key: Any) -> list[SurveyAnswer]:
         def row(**fields: Any) -> SurveyAnswer:
             return SurveyAnswer(id=uuid.uuid4().hex, response_id=response_id, question_id=question_id, **fields)
 
-        if qtype == "multiple_choice":
+        if qtype is QuestionType.MULTIPLE_CHOICE:
             return [row(option_id=str(v)) for v in value]
-        if qtype in ("single_choice", "yes_no", "scale"):
+        if qtype.is_choice:
             return [row(option_id=str(value))]
-        if qtype == "number":
+        if qtype is QuestionType.NUMBER:
             return [row(number_value=int(value))]
         answer = row()
-        context = f"survey_answers.text:{answer.id}"
+        context = survey_answer_context(answer.id)
         answer.text_enc = data_key.seal(str(value), context) if data_key else self._keys.seal_text(str(value), context)
         return [answer]
 
     async def read_text(self, session: AsyncSession, answer: SurveyAnswer, participant_id: int | None) -> str:
         """Free text, decrypted for the export only."""
-        context = f"survey_answers.text:{answer.id}"
+        context = survey_answer_context(answer.id)
         if participant_id is None:
             return self._keys.open_text(answer.text_enc or b"", context)
         key = await self._participants.data_key(session, participant_id)

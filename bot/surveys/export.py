@@ -15,12 +15,22 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.i18n import Translator, plain
-from bot.services.survey_definitions import Question, Survey
-from bot.services.surveys import Surveys
 from bot.storage.models import SurveyAnswer, SurveyResponse
+from bot.surveys.definitions import Survey
+from bot.surveys.questions import Question, QuestionType
+from bot.surveys.service import Surveys
+
+
+async def export(session: AsyncSession, surveys: Surveys, survey: Survey, file_format: str, *,
+                 actor: str) -> tuple[list[str], list[list[Any]]]:
+    """The response table, with the audit entry every export writes (chat or command line)."""
+    header, rows = await response_table(session, surveys, survey)
+    await surveys.audit.append(session, actor, "survey.export", survey.id, {"format": file_format, "rows": len(rows)})
+    return header, rows
+
 
 LABEL_SUFFIX = "_label"
-NUMERIC_TYPES = ("number", "scale")
+NUMERIC_TYPES = (QuestionType.NUMBER, QuestionType.SCALE)
 
 
 async def response_table(session: AsyncSession, surveys: Surveys, survey: Survey) -> tuple[list[str], list[list[Any]]]:
@@ -56,11 +66,11 @@ async def response_table(session: AsyncSession, surveys: Surveys, survey: Survey
         cells: list[Any] = [number, response.language, response.submitted_on]
         for question in survey.questions:
             values = answers[response.id].get(question.id, [])
-            keys = sorted(str(v) for v in values) if question.type == "multiple_choice" else \
+            keys = sorted(str(v) for v in values) if question.type is QuestionType.MULTIPLE_CHOICE else \
                 [str(v) for v in values[:1]]
             if question.type in NUMERIC_TYPES:
                 cells.append(int(values[0]) if values else None)
-            elif question.type == "multiple_choice":
+            elif question.type is QuestionType.MULTIPLE_CHOICE:
                 cells.append(";".join(keys) if keys else None)
             else:
                 cells.append(values[0] if values else None)
@@ -72,12 +82,12 @@ async def response_table(session: AsyncSession, surveys: Surveys, survey: Survey
 
 
 def _labelled(question: Question) -> bool:
-    return question.type in ("single_choice", "multiple_choice", "yes_no")
+    return question.type in (QuestionType.SINGLE_CHOICE, QuestionType.MULTIPLE_CHOICE, QuestionType.YES_NO)
 
 
 def _label(survey: Survey, question: Question, key: str, language: str, tr: Translator) -> str:
     """The label as shown to people in ``language`` (directional marks removed: this is a file)."""
-    if question.type == "yes_no":
+    if question.type is QuestionType.YES_NO:
         return plain(tr._("Yes") if key == "yes" else tr._("No"))
     for option in question.options:
         if option.id == key:

@@ -135,7 +135,7 @@ def test_a_duplicate_key_is_an_error(mutation: tuple[str, str], expected: str) -
      "broken.yaml:8: question 'q1' has type 'yesno'; use one of single_choice, multiple_choice, yes_no, scale, "
      "number, text"),
     # An unsupported language: not also "has a text in 'fr', which the survey does not declare" everywhere.
-    (("languages: [en, ar]", "languages: [en, ar, fr]"), "broken.yaml:2: language 'fr' is not supported (en, ar, ckb, ku)"),
+    (("languages: [en, ar]", "languages: [en, ar, fr]"), "broken.yaml:2: language 'fr' is not supported (ar, ckb, ku, en)"),
     # A min that is not a number: not also "needs min and max" for the same scale.
     (("    type: number\n    min: 0\n", "    type: scale\n    min: one\n"),
      "broken.yaml:13: min of 'q2' must be a whole number"),

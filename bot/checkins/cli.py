@@ -8,6 +8,7 @@ one line and exits non-zero, with nothing changed.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from bot.checkins.problems import CheckinProblem
 from bot.checkins.service import Checkins
 from bot.checkins.templates import load_template
 from bot.conversation.feature import CliContext, CliGroup, CliVerb
+from bot.core.counts import counted
 from bot.core.i18n import FSI, PDI
+from bot.storage.models import utcnow
+from bot.surveys.cli import default_export_path
 from bot.surveys.export import to_csv, to_xlsx
 from bot.surveys.loading import SurveyError
 
@@ -80,9 +84,10 @@ def _contacts(actions: StaffActions, session: AsyncSession, args: argparse.Names
 
 
 async def export(ctx: CliContext, args: argparse.Namespace) -> int:
-    if args.format == "xlsx" and args.output is None:
-        return ctx.fail("--output FILE is required for xlsx", 2)
     checkins = ctx.services.get(Checkins)
+    output: Path | None = args.output
+    if args.format == "xlsx" and output is None:  # a spreadsheet is never written to a terminal
+        output = default_export_path("checkins", utcnow().date())
     try:
         async with ctx.database.sessions.begin() as session:
             organisation = await checkins.association(session, args.organisation) if args.organisation else None
@@ -93,22 +98,25 @@ async def export(ctx: CliContext, args: argparse.Namespace) -> int:
     except CheckinProblem as problem:
         return ctx.fail(_plain(problem.render(ctx.services.i18n.translator("en"))))
     data = to_csv(header, rows) if args.format == "csv" else to_xlsx(header, rows, "checkins")
-    if args.output is None:
+    if output is None:
         ctx.out.flush()
         ctx.out.buffer.write(data)  # type: ignore[attr-defined]
     else:
-        args.output.write_bytes(data)
-        args.output.chmod(0o600)
-        print(f"{len(rows)} check-ins written to {args.output}", file=ctx.out)
+        # Created with mode 0600 before anything is written: the file holds decrypted answers.
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as fh:
+            fh.write(data)
+        output.chmod(0o600)
+        print(f"{counted(len(rows), 'check-in')} written to {output}", file=ctx.out)
     return 0
 
 
 def _files(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE", help="check-in template (YAML)")
 
 
 def _organisation(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("organisation", help="the association's code")
+    parser.add_argument("organisation", metavar="ORG", help="the association's code")
 
 
 def _schedule_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,9 +141,11 @@ def _contacts_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--organisation", help="only this association")
-    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    parser.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+    parser.add_argument("--organisation", metavar="ORG", help="only this association")
+    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv", help="csv (default) or xlsx")
+    parser.add_argument("--output", type=Path, metavar="FILE",
+                        help="file to write, mode 0600 (default: csv to standard output, xlsx to "
+                             "checkins-YYYY-MM-DD.xlsx here, never overwriting)")
 
 
 CHECKIN_VERBS = CliGroup("checkin", "check-ins with associations (templates in config/checkins/)", (

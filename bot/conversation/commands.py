@@ -44,15 +44,17 @@ class Command:
     (``/checkin``: a contact person answers their association's check-in; staff schedule them)."""
 
     def help_lines(self, tr: Translator) -> list[str]:
+        """Laid out by the translator: in Arabic and Sorani the command reads left to right and
+        the line right to left, though it starts with the command."""
         if not self.usage:
-            return [f"/{self.name} – {tr._(self.description)}"]
+            return [tr.layout(f"/{self.name} – {tr._(self.description)}")]
         return self._lines(tr, self.usage)
 
     def staff_help_lines(self, tr: Translator) -> list[str]:
         return self._lines(tr, self.staff_usage)
 
     def _lines(self, tr: Translator, usage: tuple[Usage, ...]) -> list[str]:
-        return [f"/{self.name} {u.args} – {tr._(u.description)}".replace("  ", " ") for u in usage]
+        return [tr.layout(f"/{self.name} {u.args} – {tr._(u.description)}".replace("  ", " ")) for u in usage]
 
 
 class CommandTable:

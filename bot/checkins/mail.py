@@ -17,6 +17,7 @@ StaffMessage = Callable[[str], Outbound]
 
 
 def cycle_ref(cycle_id: int) -> str:
+    """What a cycle's messages to contact persons are queued under (to cancel the unsent ones)."""
     return f"checkin:{cycle_id}"
 
 
@@ -34,3 +35,7 @@ class Mail:
     async def to_staff(self, session: AsyncSession, message_for: StaffMessage, ref: str) -> int:
         """Queue a notice for every configured staff destination; returns how many."""
         raise NotImplementedError
+
+    async def cancel(self, session: AsyncSession, ref: str) -> int:
+        """Drop what was queued under ``ref`` and not sent yet."""
+        return await self._outbox.cancel(session, ref)

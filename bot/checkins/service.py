@@ -466,6 +466,8 @@ class Checkins:
                 for row in self._answer_rows(cycle.id, question.type, question.id, value):
                     session.add(row)
         await self._drop_drafts(session, cycle.id)
+        # The other contact persons' offers and reminders still waiting in the outbox are now moot.
+        await self._mail.cancel(session, cycle_ref(cycle.id))
         raised = template.raised(kept)
         for flag in raised:
             session.add(CheckinFlag(cycle_id=cycle.id, organisation_id=cycle.organisation_id, flag=flag.flag.value,

@@ -8,9 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Outbound
-from bot.services.outbox import Outbox
-
-CHECKIN, REMINDER, STAFF_NOTICE = "checkin", "checkin.reminder", "staff.notice"
+from bot.services.outbox import Outbox, OutboxKind, ToParticipant
 
 StaffMessage = Callable[[str], Outbound]
 """Builds the notice for one staff platform (``"matrix"``, ``"telegram"``): what it may show differs."""
@@ -29,12 +27,16 @@ class Mail:
 
     async def to_person(self, session: AsyncSession, participant_id: int, platform: str, message: Outbound, *,
                         reminder: bool, ref: str) -> None:
-        await self._outbox.enqueue(session, participant_id, platform, REMINDER if reminder else CHECKIN, message,
-                                   ref=ref)
+        kind = OutboxKind.CHECKIN_REMINDER if reminder else OutboxKind.CHECKIN
+        await self._outbox.enqueue(session, ToParticipant(participant_id, platform), kind, message, ref=ref)
 
     async def to_staff(self, session: AsyncSession, message_for: StaffMessage, ref: str) -> int:
         """Queue a notice for every configured staff destination; returns how many."""
-        raise NotImplementedError
+        destinations = self._outbox.staff_recipients()
+        for destination in destinations:
+            await self._outbox.enqueue(session, destination, OutboxKind.STAFF_NOTICE,
+                                       message_for(destination.platform), ref=ref)
+        return len(destinations)
 
     async def cancel(self, session: AsyncSession, ref: str) -> int:
         """Drop what was queued under ``ref`` and not sent yet."""

@@ -2,7 +2,7 @@
 invitation codes that make a contact person.
 
 Revision ID: 0007_checkins
-Revises: 0003
+Revises: 0004_delivery
 Create Date: 2026-12-02 02:09:50.568728
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007_checkins'
-down_revision = '0003'
+down_revision = '0004_delivery'
 branch_labels = None
 depends_on = None
 

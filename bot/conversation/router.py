@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +25,7 @@ from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
 from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
+    NOT_PASSED_ON,
     NOT_REGISTERED,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
@@ -34,6 +34,7 @@ from bot.core.notices import (
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
 from bot.services.outbox import OutboxKind, ToParticipant
+from bot.storage.db import lock_person
 from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class Router:
         """Handle one inbound event. Never raises."""
         try:
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
-            verdict = self._flood.check(pseudonym)
+            limited = self._transports[inbound.platform].capabilities.flood_limited
+            verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT
             if verdict is Verdict.DROP:
                 return
             async with self._serialised(pseudonym):
@@ -93,11 +95,9 @@ class Router:
         language = services.i18n.resolve(inbound.language_hint)
         try:
             async with services.database.sessions.begin() as session:
-                if not services.database.is_sqlite:
-                    # Several workers on one PostgreSQL: one turn per person at a time across all of
-                    # them (the in-process lock covers one worker; SQLite has a single writer anyway).
-                    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                          {"key": int(pseudonym[:15], 16)})
+                # Several workers on one PostgreSQL: one turn per person at a time across all of them
+                # (the in-process lock covers one worker; SQLite has a single writer anyway).
+                await lock_person(session, pseudonym)
                 participant, queued = await services.participants.find_for_turn(
                     session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
                 state = await self._engine.load(session, pseudonym)
@@ -170,6 +170,8 @@ class Router:
         elif turn.participant is None:
             await self._engine.show(turn, self._newcomer(turn))
         else:
+            # Free text outside any conversation: say plainly that nobody will read it.
+            turn.say(tr._(NOT_PASSED_ON))
             await self._engine.show(turn, self._home(turn))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:

@@ -167,6 +167,7 @@ def encode_message(message: Outbound) -> str:
             "language": message.language,
             "image": base64.b64encode(message.image).decode() if message.image else None,
             "image_name": message.image_name,
+            "numbered": message.numbered,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -184,6 +185,7 @@ def decode_message(payload: str) -> Outbound:
         language=data["language"],
         image=base64.b64decode(data["image"]) if data["image"] else None,
         image_name=data["image_name"],
+        numbered=data.get("numbered", True),
     )
 
 

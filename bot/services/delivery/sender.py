@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.config import OutboxSettings
 from bot.core.logsafe import describe
-from bot.core.model import Address, Outbound, Platform, SendOptions
+from bot.core.model import Address, Outbound, Platform, Pseudonym, SendOptions
 from bot.core.pacing import Pacer
 from bot.core.security import DataKey, DecryptionError, KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
@@ -63,6 +63,7 @@ class OutboxSender:
     def __init__(
         self, database: Database, outbox: Outbox, keys: KeyRing, transport: Transport, settings: OutboxSettings,
         *, rate_per_second: float, transport_paces: bool = False, clock: Callable[[], dt.datetime] = utcnow,
+        only_for: Pseudonym | None = None,
     ) -> None:
         """``rate_per_second`` is the platform's sending rate; unless the transport paces its own
         sends (``transport_paces``, Telegram's limiter), the sender spaces them to it."""
@@ -71,7 +72,7 @@ class OutboxSender:
         self._transport = transport
         self._settings = settings
         self._platform = Platform(str(transport.platform))
-        self._store = DeliveryStore(database, self._platform, settings.per_recipient_batch)
+        self._store = DeliveryStore(database, self._platform, settings.per_recipient_batch, only_for)
         self._recorder = OutcomeRecorder(self._store, settings, clock)
         self._pacer = None if transport_paces else Pacer(rate_per_second)
         self._window = settings.window_for(rate_per_second)

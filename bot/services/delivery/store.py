@@ -19,9 +19,10 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.model import Pseudonym
 from bot.services.outbox import OutboxStatus
 from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, ParticipantAddress, ParticipantKey
+from bot.storage.models import OutboxMessage, Participant, ParticipantAddress, ParticipantKey
 
 PENDING, SENDING = OutboxStatus.PENDING.value, OutboxStatus.SENDING.value
 _UNFINISHED = (PENDING, SENDING)
@@ -93,12 +94,16 @@ def _blocked(now: dt.datetime) -> Any:
 class DeliveryStore:
     """SQL of the delivery engine for one platform. Every method is one short transaction."""
 
-    __slots__ = ("_db", "_platform", "_per_queue")
+    __slots__ = ("_db", "_platform", "_per_queue", "_only_for")
 
-    def __init__(self, database: Database, platform: str, per_queue: int = 10) -> None:
+    def __init__(self, database: Database, platform: str, per_queue: int = 10,
+                 only_for: Pseudonym | None = None) -> None:
+        """``only_for``: claim one person's rows only. Each console window is one person, and
+        several may share a database: a window must not print (and use up) another's messages."""
         self._db = database
         self._platform = platform
         self._per_queue = max(per_queue, 1)
+        self._only_for = only_for
 
     async def claim(self, limit: int, now: dt.datetime, lease_seconds: float) -> Claim:
         """Lease up to ``limit`` rows: recipients by priority, each with an in-order prefix of its queue."""
@@ -143,6 +148,9 @@ class DeliveryStore:
             query = (select(_outbox.c.id, _outbox.c.queue)
                      .where(_outbox.c.platform == self._platform, condition, ~_blocked(now))
                      .order_by(*order).limit(room))
+            if self._only_for is not None:
+                query = query.where(_outbox.c.participant_id.in_(
+                    select(Participant.id).where(Participant.pseudonym == self._only_for)))
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True, of=_outbox)
             for row_id, queue in await session.execute(query):

@@ -33,6 +33,9 @@ STALE_BUTTON = N_("This button is no longer valid. Here is the current question 
 PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or the option's text.")
 
 
+_ABSENT = "dialog_states_absent"  # session.info: pseudonyms this transaction found without a state
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """What to ask. ``accepts_text`` means free text is a valid answer besides the choices."""
@@ -181,6 +184,7 @@ async def read_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym)
     """A person's stored state, whatever dialog it belongs to."""
     row = await session.get(DialogState, pseudonym)
     if row is None:
+        session.info.setdefault(_ABSENT, set()).add(pseudonym)  # so that writing needs no second look
         return None
     data = json.loads(keys.open_text(row.data_enc, dialog_state_context(pseudonym)))
     return State(row.dialog, row.step, row.language, data, row.prompt_id)
@@ -190,7 +194,9 @@ async def write_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym
     """Store a state, sealed. Also used outside a turn (a check-in that arrives as a prompt),
     under the same per-person lock a turn holds."""
     sealed = keys.seal_text(json.dumps(state.data, ensure_ascii=False), dialog_state_context(pseudonym))
-    row = await session.get(DialogState, pseudonym)
+    absent: set[str] = session.info.get(_ABSENT, set())
+    row = None if pseudonym in absent else await session.get(DialogState, pseudonym)
+    absent.discard(pseudonym)
     if row is None:
         session.add(DialogState(pseudonym=pseudonym, dialog=state.dialog, step=state.step,
                                 prompt_id=state.prompt_id, language=state.language, data_enc=sealed))

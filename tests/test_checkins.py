@@ -514,17 +514,19 @@ async def test_the_scheduler_wakes_the_feature(sqlite_url: str, tmp_path: Path, 
         assert await bot.count(OutboxMessage, OutboxMessage.kind == "checkin") == 1
 
 
-async def test_an_answer_cancels_the_offers_still_waiting_in_the_outbox(
+async def test_an_answer_cancels_the_reminders_still_waiting_in_the_outbox(
         sqlite_url: str, tmp_path: Path, keys: KeyRing) -> None:
     clock = MovedClock(START)
     async with running(settings_for(sqlite_url, tmp_path), keys, clock) as bot:
         amal, noor = await association(bot, languages=("4", "4"))
         await bot.chat.person("boss").send("/checkin schedule fam --every 7d --at 10:00 --tz Europe/Berlin")
         clock.set(dt.datetime(2026, 3, 20, 9, 0, tzinfo=dt.UTC))
-        assert (await bot.job()).opened == 1  # queued, not delivered yet (a slow platform, say)
-        (offer,) = await amal.send("/checkin")
-        assert [c.label for c in offer.choices] == ["Answer now", "Nothing new", "Later"]
-        await amal.press("Nothing new")
+        await bot.tick()
+        clock.advance(hours=48)
+        assert (await bot.job()).reminded == 2  # queued, not delivered yet (a slow platform, say)
+        await amal.send("2")  # "Nothing new", typed, on the reminder she has not received yet
         await bot.drain()
-        assert offers(noor) == [] and len(offers(amal)) == 1, "the answered check-in is not sent any more"
-        assert await bot.count(OutboxMessage, OutboxMessage.ref.like("checkin:%")) == 0
+        assert [m.text for m in amal.inbox[-2:]][0] == "Thank you. We have noted that there is nothing new."
+        assert len(offers(noor)) == len(offers(amal)) == 1, "the reminders of an answered check-in are not sent"
+        assert await bot.count(OutboxMessage, OutboxMessage.kind == "checkin.reminder",
+                               OutboxMessage.status == "pending") == 0

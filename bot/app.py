@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from bot.config import Settings
 from bot.core.context import Services
@@ -28,6 +31,20 @@ from bot.handlers.basics import BASIC_COMMANDS
 from bot.handlers.registry import CommandTable
 from bot.handlers.staff import STAFF_COMMANDS
 from bot.handlers.surveys import SURVEY_COMMANDS
+from bot.operations.duties import (
+    Duty,
+    FailureWatch,
+    LeaderTransportDuty,
+    SchedulerDuty,
+    SenderDuty,
+    TransportSlot,
+    TurnGate,
+)
+from bot.operations.health import HealthServer, ListenAddress
+from bot.operations.jobs import exclusive
+from bot.operations.leader import Leadership, LeaderTimings, PostgresLeader, SoleLeader
+from bot.operations.metrics import DatabaseStats, MeasuredTransport, Metrics, TransportCounters
+from bot.operations.worker import Worker
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
@@ -174,13 +191,21 @@ def build_platform_transports(settings: Settings, services: Services) -> list[Tr
     return transports
 
 
-def _scheduler(services: Services) -> AsyncIOScheduler:
+def _scheduler(services: Services, metrics: Metrics | None = None) -> AsyncIOScheduler:
+    """The scheduled jobs; each is safe to run twice, and on PostgreSQL never runs twice at once."""
     scheduler = AsyncIOScheduler(timezone="UTC")
-    retention = RetentionJob(services.database, services.settings.retention)
-    scheduler.add_job(retention, "interval", hours=services.settings.retention.purge_interval_hours,
-                      id="retention", coalesce=True, max_instances=1)
-    reminders = ReminderJob(services.database, services.surveys, services.settings.surveys.reminder_after_hours)
-    scheduler.add_job(reminders, "interval", minutes=services.settings.surveys.reminder_check_minutes,
+    settings, database = services.settings, services.database
+
+    def job(name: str, function: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+        measured = metrics.measure_job(name, function) if metrics is not None else function
+        return exclusive(database, name, measured)
+
+    retention = RetentionJob(database, settings.retention)
+    # Also at once when the scheduler starts (a new leader): retention is enforced at start.
+    scheduler.add_job(job("retention", retention), "interval", hours=settings.retention.purge_interval_hours,
+                      id="retention", coalesce=True, max_instances=1, next_run_time=dt.datetime.now(dt.UTC))
+    reminders = ReminderJob(database, services.surveys, settings.surveys.reminder_after_hours)
+    scheduler.add_job(job("survey-reminders", reminders), "interval", minutes=settings.surveys.reminder_check_minutes,
                       id="survey-reminders", coalesce=True, max_instances=1)
     return scheduler
 
@@ -193,58 +218,122 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
     try:
         extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
         services = build_services(settings, database, keys, extra_staff, surveys)
-        use_console = console or not settings.has_platform
-        transports: list[Transport] = (
-            [ConsoleTransport(stdin, stdout)] if use_console
-            else build_platform_transports(settings, services)
-        )
-        bot = build_bot(services, transports)
-        await RetentionJob(database, settings.retention)()
-        scheduler = _scheduler(services)
-        scheduler.start()
-        stop = asyncio.Event()
-        sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
-        exit_code = 0
-        try:
-            for transport in transports:
-                await transport.start(bot.router.handle)
-            if use_console:
-                await transports[0].run_until_eof()  # type: ignore[attr-defined]
-                # Deliver what the session queued (invitations, reminders) before the chat ends.
-                await bot.senders[transports[0].platform].drain_once()
-            else:
-                exit_code = await _wait_for_signal_or_failure(transports)
-        finally:
-            stop.set()
-            for transport in transports:
-                await transport.stop()
-            await asyncio.gather(*sender_tasks, return_exceptions=True)
-            scheduler.shutdown(wait=False)
+        if console or not settings.has_platform:
+            return await _run_console(services, ConsoleTransport(stdin, stdout))
+        worker = await build_worker(services)
+        return await worker.run()
     finally:
         await database.dispose()
-    return exit_code
 
 
-async def _wait_for_signal_or_failure(transports: Sequence[Transport]) -> int:
-    """Run until SIGINT/SIGTERM (exit 0), or until a transport dies for good (exit 1), so a
-    supervisor restarts the bot instead of leaving it half deaf."""
-    import signal
+async def _run_console(services: Services, console: ConsoleTransport) -> int:
+    """One process, one person at the terminal: no leader election, no health server."""
+    bot = build_bot(services, [console])
+    await RetentionJob(services.database, services.settings.retention)()
+    scheduler = _scheduler(services)
+    scheduler.start()
+    stop = asyncio.Event()
+    sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
+    try:
+        await console.start(bot.router.handle)
+        await console.run_until_eof()
+        # Deliver what the session queued (invitations, reminders) before the chat ends.
+        await bot.senders[console.platform].drain_once()
+    finally:
+        stop.set()
+        await console.stop()
+        await asyncio.gather(*sender_tasks, return_exceptions=True)
+        scheduler.shutdown(wait=False)
+    return 0
 
-    loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopped.set)
-    signal_task = asyncio.ensure_future(stopped.wait())
-    watched = {asyncio.ensure_future(t.wait_stopped()): t for t in transports if hasattr(t, "wait_stopped")}
-    done, pending = await asyncio.wait({signal_task, *watched}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    if signal_task in done:
-        return 0
-    for task in done:
-        if not task.cancelled():
-            task.exception()  # retrieved: the transport's own failure attribute says why
-        failure = getattr(watched[task], "failure", None)
-        log.error("the %s transport stopped: %s", watched[task].platform,
-                  type(failure).__name__ if failure else "no reason given")
-    return 1
+
+def build_leadership(settings: Settings, database: Database) -> Leadership:
+    """PostgreSQL elects one leader among the workers; SQLite's single process always leads."""
+    if database.is_sqlite:
+        return SoleLeader()
+    runtime = settings.runtime
+    return PostgresLeader(settings.database.url, LeaderTimings(
+        retry_seconds=runtime.leader_retry_seconds, check_seconds=runtime.leader_check_seconds,
+        check_timeout_seconds=runtime.leader_check_timeout_seconds,
+    ))
+
+
+async def build_worker(services: Services, metrics: Metrics | None = None,
+                       leadership: Leadership | None = None) -> Worker:
+    """A ``civicbot run`` worker on the configured platforms.
+
+    Shared by every worker: Telegram in webhook mode (the reverse proxy spreads the updates).
+    On the leader only: the Matrix sync, Telegram long polling, the outbox senders (so each
+    platform's per-bot rate is paced in one place, whatever the number of workers) and the
+    scheduler.
+    """
+    settings, database = services.settings, services.database
+    metrics = metrics if metrics is not None else Metrics(CollectorRegistry(auto_describe=True))
+    grace = settings.runtime.shutdown_grace_seconds
+    part_grace = max(grace * 0.75 - 0.5, 0.5)  # what each component gets; the rest is for the lock and exit
+    gate, failures = TurnGate(), FailureWatch()
+    i18n = services.i18n
+
+    shared: list[Transport] = []
+    slots: list[TransportSlot] = []
+    leader_builds: dict[str, Callable[[], Transport]] = {}
+    if settings.telegram.enabled:
+        from bot.transports.telegram import from_settings as telegram_from_settings
+
+        def telegram() -> Transport:
+            return MeasuredTransport(telegram_from_settings(
+                settings, services.keys, i18n, build_commands().menus(i18n), shutdown_grace_seconds=part_grace,
+            ), metrics)
+
+        if settings.telegram.mode == "webhook":
+            shared.append(telegram())
+        else:
+            leader_builds["telegram"] = telegram
+    if settings.matrix.enabled:
+        from bot.transports.matrix import from_settings as matrix_from_settings
+
+        def matrix() -> Transport:
+            return MeasuredTransport(matrix_from_settings(
+                settings, services.keys, i18n, language_of=participant_language(services, "matrix"),
+            ), metrics)
+
+        leader_builds["matrix"] = matrix
+    for build in leader_builds.values():
+        sample = build()  # nothing connects before start(); only its platform and capabilities are read
+        slots.append(TransportSlot(sample.platform, sample.capabilities))
+
+    bot = build_bot(services, [*shared, *slots])
+    handler = gate.wrap(metrics.measure_turns(bot.router.handle))
+    duties: list[Duty] = [
+        LeaderTransportDuty(slot, leader_builds[str(slot.platform)], handler, gate, failures, part_grace,
+                            hold_back_turns=str(slot.platform) == "matrix")
+        for slot in slots
+    ]
+    duties += [SenderDuty(f"{platform} outbox sender", sender.run, None, part_grace)
+               for platform, sender in bot.senders.items()]
+    duties.append(SchedulerDuty(lambda: _scheduler(services, metrics)))
+    leadership = leadership if leadership is not None else build_leadership(settings, database)
+
+    health = None
+    if settings.observability.listen:
+        stats = DatabaseStats(database, settings.observability.stats_refresh_seconds)
+        metrics.registry.register(stats)
+        metrics.registry.register(TransportCounters(lambda: [*shared, *(s.current for s in slots if s.current)],
+                                                    slots))
+        head = migrate.head_revision()
+
+        async def database_answers() -> bool:
+            async with database.sessions() as session:
+                return (await session.scalar(text("SELECT 1"))) == 1
+
+        async def schema_current() -> bool:
+            return await migrate.current_revision(database) == head
+
+        async def transports_connected() -> bool:
+            running = [*shared, *(s.current for s in slots if s.current is not None)]
+            return all(getattr(t, "ready", True) for t in running)
+
+        health = HealthServer(ListenAddress.parse(settings.observability.listen), metrics,
+                              {"database": database_answers, "migrations": schema_current,
+                               "transports": transports_connected}, stats)
+    return Worker(leadership, handler, shared, duties, failures, grace, health, metrics.set_leader)

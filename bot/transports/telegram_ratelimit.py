@@ -100,6 +100,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         "_overall_lock",
         "_paused_until",
         "_recent",
+        "retry_after_seen",
     )
 
     def __init__(
@@ -132,6 +133,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         self._next_overall = 0.0
         self._paused_until = 0.0
         self._max_tracked = max_tracked_chats
+        self.retry_after_seen = 0  # 429 answers (for the operators' metrics)
 
     async def initialize(self) -> None:
         """Nothing to set up: all state is in memory."""
@@ -172,6 +174,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                self.retry_after_seen += 1
                 delay = retry_after_seconds(exc)
                 # Telegram's flood control covers the whole bot: hold every send, not just this chat.
                 self._paused_until = max(self._paused_until, self._clock() + delay)

@@ -198,7 +198,13 @@ def _scheduler(services: Services, metrics: Metrics | None = None) -> AsyncIOSch
 
     def job(name: str, function: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
         measured = metrics.measure_job(name, function) if metrics is not None else function
-        return exclusive(database, name, measured)
+
+        async def run_job() -> object:
+            # A coroutine function, as APScheduler's asyncio executor needs to await it (an object
+            # with an async __call__ would be run in a thread, and its coroutine never awaited).
+            return await measured()
+
+        return exclusive(database, name, run_job)
 
     retention = RetentionJob(database, settings.retention)
     # Also at once when the scheduler starts (a new leader): retention is enforced at start.

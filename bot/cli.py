@@ -60,10 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool, console: bool) -> None:
+def _configure_logging(verbose: bool, console: bool, json_lines: bool = False) -> None:
     # In the console chat, stdout is the conversation; logs go to stderr and stay quiet.
     level = logging.DEBUG if verbose else (logging.WARNING if console else logging.INFO)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        from bot.operations.jsonlog import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -73,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     console = args.verb == "run" and (args.console or False)
     try:
         settings = load_settings(args.config)
-        _configure_logging(args.verbose, console or (args.verb == "run" and not settings.has_platform))
+        _configure_logging(args.verbose, console or (args.verb == "run" and not settings.has_platform),
+                           settings.logging.format == "json")
         if args.verb == "run":
             from bot.app import run
 

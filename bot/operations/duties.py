@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -76,7 +76,11 @@ class FailureWatch:
         task = asyncio.get_running_loop().create_task(watch())
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
-        return task.cancel
+
+        def unwatch() -> None:
+            task.cancel()
+
+        return unwatch
 
 
 class TurnGate:
@@ -209,7 +213,7 @@ class SenderDuty:
     """An outbox sender loop, run by the leader only: one sender per platform sees every bulk
     send, so the platform's per-bot limits hold however many workers there are."""
 
-    def __init__(self, name: str, run: Callable[[asyncio.Event], Awaitable[None]],
+    def __init__(self, name: str, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
                  release: Callable[[], Awaitable[int]] | None, grace_seconds: float) -> None:
         self.name = name
         self._run = run

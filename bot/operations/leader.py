@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,11 @@ class LeaderConnectionLost(Exception):
     """The leader's own connection broke or stopped answering; it is no longer the leader."""
 
 
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, LeaderConnectionLost, asyncpg.PostgresError, asyncpg.InterfaceError,
+)
+
+
 Connect = Callable[..., Awaitable[Any]]
 
 
@@ -124,7 +130,7 @@ class PostgresLeader:
                 connection = await self._open()
                 if not await self._campaign(connection, stop):
                     break
-            except (OSError, TimeoutError, LeaderConnectionLost, *_asyncpg_errors()) as exc:
+            except _CONNECTION_ERRORS as exc:
                 log.warning("leader election: database connection failed (%s); trying again", type(exc).__name__)
                 await _close(connection)
                 await _sleep_or_stop(stop, self._timings.retry_seconds)
@@ -138,11 +144,7 @@ class PostgresLeader:
             await _sleep_or_stop(stop, 2 * self._timings.retry_seconds + 0.1)
 
     async def _open(self) -> Any:
-        connect = self._connect
-        if connect is None:
-            import asyncpg
-
-            connect = asyncpg.connect
+        connect = self._connect or asyncpg.connect
         settings = {"application_name": self._application_name, **self._timings.server_keepalive}
         return await asyncio.wait_for(
             connect(self._dsn, server_settings=settings, timeout=self._timings.connect_timeout_seconds),
@@ -179,7 +181,7 @@ class PostgresLeader:
                 starting.cancel()
                 await asyncio.gather(starting, return_exceptions=True)
                 holding.result()
-        except (OSError, TimeoutError, LeaderConnectionLost, *_asyncpg_errors()) as exc:
+        except _CONNECTION_ERRORS as exc:
             log.warning("leader connection lost (%s); stepping down", type(exc).__name__)
         finally:
             for task in (starting, holding):
@@ -194,7 +196,7 @@ class PostgresLeader:
                     connection.fetchval("SELECT pg_advisory_unlock($1, $2)", LOCK_NAMESPACE, LEADER_LOCK),
                     self._timings.check_timeout_seconds,
                 )
-            except (OSError, TimeoutError, *_asyncpg_errors()):
+            except _CONNECTION_ERRORS:
                 pass  # closing the connection releases it anyway
 
     async def _hold(self, connection: Any, lost: asyncio.Event, stop: asyncio.Event) -> None:
@@ -225,12 +227,6 @@ def asyncpg_dsn(database_url: str) -> str:
 def _as_oid(value: int) -> int:
     """pg_locks shows the two int4 keys as oids (unsigned)."""
     return value & 0xFFFFFFFF
-
-
-def _asyncpg_errors() -> tuple[type[BaseException], ...]:
-    import asyncpg
-
-    return (asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def _close(connection: Any) -> None:

@@ -141,7 +141,7 @@ def send_outcome(exc: DeliveryError) -> str:
     return "error"
 
 
-@dataclass
+@dataclass(eq=False)  # registries key collectors by identity
 class DatabaseStats(Collector):
     """Outbox depth, oldest due row and dialogs in progress, read from the database.
 

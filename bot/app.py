@@ -315,7 +315,7 @@ async def build_worker(services: Services, metrics: Metrics | None = None,
                             hold_back_turns=str(slot.platform) == "matrix")
         for slot in slots
     ]
-    duties += [SenderDuty(f"{platform} outbox sender", sender.run, None, part_grace)
+    duties += [SenderDuty(f"{platform} outbox sender", sender.run, sender.release_claims, part_grace)
                for platform, sender in bot.senders.items()]
     duties.append(SchedulerDuty(lambda: _scheduler(services, metrics)))
     leadership = leadership if leadership is not None else build_leadership(settings, database)

@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.security import KeyFileError, KeyRing
 
-QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee", "alembic")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
@@ -123,12 +123,16 @@ class OutboxSender:
         self._pacer = Pacer(rate_per_second)
         self._clock = clock
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
 
     def wake(self) -> None:
         """Tell the sender new rows are due (saves waiting for the next poll)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Drain until ``stop``; then sends in flight finish and claimed rows not yet sent are
+        handed back (:meth:`release_claims`) instead of waiting out their lease."""
+        self._stopping = stop
         while not stop.is_set():
             try:
                 report = await self.drain_once()
@@ -200,6 +204,8 @@ class OutboxSender:
             message = self._outbox.read(row)
             txn_id = row.txn_id
         await self._pacer.wait()
+        if self._stopping.is_set():
+            return SENDING  # not sent: handed back by release_claims()
         try:
             await self._transport.send(address, message, SendOptions(transaction_id=txn_id))
         except RecipientUnreachable as exc:
@@ -228,6 +234,20 @@ class OutboxSender:
             if status == PENDING:
                 row.next_attempt_at = self._clock() + dt.timedelta(seconds=self._backoff(row.attempts, retry_after))
             return self._finish(row, status, reason)
+
+    async def release_claims(self) -> int:
+        """Hand back this platform's claimed rows that were not sent, once this sender has stopped.
+
+        Only the leader runs a sender per platform, so every claim of this platform is its own
+        (or a dead predecessor's, whose outcome is unknown either way). The attempt stays counted.
+        """
+        async with self._db.sessions.begin() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.platform == self._transport.platform, OutboxMessage.status == SENDING)
+                .values(status=PENDING, lease_until=None, next_attempt_at=self._clock())
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def _finish(self, row: OutboxMessage, status: str, reason: str | None) -> str:
         row.status, row.last_error, row.lease_until = status, reason[:64] if reason else None, None

@@ -19,7 +19,6 @@ import aiohttp
 import pytest
 from botapi_server import LocalBotApi
 from telegram_support import Conversation
-from workers_support import Cluster, cluster_env, telegram_env
 
 from bot.core.model import Address, Outbound, Platform
 from bot.core.security import KeyRing
@@ -28,6 +27,7 @@ from bot.services.participants import Participants
 from bot.storage.db import Database
 from tests.conftest import _postgres_skip_reason
 from tests.support import postgres_database
+from tests.workers_support import Cluster, cluster_env, telegram_env
 
 pytestmark = pytest.mark.postgres
 

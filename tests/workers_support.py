@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "worker-test-secret_0123456789"
 
 

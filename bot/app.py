@@ -261,6 +261,7 @@ def build_leadership(settings: Settings, database: Database) -> Leadership:
     return PostgresLeader(settings.database.url, LeaderTimings(
         retry_seconds=runtime.leader_retry_seconds, check_seconds=runtime.leader_check_seconds,
         check_timeout_seconds=runtime.leader_check_timeout_seconds,
+        step_down_seconds=runtime.shutdown_grace_seconds,
     ))
 
 

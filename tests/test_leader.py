@@ -158,8 +158,8 @@ async def test_sqlite_has_a_sole_leader() -> None:
 
 
 def test_the_server_drops_a_silent_leader_only_after_it_stepped_down() -> None:
-    timings = LeaderTimings(check_seconds=2.0, check_timeout_seconds=3.0)
+    timings = LeaderTimings(check_seconds=2.0, check_timeout_seconds=3.0, step_down_seconds=20.0)
     keepalive = timings.server_keepalive
     server_gives_up = int(keepalive["tcp_keepalives_idle"]) + \
         int(keepalive["tcp_keepalives_interval"]) * int(keepalive["tcp_keepalives_count"])
-    assert server_gives_up > timings.check_seconds + timings.check_timeout_seconds
+    assert server_gives_up > timings.check_seconds + timings.check_timeout_seconds + timings.step_down_seconds

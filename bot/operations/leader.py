@@ -7,8 +7,9 @@ connection when the leader dies, and another worker takes it within ``retry_seco
 
 Fencing: a leader that cannot prove it still holds the lock within
 ``check_seconds + check_timeout_seconds`` steps down by itself. The server is told to give
-up on a silent client later than that (TCP keepalives on the leader's connection), so a
-cut-off leader has stopped its duties before anyone else can start them. With SQLite there
+up on a silent client later than that plus ``step_down_seconds`` (TCP keepalives on the
+leader's connection), so a cut-off leader has stopped its duties before anyone else can
+start them. With SQLite there
 is one process, and it is always the leader.
 """
 
@@ -41,12 +42,14 @@ class LeaderTimings:
     check_seconds: float = 2.0  # how often the leader proves it still holds it
     check_timeout_seconds: float = 3.0  # an unanswered check after this means the connection is gone
     connect_timeout_seconds: float = 5.0
+    step_down_seconds: float = 0.0  # how long stopping the duties may take once a leader steps down
 
     @property
     def server_keepalive(self) -> dict[str, str]:
         """TCP keepalives after which the server drops a silent leader: strictly later than the
-        leader's own step-down, so two leaders never overlap."""
-        idle = math.ceil(self.check_seconds + self.check_timeout_seconds) + 1
+        leader's own step-down (noticing, then stopping its duties), so two leaders never overlap.
+        A leader that crashes closes its connection, and the lock is free at once."""
+        idle = math.ceil(self.check_seconds + self.check_timeout_seconds + self.step_down_seconds) + 1
         return {"tcp_keepalives_idle": str(idle), "tcp_keepalives_interval": "2",
                 "tcp_keepalives_count": "3"}
 

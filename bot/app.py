@@ -191,8 +191,9 @@ def build_platform_transports(settings: Settings, services: Services) -> list[Tr
     return transports
 
 
-def _scheduler(services: Services, metrics: Metrics | None = None) -> AsyncIOScheduler:
-    """The scheduled jobs; each is safe to run twice, and on PostgreSQL never runs twice at once."""
+def _scheduler(services: Services, metrics: Metrics | None = None, *, purge_now: bool = False) -> AsyncIOScheduler:
+    """The scheduled jobs; each is safe to run twice, and on PostgreSQL never runs twice at once.
+    ``purge_now``: the retention purge also runs at once (a worker that just became the leader)."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     settings, database = services.settings, services.database
 
@@ -207,9 +208,9 @@ def _scheduler(services: Services, metrics: Metrics | None = None) -> AsyncIOSch
         return exclusive(database, name, run_job)
 
     retention = RetentionJob(database, settings.retention)
-    # Also at once when the scheduler starts (a new leader): retention is enforced at start.
+    first_purge = {"next_run_time": dt.datetime.now(dt.UTC)} if purge_now else {}
     scheduler.add_job(job("retention", retention), "interval", hours=settings.retention.purge_interval_hours,
-                      id="retention", coalesce=True, max_instances=1, next_run_time=dt.datetime.now(dt.UTC))
+                      id="retention", coalesce=True, max_instances=1, **first_purge)
     reminders = ReminderJob(database, services.surveys, settings.surveys.reminder_after_hours)
     scheduler.add_job(job("survey-reminders", reminders), "interval", minutes=settings.surveys.reminder_check_minutes,
                       id="survey-reminders", coalesce=True, max_instances=1)
@@ -318,7 +319,7 @@ async def build_worker(services: Services, metrics: Metrics | None = None,
     ]
     duties += [SenderDuty(f"{platform} outbox sender", sender.run, sender.release_claims, part_grace)
                for platform, sender in bot.senders.items()]
-    duties.append(SchedulerDuty(lambda: _scheduler(services, metrics)))
+    duties.append(SchedulerDuty(lambda: _scheduler(services, metrics, purge_now=True)))
     leadership = leadership if leadership is not None else build_leadership(settings, database)
 
     health = None

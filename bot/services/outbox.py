@@ -123,16 +123,14 @@ class OutboxSender:
         self._pacer = Pacer(rate_per_second)
         self._clock = clock
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
 
     def wake(self) -> None:
         """Tell the sender new rows are due (saves waiting for the next poll)."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Drain until ``stop``; then sends in flight finish and claimed rows not yet sent are
-        handed back (:meth:`release_claims`) instead of waiting out their lease."""
-        self._stopping = stop
+        """Drain until ``stop``; the batch in hand is finished first. Rows still claimed by a
+        sender that had to be cancelled are handed back by :meth:`release_claims`."""
         while not stop.is_set():
             try:
                 report = await self.drain_once()
@@ -204,8 +202,6 @@ class OutboxSender:
             message = self._outbox.read(row)
             txn_id = row.txn_id
         await self._pacer.wait()
-        if self._stopping.is_set():
-            return SENDING  # not sent: handed back by release_claims()
         try:
             await self._transport.send(address, message, SendOptions(transaction_id=txn_id))
         except RecipientUnreachable as exc:

@@ -212,3 +212,33 @@ async def test_a_fanout_from_two_workers_keeps_telegrams_limits_on_the_servers_c
     span = max(times) - min(times)
     print(f"fan-out of 2,000 rows, two workers: {span:.1f} s on the server's clock, {len(times) / span:.1f} msg/s, "
           f"at most {sliding_max(times, 1.0)} in any second")
+
+
+async def test_in_polling_mode_only_the_leader_polls_and_the_other_takes_over(
+    bot_api: LocalBotApi, tmp_path: Path, pg_url: str, key_file: Path
+) -> None:
+    cluster = Cluster(cluster_env(tmp_path, pg_url, key_file,
+                                  CIVICBOT_TELEGRAM__TOKEN=bot_api.token,
+                                  CIVICBOT_TELEGRAM__API_BASE_URL=bot_api.base_url,
+                                  CIVICBOT_TELEGRAM__PER_CHAT_INTERVAL_SECONDS="0.05"), tmp_path)
+    await cluster.upgrade_database()
+    first, second = cluster.add_workers(2, webhook=False)
+    person = Conversation(bot_api, bot_api.user(language_code="en"))
+    try:
+        await first.start()
+        await cluster.wait_ready([first])
+        await second.start()
+        await cluster.wait_ready([second])
+        leader = await cluster.leader()
+        follower = second if leader is first else first
+        (languages,) = await person.say("/start")
+        # Two pollers on one token would knock each other out (409): only the leader polls.
+        assert [c for c in bot_api.calls_to("getUpdates") if c.status != 200] == []
+
+        assert await leader.signal(signal.SIGKILL) == -signal.SIGKILL
+        (consent,) = await person.press(languages, label="English")  # answered by the new leader
+        assert "Do you agree" in consent.text
+        assert await cluster.leader() is follower
+        assert await follower.signal(signal.SIGTERM) == 0
+    finally:
+        await cluster.close()

@@ -1,36 +1,43 @@
-"""Wiring: builds the services, the router and the transports from the settings, and runs them."""
+"""Wiring: builds the services, the router and the transports from the settings and the list of
+features, and runs them.
+
+Building and running are separate steps (:func:`assemble`, then :meth:`Bot.start` /
+:meth:`Bot.wait` / :meth:`Bot.stop`), so tests and benchmarks use exactly the wiring of
+``civicbot run``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TextIO
+from types import MappingProxyType
+from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.core.context import Services
+from bot.conversation.engine import MENU, DialogEngine
+from bot.conversation.feature import Clock, Feature, FeatureSet, FeatureStartupError
+from bot.conversation.router import Router
+from bot.conversation.turn import Services
 from bot.core.flood import FloodGuard
 from bot.core.i18n import I18n
+from bot.core.logsafe import describe
 from bot.core.roles import StaffDirectory
-from bot.core.router import Router
 from bot.core.security import KeyFileError, KeyRing
-from bot.core.transport import Transport
-from bot.dialogs.delete_me import DeleteMeDialog
-from bot.dialogs.engine import DialogEngine
-from bot.dialogs.language import LanguageDialog
+from bot.core.transport import Transport, TransportStartupError
 from bot.dialogs.menu import MenuDialog
-from bot.dialogs.onboarding import OnboardingDialog
-from bot.dialogs.survey import SurveyDialog
-from bot.handlers.basics import BASIC_COMMANDS
-from bot.handlers.registry import CommandTable
-from bot.handlers.staff import STAFF_COMMANDS
-from bot.handlers.surveys import SURVEY_COMMANDS
+from bot.dialogs.onboarding import onboarding_state
+from bot.features import FEATURES
 from bot.operations.duties import (
     Duty,
     FailureWatch,
@@ -50,13 +57,16 @@ from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
-from bot.services.survey_definitions import Survey, SurveyError, load_directory
-from bot.services.surveys import ReminderJob, Surveys
 from bot.storage import migrate
 from bot.storage.db import Database
+from bot.storage.models import Participant, utcnow
 from bot.transports.console import CONSOLE_USER, ConsoleTransport
 
 log = logging.getLogger(__name__)
+
+TransportFactory = Callable[[Services], Sequence[Transport]]
+"""Builds the transports once the services exist (Telegram needs the command menus, Matrix the
+participants' languages)."""
 
 
 class StartupError(Exception):
@@ -77,11 +87,12 @@ def load_keys(settings: Settings) -> KeyRing:
         raise StartupError(f"security.key_file: {exc}") from None
 
 
-async def open_database(settings: Settings) -> Database:
-    """SQLite is migrated automatically; PostgreSQL must have been upgraded explicitly."""
+async def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
+    """SQLite is migrated automatically; PostgreSQL must have been upgraded explicitly
+    (``upgrade=True`` does it, for tests and ``civicbot db upgrade``)."""
     database = Database(settings.database.url, echo=settings.database.echo)
     try:
-        if database.is_sqlite:
+        if database.is_sqlite or upgrade:
             await migrate.upgrade(database)
         elif not await migrate.is_current(database):
             raise StartupError("database.url: the schema is not current; run 'civicbot db upgrade' first")
@@ -94,74 +105,70 @@ async def open_database(settings: Settings) -> Database:
     return database
 
 
-def load_surveys(settings: Settings) -> dict[str, Survey]:
-    """Every survey definition, validated; an invalid one stops the bot with its problems."""
-    try:
-        return load_directory(settings.surveys.directory)
-    except SurveyError as exc:
-        raise StartupError(f"surveys.directory: invalid survey definition: {exc.problems[0]}"
-                           + (f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else "")) from None
+def feature_set(settings: Settings, features: Iterable[Feature] | None = None) -> FeatureSet:
+    return FeatureSet(FEATURES if features is None else features, settings)
+
+
+def check_features(features: FeatureSet, settings: Settings) -> None:
+    """Every enabled feature's own configuration check, before anything is created."""
+    for feature in features:
+        if feature.check is not None:
+            try:
+                feature.check(settings)
+            except FeatureStartupError as exc:
+                raise StartupError(str(exc)) from None
 
 
 def build_services(settings: Settings, database: Database, keys: KeyRing, extra_staff: Sequence[str] = (),
-                   surveys: Mapping[str, Survey] | None = None) -> Services:
-    i18n = I18n(settings.i18n.default_language)
-    participants = Participants(keys)
-    outbox = Outbox(keys)
-    definitions = load_surveys(settings) if surveys is None else surveys
-    return Services(
+                   features: Iterable[Feature] | FeatureSet | None = None) -> Services:
+    """The cross-cutting services, then each enabled feature's own service, in list order."""
+    chosen = features if isinstance(features, FeatureSet) else feature_set(settings, features)
+    provided: dict[type, object] = {FeatureSet: chosen}
+    services = Services(
         settings=settings,
         database=database,
         keys=keys,
-        i18n=i18n,
+        i18n=I18n(settings.i18n.default_language),
         staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
-        participants=participants,
+        participants=Participants(keys),
         organisations=Organisations(keys),
-        outbox=outbox,
+        outbox=Outbox(keys),
         audit=AuditLog(),
-        surveys=Surveys(definitions, keys, participants, outbox, i18n),
+        provided=MappingProxyType(provided),
     )
+    for factory in chosen.services():
+        try:
+            service = factory(services)
+        except FeatureStartupError as exc:
+            raise StartupError(str(exc)) from None
+        provided[type(service)] = service
+    return services
 
 
-def build_commands() -> CommandTable:
-    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *STAFF_COMMANDS))
+def build_engine(features: FeatureSet, keys: KeyRing) -> DialogEngine:
+    """Every enabled feature's dialogs, and the main menu built from their entries."""
+    dialogs = {MENU: MenuDialog(features.menu()), **{d.name: d for d in features.dialogs()}}
+    return DialogEngine(dialogs, keys)
 
 
-def build_engine(keys: KeyRing) -> DialogEngine:
-    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog())
-    return DialogEngine({d.name: d for d in dialogs}, keys)
+def build_platform_transports(services: Services, *, telegram: Mapping[str, Any] | None = None,
+                              matrix: Mapping[str, Any] | None = None) -> list[Transport]:
+    """Telegram and Matrix transports for the configured platforms (``telegram``/``matrix``: option
+    overrides, for tests and benchmarks that need shorter timeouts)."""
+    settings, i18n = services.settings, services.i18n
+    transports: list[Transport] = []
+    if settings.telegram.enabled:
+        from bot.transports.telegram import from_settings as telegram_from_settings
 
+        menus = services.get(FeatureSet).command_table().menus(i18n)
+        transports.append(telegram_from_settings(settings, services.keys, i18n, menus, **(telegram or {})))
+    if settings.matrix.enabled:
+        from bot.transports.matrix import from_settings as matrix_from_settings
 
-@dataclass
-class Bot:
-    """A running instance: the router, its transports, their outbox senders and the scheduler."""
-
-    services: Services
-    router: Router
-    transports: dict[str, Transport]
-    senders: dict[str, OutboxSender] = field(default_factory=dict)
-
-
-def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
-    settings = services.settings
-    by_platform: dict[str, Transport] = {str(t.platform): t for t in transports}
-    router = Router(
-        services, build_engine(services.keys), build_commands(), by_platform,
-        FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
-    )
-    senders: dict[str, OutboxSender] = {
-        str(t.platform): OutboxSender(
-            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t)
-        )
-        for t in transports
-    }
-    return Bot(services, router, by_platform, senders)
-
-
-def _rate_for(settings: Settings, transport: Transport) -> float:
-    return {"telegram": settings.telegram.rate_per_second, "matrix": settings.matrix.rate_per_second}.get(
-        transport.platform, 100.0
-    )
+        transports.append(matrix_from_settings(settings, services.keys, i18n,
+                                               language_of=participant_language(services, "matrix"),
+                                               **(matrix or {})))
+    return transports
 
 
 def participant_language(services: Services, platform: str) -> Callable[[str], Awaitable[str | None]]:
@@ -175,83 +182,222 @@ def participant_language(services: Services, platform: str) -> Callable[[str], A
     return language_of
 
 
-def build_platform_transports(settings: Settings, services: Services) -> list[Transport]:
-    """Telegram and Matrix transports for the configured platforms."""
-    transports: list[Transport] = []
-    i18n = services.i18n
-    if settings.telegram.enabled:
-        from bot.transports.telegram import from_settings as telegram_from_settings
+def retention_job(services: Services) -> RetentionJob:
+    """The purge over every feature's retention rules; expiring people get every erasure hook."""
+    features = services.get(FeatureSet)
 
-        transports.append(telegram_from_settings(settings, services.keys, i18n, build_commands().menus(i18n)))
-    if settings.matrix.enabled:
-        from bot.transports.matrix import from_settings as matrix_from_settings
+    async def erase(session: AsyncSession, participant: Participant) -> None:
+        await features.erase(session, services, participant)
 
-        transports.append(matrix_from_settings(settings, services.keys, i18n,
-                                               language_of=participant_language(services, "matrix")))
-    return transports
+    return RetentionJob(services.database, services.settings.retention, features.retention(), erase=erase)
 
 
-def _scheduler(services: Services, metrics: Metrics | None = None, *, purge_now: bool = False) -> AsyncIOScheduler:
-    """The scheduled jobs; each is safe to run twice, and on PostgreSQL never runs twice at once.
-    ``purge_now``: the retention purge also runs at once (a worker that just became the leader)."""
+JobWrapper = Callable[[str, Callable[[], Awaitable[object]]], Callable[[], Awaitable[object]]]
+
+
+def build_scheduler(services: Services, clock: Clock = utcnow, *, wrap: JobWrapper | None = None,
+                    purge_now: bool = False) -> AsyncIOScheduler:
+    """The retention purge, and every enabled feature's jobs, run on the event loop.
+
+    ``wrap`` decorates each job by its id (metrics, the cross-worker job lock); ``purge_now``
+    also runs the purge at once (a worker that just became the leader).
+    """
+    settings = services.settings
+    features = services.get(FeatureSet)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    settings, database = services.settings, services.database
 
-    def job(name: str, function: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
-        measured = metrics.measure_job(name, function) if metrics is not None else function
+    def job(name: str, function: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any, Any, None]]:
+        return _on_loop(wrap(name, function) if wrap is not None else function)
 
-        async def run_job() -> object:
-            # A coroutine function, as APScheduler's asyncio executor needs to await it (an object
-            # with an async __call__ would be run in a thread, and its coroutine never awaited).
-            return await measured()
-
-        return exclusive(database, name, run_job)
-
-    retention = RetentionJob(database, settings.retention)
     first_purge = {"next_run_time": dt.datetime.now(dt.UTC)} if purge_now else {}
-    scheduler.add_job(job("retention", retention), "interval", hours=settings.retention.purge_interval_hours,
+    scheduler.add_job(job("retention", retention_job(services)),
+                      IntervalTrigger(hours=settings.retention.purge_interval_hours),
                       id="retention", coalesce=True, max_instances=1, **first_purge)
-    reminders = ReminderJob(database, services.surveys, settings.surveys.reminder_after_hours)
-    scheduler.add_job(job("survey-reminders", reminders), "interval", minutes=settings.surveys.reminder_check_minutes,
-                      id="survey-reminders", coalesce=True, max_instances=1)
+    for scheduled in features.jobs():
+        scheduler.add_job(job(scheduled.id, scheduled.factory(services, clock)), scheduled.trigger(settings),
+                          id=scheduled.id, coalesce=True, max_instances=1)
     return scheduler
 
 
-async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
-    """Run until EOF (console) or a signal (platforms). Returns the exit code."""
-    surveys = load_surveys(settings)  # first: an invalid definition stops the bot before it touches anything
-    keys = load_keys(settings)
-    database = await open_database(settings)
+def _on_loop(job: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any, Any, None]]:
+    """APScheduler runs only coroutine *functions* on the loop; a callable object with an async
+    ``__call__`` would go to a thread and its coroutine never run."""
+
+    async def run() -> None:
+        await job()
+
+    return run
+
+
+@dataclass
+class Bot:
+    """One assembled bot: services, router, transports, an outbox sender per transport, the scheduler.
+
+    ``start`` connects the transports and starts the senders and the scheduler; ``wait`` returns
+    the exit code once a transport ends (end of input, or a fatal failure) or a signal arrives;
+    ``stop`` stops everything and closes the database.
+    """
+
+    services: Services
+    router: Router
+    transports: dict[str, Transport]
+    senders: dict[str, OutboxSender] = field(default_factory=dict)
+    scheduler: AsyncIOScheduler | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _started: list[Transport] = field(default_factory=list)
+
+    @property
+    def features(self) -> FeatureSet:
+        return self.services.get(FeatureSet)
+
+    async def start(self, *, senders: bool = True, scheduler: bool = True) -> None:
+        for transport in self.transports.values():
+            await transport.start(self.router.handle)
+            self._started.append(transport)
+        if senders:
+            self._tasks = [asyncio.create_task(s.run(self._stop)) for s in self.senders.values()]
+        if scheduler:
+            self.scheduler = build_scheduler(self.services)
+            self.scheduler.start()
+
+    async def wait(self, *, signals: bool = False) -> int:
+        """0 at end of input (after delivering what was queued) or on SIGINT/SIGTERM; 1 when a
+        transport stopped for good, so a supervisor restarts the bot instead of leaving it half deaf."""
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stopped.set)
+        signal_task: asyncio.Future[object] = asyncio.ensure_future(stopped.wait())
+        watched: dict[asyncio.Future[object], Transport] = {
+            asyncio.ensure_future(t.wait_stopped()): t for t in self.transports.values()}
+        try:
+            done, _ = await asyncio.wait({signal_task, *watched}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (signal_task, *watched):
+                task.cancel()
+            if signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        if signal_task in done:
+            return 0
+        code = 0
+        for task in done:
+            transport = watched[task]
+            if transport.failure is not None:
+                log.error("the %s transport stopped: %s", transport.platform, _reason(transport.failure))
+                code = 1
+            elif (sender := self.senders.get(transport.platform)) is not None:
+                await sender.drain_once()  # deliver what the session queued before the chat ends
+        return code
+
+    async def stop(self) -> None:
+        """Stop transports, senders and scheduler, then close the database. Idempotent."""
+        self._stop.set()
+        try:
+            for transport in reversed(self._started):
+                try:
+                    await transport.stop()
+                except Exception as exc:
+                    log.error("stopping the %s transport failed: %s", transport.platform, describe(exc))
+            self._started.clear()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = []
+            if self.scheduler is not None and self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+        finally:
+            await self.services.database.dispose()
+
+
+def _reason(failure: BaseException) -> str:
+    """A transport's startup errors are written to be shown (no secrets); anything else by type."""
+    return str(failure) if isinstance(failure, TransportStartupError) else type(failure).__name__
+
+
+def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
+    """The router and an outbox sender per transport, from the services' features."""
+    settings = services.settings
+    features = services.get(FeatureSet)
+    by_platform: dict[str, Transport] = {str(t.platform): t for t in transports}
+    router = Router(
+        services, build_engine(features, services.keys), features.command_table(), by_platform,
+        FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
+        newcomer=onboarding_state,
+    )
+    senders = {
+        platform: OutboxSender(services.database, services.outbox, services.participants, t, settings.outbox,
+                               t.rate_per_second)
+        for platform, t in by_platform.items()
+    }
+    return Bot(services, router, by_platform, senders)
+
+
+async def assemble(settings: Settings, *, keys: KeyRing | None = None, transports: TransportFactory | None = None,
+                   features: Iterable[Feature] | None = None, extra_staff: Sequence[str] = (),
+                   upgrade: bool = False) -> Bot:
+    """Everything ``civicbot run`` builds, not yet started: checks the features' configuration,
+    loads the keys (unless given), opens the database, builds services, transports and the bot."""
+    chosen = feature_set(settings, features)
+    check_features(chosen, settings)  # first: a bad definition stops the bot before it creates anything
+    keys = keys or load_keys(settings)
+    database = await open_database(settings, upgrade=upgrade)
     try:
-        extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
-        services = build_services(settings, database, keys, extra_staff, surveys)
-        if console or not settings.has_platform:
-            return await _run_console(services, ConsoleTransport(stdin, stdout))
-        worker = await build_worker(services)
+        services = build_services(settings, database, keys, extra_staff, chosen)
+        built = (transports or build_platform_transports)(services)
+        return build_bot(services, built)
+    except BaseException:
+        await database.dispose()
+        raise
+
+
+@asynccontextmanager
+async def running(settings: Settings, *, keys: KeyRing | None = None, transports: TransportFactory | None = None,
+                  features: Iterable[Feature] | None = None, extra_staff: Sequence[str] = (),
+                  upgrade: bool = False, senders: bool = True, scheduler: bool = False) -> AsyncIterator[Bot]:
+    """An assembled and started bot, stopped on exit: what tests and benchmarks run."""
+    bot = await assemble(settings, keys=keys, transports=transports, features=features,
+                         extra_staff=extra_staff, upgrade=upgrade)
+    try:
+        await bot.start(senders=senders, scheduler=scheduler)
+        yield bot
+    finally:
+        await bot.stop()
+
+
+async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
+    """``civicbot run``: until end of input (console), a signal, or a transport's failure. Returns the exit code.
+
+    With a platform configured, this process is one worker among any number (see :func:`run_worker`)."""
+    use_console = console or not settings.has_platform
+    if not use_console:
+        return await run_worker(settings)
+
+    def transports(services: Services) -> Sequence[Transport]:
+        return [ConsoleTransport(stdin, stdout)]
+
+    extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
+    bot = await assemble(settings, transports=transports, extra_staff=extra_staff)
+    try:
+        await retention_job(bot.services)()
+        await bot.start()
+        return await bot.wait(signals=False)
+    finally:
+        with suppress(asyncio.CancelledError):
+            await bot.stop()
+
+
+# ---------------------------------------------------------------------- several workers
+
+
+async def run_worker(settings: Settings) -> int:
+    """One worker among any number on one PostgreSQL (or the only one on SQLite), until a signal."""
+    bot, worker = await assemble_worker(settings)
+    try:
         return await worker.run()
     finally:
-        await database.dispose()
-
-
-async def _run_console(services: Services, console: ConsoleTransport) -> int:
-    """One process, one person at the terminal: no leader election, no health server."""
-    bot = build_bot(services, [console])
-    await RetentionJob(services.database, services.settings.retention)()
-    scheduler = _scheduler(services)
-    scheduler.start()
-    stop = asyncio.Event()
-    sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
-    try:
-        await console.start(bot.router.handle)
-        await console.run_until_eof()
-        # Deliver what the session queued (invitations, reminders) before the chat ends.
-        await bot.senders[console.platform].drain_once()
-    finally:
-        stop.set()
-        await console.stop()
-        await asyncio.gather(*sender_tasks, return_exceptions=True)
-        scheduler.shutdown(wait=False)
-    return 0
+        with suppress(asyncio.CancelledError):
+            await bot.stop()
 
 
 def build_leadership(settings: Settings, database: Database) -> Leadership:
@@ -266,68 +412,102 @@ def build_leadership(settings: Settings, database: Database) -> Leadership:
     ))
 
 
-async def build_worker(services: Services, metrics: Metrics | None = None,
-                       leadership: Leadership | None = None) -> Worker:
-    """A ``civicbot run`` worker on the configured platforms.
+@dataclass
+class WorkerTransports:
+    """Transports every worker runs, and the slots of those only the leader runs (with their builders)."""
 
-    Shared by every worker: Telegram in webhook mode (the reverse proxy spreads the updates).
-    On the leader only: the Matrix sync, Telegram long polling, the outbox senders (so each
-    platform's per-bot rate is paced in one place, whatever the number of workers) and the
-    scheduler.
-    """
-    settings, database = services.settings, services.database
-    metrics = metrics if metrics is not None else Metrics(CollectorRegistry(auto_describe=True))
-    grace = settings.runtime.shutdown_grace_seconds
-    part_grace = max(grace * 0.75 - 0.5, 0.5)  # what each component gets; the rest is for the lock and exit
-    gate, failures = TurnGate(), FailureWatch()
-    i18n = services.i18n
+    shared: list[Transport] = field(default_factory=list)
+    slots: list[TransportSlot] = field(default_factory=list)
+    builds: dict[str, Callable[[], Transport]] = field(default_factory=dict)
 
-    shared: list[Transport] = []
-    slots: list[TransportSlot] = []
-    leader_builds: dict[str, Callable[[], Transport]] = {}
+    def running(self) -> list[Transport]:
+        return [*self.shared, *(s.current for s in self.slots if s.current is not None)]
+
+
+def worker_transports(services: Services, metrics: Metrics, grace_seconds: float) -> WorkerTransports:
+    """Telegram in webhook mode on every worker (the reverse proxy spreads the updates); the Matrix
+    sync and Telegram long polling on the leader only, built afresh for each term."""
+    settings, i18n = services.settings, services.i18n
+    parts = WorkerTransports()
     if settings.telegram.enabled:
         from bot.transports.telegram import from_settings as telegram_from_settings
 
+        menus = services.get(FeatureSet).command_table().menus(i18n)
+
         def telegram() -> Transport:
-            return MeasuredTransport(telegram_from_settings(
-                settings, services.keys, i18n, build_commands().menus(i18n), shutdown_grace_seconds=part_grace,
-            ), metrics)
+            return MeasuredTransport(telegram_from_settings(settings, services.keys, i18n, menus,
+                                                            shutdown_grace_seconds=grace_seconds), metrics)
 
         if settings.telegram.mode == "webhook":
-            shared.append(telegram())
+            parts.shared.append(telegram())
         else:
-            leader_builds["telegram"] = telegram
+            parts.builds["telegram"] = telegram
     if settings.matrix.enabled:
         from bot.transports.matrix import from_settings as matrix_from_settings
 
         def matrix() -> Transport:
-            return MeasuredTransport(matrix_from_settings(
-                settings, services.keys, i18n, language_of=participant_language(services, "matrix"),
-            ), metrics)
+            return MeasuredTransport(matrix_from_settings(settings, services.keys, i18n,
+                                                          language_of=participant_language(services, "matrix")),
+                                     metrics)
 
-        leader_builds["matrix"] = matrix
-    for build in leader_builds.values():
-        sample = build()  # nothing connects before start(); only its platform and capabilities are read
-        slots.append(TransportSlot(sample.platform, sample.capabilities))
+        parts.builds["matrix"] = matrix
+    for build in parts.builds.values():
+        sample = build()  # nothing connects before start(); only its platform, capabilities and rate are read
+        parts.slots.append(TransportSlot(sample.platform, sample.capabilities, sample.rate_per_second))
+    return parts
 
-    bot = build_bot(services, [*shared, *slots])
+
+async def assemble_worker(settings: Settings, *, keys: KeyRing | None = None, metrics: Metrics | None = None,
+                          leadership: Leadership | None = None) -> tuple[Bot, Worker]:
+    """The bot and the worker that runs it: what ``civicbot run`` runs on the platforms.
+
+    On the leader only: the Matrix sync, Telegram long polling, the outbox senders (so each
+    platform's per-bot rate is paced in one place, whatever the number of workers) and the
+    scheduler.
+    """
+    metrics = metrics if metrics is not None else Metrics(CollectorRegistry(auto_describe=True))
+    grace = settings.runtime.shutdown_grace_seconds
+    part_grace = max(grace * 0.75 - 0.5, 0.5)  # what each component gets; the rest is for the lock and exit
+    parts = WorkerTransports()
+
+    def transports(services: Services) -> Sequence[Transport]:
+        built = worker_transports(services, metrics, part_grace)
+        parts.shared, parts.slots, parts.builds = built.shared, built.slots, built.builds
+        return [*built.shared, *built.slots]
+
+    bot = await assemble(settings, keys=keys, transports=transports)
+    try:
+        return bot, build_worker(bot, parts, metrics, part_grace, leadership)
+    except BaseException:
+        await bot.stop()
+        raise
+
+
+def build_worker(bot: Bot, parts: WorkerTransports, metrics: Metrics, part_grace: float,
+                 leadership: Leadership | None = None) -> Worker:
+    services = bot.services
+    settings, database = services.settings, services.database
+    gate, failures = TurnGate(), FailureWatch()
     handler = gate.wrap(metrics.measure_turns(bot.router.handle))
     duties: list[Duty] = [
-        LeaderTransportDuty(slot, leader_builds[str(slot.platform)], handler, gate, failures, part_grace,
+        LeaderTransportDuty(slot, parts.builds[str(slot.platform)], handler, gate, failures, part_grace,
                             hold_back_turns=str(slot.platform) == "matrix")
-        for slot in slots
+        for slot in parts.slots
     ]
     duties += [SenderDuty(f"{platform} outbox sender", sender.run, sender.release_claims, part_grace)
                for platform, sender in bot.senders.items()]
-    duties.append(SchedulerDuty(lambda: _scheduler(services, metrics, purge_now=True)))
+
+    def measured_exclusive(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+        return exclusive(database, name, metrics.measure_job(name, job))
+
+    duties.append(SchedulerDuty(lambda: build_scheduler(services, wrap=measured_exclusive, purge_now=True)))
     leadership = leadership if leadership is not None else build_leadership(settings, database)
 
     health = None
     if settings.observability.listen:
         stats = DatabaseStats(database, settings.observability.stats_refresh_seconds)
         metrics.registry.register(stats)
-        metrics.registry.register(TransportCounters(lambda: [*shared, *(s.current for s in slots if s.current)],
-                                                    slots))
+        metrics.registry.register(TransportCounters(parts.running, parts.slots))
         head = migrate.head_revision()
 
         async def database_answers() -> bool:
@@ -338,10 +518,10 @@ async def build_worker(services: Services, metrics: Metrics | None = None,
             return await migrate.current_revision(database) == head
 
         async def transports_connected() -> bool:
-            running = [*shared, *(s.current for s in slots if s.current is not None)]
-            return all(getattr(t, "ready", True) for t in running)
+            return all(getattr(t, "ready", True) for t in parts.running())
 
         health = HealthServer(ListenAddress.parse(settings.observability.listen), metrics,
                               {"database": database_answers, "migrations": schema_current,
                                "transports": transports_connected}, stats)
-    return Worker(leadership, handler, shared, duties, failures, grace, health, metrics.set_leader)
+    return Worker(leadership, handler, parts.shared, duties, failures, settings.runtime.shutdown_grace_seconds,
+                  health, metrics.set_leader)

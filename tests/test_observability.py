@@ -187,7 +187,7 @@ async def test_rate_limit_counters_survive_a_new_term() -> None:
     class Limited(RecordingTransport):
         rate_limited = 0
 
-    slot = TransportSlot(Platform("matrix"), RecordingTransport().capabilities)
+    slot = TransportSlot(Platform("matrix"), RecordingTransport().capabilities, 5.0)
     first = Limited(platform=Platform("matrix"))
     first.rate_limited = 3
     slot.attach(first)

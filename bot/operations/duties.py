@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, Platform, SendOptions
-from bot.core.transport import InboundHandler, TransientDeliveryError, Transport
+from bot.core.transport import InboundHandler, TransientDeliveryError, Transport, TransportStartupError
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +56,19 @@ class FailureWatch:
         assert self.failure is not None
         return self.failure
 
-    def watch_transport(self, transport: Any) -> Callable[[], None]:
-        """Report ``transport`` when its ``wait_stopped()`` returns; the returned callable stops watching
-        (for a planned stop)."""
-        wait_stopped = getattr(transport, "wait_stopped", None)
-        if wait_stopped is None:
-            return lambda: None
+    def watch_transport(self, transport: Transport) -> Callable[[], None]:
+        """Report ``transport`` when it ends by itself (``wait_stopped()``); the returned callable
+        stops watching (for a planned stop)."""
 
         async def watch() -> None:
             try:
-                await wait_stopped()
+                await transport.wait_stopped()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the transport's failure attribute says why
                 pass
-            failure = getattr(transport, "failure", None)
-            self.report(str(transport.platform), type(failure).__name__ if failure else "stopped")
+            failure = transport.failure
+            self.report(f"{transport.platform} transport", _reason(failure) if failure else "stopped")
 
         task = asyncio.get_running_loop().create_task(watch())
         self._watchers.add(task)
@@ -81,6 +78,11 @@ class FailureWatch:
             task.cancel()
 
         return unwatch
+
+
+def _reason(failure: BaseException) -> str:
+    """A transport's startup errors are written to be shown (no secrets); anything else by type."""
+    return str(failure) if isinstance(failure, TransportStartupError) else type(failure).__name__
 
 
 class TurnGate:
@@ -140,11 +142,18 @@ class TurnGate:
 class TransportSlot:
     """Stands for a transport that only the leader runs; sends go to the current term's instance."""
 
-    def __init__(self, platform: Platform, capabilities: Capabilities) -> None:
+    def __init__(self, platform: Platform, capabilities: Capabilities, rate_per_second: float) -> None:
         self.platform = platform
         self.capabilities = capabilities
+        self._rate = rate_per_second
         self._current: Transport | None = None
+        self._stopped = asyncio.Event()
+        self.failure: BaseException | None = None  # each term's transport reports its own (FailureWatch)
         self.retired_rate_limited = 0  # rate-limit answers seen by the transports of ended terms
+
+    @property
+    def rate_per_second(self) -> float:
+        return self._rate
 
     @property
     def current(self) -> Transport | None:
@@ -162,7 +171,11 @@ class TransportSlot:
         """Started by its :class:`LeaderTransportDuty`, not by the caller."""
 
     async def stop(self) -> None:
-        """Stopped by its :class:`LeaderTransportDuty`."""
+        """Its transport is stopped by its :class:`LeaderTransportDuty`; the slot only ends."""
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         transport = self._current

@@ -107,7 +107,23 @@ class MeasuredTransport:
     def inner(self) -> Transport:
         return self._transport
 
+    @property
+    def rate_per_second(self) -> float:
+        return self._transport.rate_per_second
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._transport.failure
+
+    @failure.setter
+    def failure(self, value: BaseException | None) -> None:
+        self._transport.failure = value
+
+    async def wait_stopped(self) -> None:
+        await self._transport.wait_stopped()
+
     def __getattr__(self, name: str) -> Any:
+        """The transport's own counters and state (``ready``, ``rate_limited``, ``webhook_refused``)."""
         return getattr(self._transport, name)
 
     async def start(self, on_inbound: InboundHandler) -> None:

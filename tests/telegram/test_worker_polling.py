@@ -9,13 +9,11 @@ from pathlib import Path
 from botapi_server import LocalBotApi
 from telegram_support import Conversation
 
-from bot.app import build_services, build_worker
+from bot.app import assemble_worker
 from bot.config import LimitsSettings, ObservabilitySettings, TelegramSettings
 from bot.core.security import KeyRing
 from bot.operations.duties import LeaderTransportDuty, SchedulerDuty, SenderDuty
 from bot.operations.leader import SoleLeader
-from bot.storage import migrate
-from bot.storage.db import Database
 from tests.support import make_settings
 from tests.workers_support import free_port
 
@@ -29,10 +27,8 @@ async def test_polling_runs_on_the_leader_and_a_stop_request_ends_the_worker(
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}", tmp_path, telegram=telegram,
                              limits=LimitsSettings(flood_messages=1000),
                              observability=ObservabilitySettings(listen=f"127.0.0.1:{port}"))
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
+    bot, worker = await assemble_worker(settings, keys=keys)
     try:
-        worker = await build_worker(build_services(settings, database, keys))
         assert isinstance(worker.leadership, SoleLeader) and worker.shared_transports == []
         assert [type(d) for d in worker.duties] == [LeaderTransportDuty, SenderDuty, SchedulerDuty]
         running = asyncio.create_task(worker.run(signals=False))
@@ -44,4 +40,4 @@ async def test_polling_runs_on_the_leader_and_a_stop_request_ends_the_worker(
         assert await asyncio.wait_for(running, 20) == 0
         assert not worker.leadership.is_leader
     finally:
-        await database.dispose()
+        await bot.stop()

@@ -41,6 +41,7 @@ from bot.features import FEATURES
 from bot.operations.duties import (
     Duty,
     FailureWatch,
+    JobWrapper,
     LeaderTransportDuty,
     SchedulerDuty,
     SenderDuty,
@@ -190,9 +191,6 @@ def retention_job(services: Services) -> RetentionJob:
         await features.erase(session, services, participant)
 
     return RetentionJob(services.database, services.settings.retention, features.retention(), erase=erase)
-
-
-JobWrapper = Callable[[str, Callable[[], Awaitable[object]]], Callable[[], Awaitable[object]]]
 
 
 def build_scheduler(services: Services, clock: Clock = utcnow, *, wrap: JobWrapper | None = None,
@@ -497,10 +495,13 @@ def build_worker(bot: Bot, parts: WorkerTransports, metrics: Metrics, part_grace
     duties += [SenderDuty(f"{platform} outbox sender", sender.run, sender.release_claims, part_grace)
                for platform, sender in bot.senders.items()]
 
-    def measured_exclusive(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
-        return exclusive(database, name, metrics.measure_job(name, job))
+    def scheduler(track: JobWrapper) -> AsyncIOScheduler:
+        def wrap(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+            return track(name, exclusive(database, name, metrics.measure_job(name, job)))
 
-    duties.append(SchedulerDuty(lambda: build_scheduler(services, wrap=measured_exclusive, purge_now=True)))
+        return build_scheduler(services, wrap=wrap, purge_now=True)
+
+    duties.append(SchedulerDuty(scheduler, part_grace))
     leadership = leadership if leadership is not None else build_leadership(settings, database)
 
     health = None

@@ -22,6 +22,10 @@ from bot.core.transport import InboundHandler, TransientDeliveryError, Transport
 log = logging.getLogger(__name__)
 
 
+Job = Callable[[], Awaitable[object]]
+JobWrapper = Callable[[str, Job], Job]
+
+
 class Duty(Protocol):
     name: str
 
@@ -255,21 +259,48 @@ class SenderDuty:
 
 
 class SchedulerDuty:
-    """The scheduler runs on the leader only; every job is also safe if it runs twice."""
+    """The scheduler runs on the leader only; every job is also safe if it runs twice.
 
-    def __init__(self, build: Callable[[], Any]) -> None:
+    ``build(track)`` builds the scheduler with each job wrapped by ``track``, so that a stop
+    lets the runs in progress finish (within ``grace_seconds``) before the database closes.
+    """
+
+    def __init__(self, build: Callable[[JobWrapper], Any], grace_seconds: float) -> None:
         self.name = "scheduler"
         self._build = build
+        self._grace = grace_seconds
         self._scheduler: Any = None
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def track(self, name: str, job: Job) -> Job:
+        async def tracked() -> object:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                return await job()
+            except asyncio.CancelledError:
+                log.warning("scheduled job %s was cut short by the stop; it runs again later", name)
+                return None
+            finally:
+                self._running.discard(task)
+
+        return tracked
 
     async def start(self) -> None:
-        self._scheduler = self._build()
+        self._scheduler = self._build(self.track)
         self._scheduler.start()
 
     async def stop(self) -> None:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
+        running = set(self._running)
+        if running:
+            _, late = await asyncio.wait(running, timeout=self._grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
 
 @dataclass

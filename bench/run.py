@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import matrix_round_trip, telegram_round_trip
+from bench import matrix_round_trip, telegram_round_trip, workers
 
 
 def main() -> int:
@@ -13,6 +13,8 @@ def main() -> int:
     asyncio.run(telegram_round_trip.main(people, rounds=3))
     print()
     asyncio.run(matrix_round_trip.main(peers=10, messages=5, rounds=3))
+    print()
+    asyncio.run(workers.main(people=1000))
     return 0
 
 

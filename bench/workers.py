@@ -30,7 +30,7 @@ from botapi_server import LocalBotApi  # noqa: E402
 
 from bot.core.model import Address, Outbound, Platform  # noqa: E402
 from bot.core.security import KeyRing  # noqa: E402
-from bot.services.outbox import Outbox  # noqa: E402
+from bot.services.outbox import Outbox, OutboxKind, ToParticipant  # noqa: E402
 from bot.services.participants import Participants  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 from tests.support import postgres_database, postgres_reachable  # noqa: E402
@@ -78,12 +78,13 @@ async def enqueue(url: str, key_file: Path, chats: list[int]) -> None:
     participants, outbox = Participants(keys), Outbox(keys)
     try:
         async with database.sessions.begin() as session:
+            recipients = []
             for chat in chats:
                 address = Address(Platform("telegram"), str(chat))
                 participant = await participants.register(session, keys.pseudonym("telegram", str(chat)), "en",
                                                           address)
-                await outbox.enqueue(session, participant.id, "telegram", "bulletin", Outbound(text=TEXT),
-                                     ref="bench")
+                recipients.append((ToParticipant(participant.id, "telegram"), Outbound(text=TEXT)))
+            await outbox.enqueue_many(session, recipients, OutboxKind.BULLETIN, ref="bench")
     finally:
         await database.dispose()
 

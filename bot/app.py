@@ -55,8 +55,9 @@ from bot.operations.leader import Leadership, LeaderTimings, PostgresLeader, Sol
 from bot.operations.metrics import DatabaseStats, MeasuredTransport, Metrics, TransportCounters
 from bot.operations.worker import Worker
 from bot.services.audit import AuditLog
+from bot.services.delivery import OutboxSender, run_delivery
 from bot.services.organisations import Organisations
-from bot.services.outbox import Outbox, OutboxSender
+from bot.services.outbox import Outbox, StaffAddresses, Wakeup
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
 from bot.storage import migrate
@@ -143,7 +144,7 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
         staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
         participants=Participants(keys),
         organisations=Organisations(keys),
-        outbox=Outbox(keys),
+        outbox=Outbox(keys, StaffAddresses(settings.staff.matrix_room, settings.staff.telegram_chat), Wakeup()),
         audit=AuditLog(),
         provided=MappingProxyType(provided),
     )
@@ -264,7 +265,8 @@ class Bot:
             await transport.start(self.router.handle)
             self._started.append(transport)
         if senders:
-            self._tasks = [asyncio.create_task(s.run(self._stop)) for s in self.senders.values()]
+            outbox, database = self.services.outbox, self.services.database
+            self._tasks = [asyncio.create_task(run_delivery(self.senders, database, outbox.wakeup, self._stop))]
         if scheduler:
             self.scheduler = build_scheduler(self.services)
             self.scheduler.start()
@@ -304,14 +306,14 @@ class Bot:
         """Stop transports, senders and scheduler, then close the database. Idempotent."""
         self._stop.set()
         try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # what the senders claimed goes out first
+            self._tasks = []
             for transport in reversed(self._started):
                 try:
                     await transport.stop()
                 except Exception as exc:
                     log.error("stopping the %s transport failed: %s", transport.platform, describe(exc))
             self._started.clear()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks = []
             if self.scheduler is not None and self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
         finally:
@@ -334,8 +336,9 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
         newcomer=onboarding_state,
     )
     senders = {
-        platform: OutboxSender(services.database, services.outbox, services.participants, t, settings.outbox,
-                               t.rate_per_second, only_for=_console_person(services, t))
+        platform: OutboxSender(services.database, services.outbox, services.keys, t, settings.outbox,
+                               rate_per_second=t.rate_per_second, transport_paces=t.paces_sends,
+                               only_for=_console_person(services, t))
         for platform, t in by_platform.items()
     }
     return Bot(services, router, by_platform, senders)
@@ -490,7 +493,8 @@ def worker_transports(services: Services, metrics: Metrics, grace_seconds: float
         parts.builds["matrix"] = matrix
     for build in parts.builds.values():
         sample = build()  # nothing connects before start(); only its platform, capabilities and rate are read
-        parts.slots.append(TransportSlot(sample.platform, sample.capabilities, sample.rate_per_second))
+        parts.slots.append(TransportSlot(sample.platform, sample.capabilities, sample.rate_per_second,
+                                         sample.paces_sends))
     return parts
 
 
@@ -531,8 +535,11 @@ def build_worker(bot: Bot, parts: WorkerTransports, metrics: Metrics, part_grace
                             hold_back_turns=str(slot.platform) == "matrix")
         for slot in parts.slots
     ]
-    duties += [SenderDuty(f"{platform} outbox sender", sender.run, sender.release_claims, part_grace)
-               for platform, sender in bot.senders.items()]
+    if bot.senders:
+        # Every platform's sender, and on PostgreSQL the LISTEN that wakes them when a follower
+        # commits rows. At a stop they finish what they claimed (at most their window).
+        duties.append(SenderDuty("outbox senders", lambda stop: run_delivery(
+            bot.senders, database, services.outbox.wakeup, stop), None, part_grace))
 
     def scheduler(track: JobWrapper) -> AsyncIOScheduler:
         def wrap(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:

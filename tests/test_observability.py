@@ -75,7 +75,10 @@ async def test_metrics_count_turns_sends_and_database_figures(db_url: str, tmp_p
 async def test_outbox_depth_and_oldest_due_row(db_url: str, tmp_path: Path, keys) -> None:
     import datetime as dt
 
-    from bot.storage.models import utcnow
+    from sqlalchemy import update
+
+    from bot.services.outbox import OutboxKind, ToParticipant
+    from bot.storage.models import OutboxMessage, utcnow
 
     settings = make_settings(db_url, tmp_path)
     async with open_chat(settings, keys) as chat:
@@ -87,10 +90,12 @@ async def test_outbox_depth_and_oldest_due_row(db_url: str, tmp_path: Path, keys
         async with services.database.sessions.begin() as session:
             participant = await services.participants.find(session, keys.pseudonym("console", "77"))
             assert participant is not None
+            to = ToParticipant(participant.id, "console")
             for _ in range(3):
-                await services.outbox.enqueue(session, participant.id, "console", "bulletin", Outbound(text="hello"))
-            row = await services.outbox.enqueue(session, participant.id, "console", "reply", Outbound(text="hi"))
-            row.next_attempt_at = utcnow() - dt.timedelta(seconds=90)
+                await services.outbox.enqueue(session, to, OutboxKind.BULLETIN, Outbound(text="hello"))
+            row_id = await services.outbox.enqueue(session, to, OutboxKind.REPLY, Outbound(text="hi"))
+            await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id)
+                                  .values(next_attempt_at=utcnow() - dt.timedelta(seconds=90)))
         stats = DatabaseStats(services.database, min_interval=0)
         await stats.refresh()
     assert stats.outbox == {("bulletin", "pending"): 3, ("reply", "pending"): 1}

@@ -146,10 +146,12 @@ class TurnGate:
 class TransportSlot:
     """Stands for a transport that only the leader runs; sends go to the current term's instance."""
 
-    def __init__(self, platform: Platform, capabilities: Capabilities, rate_per_second: float) -> None:
+    def __init__(self, platform: Platform, capabilities: Capabilities, rate_per_second: float,
+                 paces_sends: bool = False) -> None:
         self.platform = platform
         self.capabilities = capabilities
         self._rate = rate_per_second
+        self._paces = paces_sends
         self._current: Transport | None = None
         self._stopped = asyncio.Event()
         self.failure: BaseException | None = None  # each term's transport reports its own (FailureWatch)
@@ -158,6 +160,10 @@ class TransportSlot:
     @property
     def rate_per_second(self) -> float:
         return self._rate
+
+    @property
+    def paces_sends(self) -> bool:
+        return self._paces
 
     @property
     def current(self) -> Transport | None:

@@ -112,6 +112,10 @@ class MeasuredTransport:
         return self._transport.rate_per_second
 
     @property
+    def paces_sends(self) -> bool:
+        return self._transport.paces_sends
+
+    @property
     def failure(self) -> BaseException | None:
         return self._transport.failure
 

@@ -22,7 +22,7 @@ from telegram_support import Conversation
 
 from bot.core.model import Address, Outbound, Platform
 from bot.core.security import KeyRing
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxKind, ToParticipant
 from bot.services.participants import Participants
 from bot.storage.db import Database
 from tests.conftest import _postgres_skip_reason
@@ -173,16 +173,28 @@ async def enqueue_fanout(pg_url: str, key_file: Path, bot_api: LocalBotApi, peop
                 address = Address(Platform("telegram"), str(chat))
                 participant = await participants.register(session, keys.pseudonym("telegram", str(chat)), "en", address)
                 for n in range(per_person.get(index, 1)):
-                    await outbox.enqueue(session, participant.id, "telegram", "bulletin",
+                    await outbox.enqueue(session, ToParticipant(participant.id, "telegram"), OutboxKind.BULLETIN,
                                          Outbound(text=f"Bulletin {n + 1}"), ref="bulletin:1")
     finally:
         await database.dispose()
     return chats
 
 
+@pytest.fixture
+async def strict_bot_api() -> AsyncIterator[LocalBotApi]:
+    """A Bot API server that answers 429 to anything beyond Telegram's limits, as Telegram does."""
+    api = LocalBotApi(enforce_limits=True)
+    await api.start()
+    try:
+        yield api
+    finally:
+        await api.close()
+
+
 async def test_a_fanout_from_two_workers_keeps_telegrams_limits_on_the_servers_clock(
-    bot_api: LocalBotApi, tmp_path: Path, pg_url: str, key_file: Path
+    strict_bot_api: LocalBotApi, tmp_path: Path, pg_url: str, key_file: Path
 ) -> None:
+    bot_api = strict_bot_api
     cluster = await start_cluster(bot_api, tmp_path, pg_url, key_file,
                                   CIVICBOT_TELEGRAM__RATE_PER_SECOND="30",
                                   CIVICBOT_TELEGRAM__PER_CHAT_INTERVAL_SECONDS="1.0",

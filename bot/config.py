@@ -182,6 +182,36 @@ class BrandingSettings(_Section):
     matrix_address: str | None = None  # offered to Telegram users for confidential matters
 
 
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = "text"  # json: one object per line for log collectors
+
+
+class ObservabilitySettings(_Section):
+    """Health, readiness and Prometheus metrics over HTTP; off unless ``listen`` is set."""
+
+    listen: str | None = None  # e.g. "127.0.0.1:9464"; "0.0.0.0:9464" inside a container
+    stats_refresh_seconds: float = Field(default=10.0, ge=0)  # database figures are read at most this often
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must look like HOST:PORT, e.g. 127.0.0.1:9464")
+        return value
+
+
+class RuntimeSettings(_Section):
+    """Several workers on one PostgreSQL: the leader's lock and a graceful stop."""
+
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0)  # SIGTERM: finish work in flight, then exit 0
+    leader_retry_seconds: float = Field(default=1.0, gt=0)  # how often a follower tries to become the leader
+    leader_check_seconds: float = Field(default=2.0, gt=0)  # how often the leader proves it still is
+    leader_check_timeout_seconds: float = Field(default=3.0, gt=0)  # a leader that cannot prove it steps down
+
+
 class Settings(BaseSettings):
     """The whole configuration. Sections mirror the TOML tables."""
 
@@ -201,6 +231,9 @@ class Settings(BaseSettings):
     branding: BrandingSettings = Field(default_factory=BrandingSettings)
     surveys: SurveySettings = Field(default_factory=SurveySettings)
     checkins: CheckinSettings = Field(default_factory=CheckinSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
 
     @property
     def has_platform(self) -> bool:

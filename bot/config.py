@@ -120,6 +120,7 @@ class RetentionSettings(_Section):
     inactive_participant_days: int = Field(default=730, ge=1)
     expired_invite_days: int = Field(default=30, ge=1)
     processed_event_days: int = Field(default=7, ge=1)  # dedupe memory for redelivered events
+    checkin_days: int = Field(default=730, ge=1)  # associations' check-in history (cycles, answers, flags)
     purge_interval_hours: float = Field(default=24.0, gt=0)
 
 
@@ -153,6 +154,25 @@ class SurveySettings(_Section):
     reminder_after_hours: float = Field(default=48.0, gt=0)  # one reminder for unfinished surveys
     reminder_check_minutes: float = Field(default=15.0, gt=0)
     min_group_size: int = Field(default=5, ge=1)  # results with fewer respondents are not shown
+
+
+ContentPlatform = Literal["matrix", "telegram", "console"]
+
+
+def _matrix_only() -> list[ContentPlatform]:
+    return ["matrix"]
+
+
+class CheckinSettings(_Section):
+    """Check-ins with associations (templates in ``directory``; schedules are set by staff)."""
+
+    directory: Path = Path("config/checkins")  # YAML templates; an invalid one stops the bot at start
+    reminder_after_hours: float = Field(default=48.0, gt=0)  # one reminder for an unanswered check-in
+    escalate_after_missed: int = Field(default=2, ge=1)  # missed in a row -> one notice to staff
+    check_minutes: float = Field(default=1.0, gt=0)  # how often the scheduler wakes the feature
+    # Where staff see what associations answered (notices and /checkin show): end-to-end encrypted
+    # platforms only, by default. Elsewhere staff get notices without the answers.
+    content_platforms: list[ContentPlatform] = Field(default_factory=_matrix_only)
 
 
 class BrandingSettings(_Section):
@@ -210,6 +230,7 @@ class Settings(BaseSettings):
     i18n: I18nSettings = Field(default_factory=I18nSettings)
     branding: BrandingSettings = Field(default_factory=BrandingSettings)
     surveys: SurveySettings = Field(default_factory=SurveySettings)
+    checkins: CheckinSettings = Field(default_factory=CheckinSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)

@@ -4,6 +4,7 @@ service of another (list that one first)."""
 
 from __future__ import annotations
 
+from bot.checkins.feature import CHECKINS
 from bot.conversation.feature import Feature
 from bot.handlers.features import CONVERSATION, DELIVERY, ERASURE, LANGUAGE, ONBOARDING, PRIVACY, STAFF_ADMIN
 from bot.surveys.feature import SURVEYS
@@ -17,4 +18,5 @@ FEATURES: tuple[Feature, ...] = (
     STAFF_ADMIN,
     DELIVERY,
     SURVEYS,
+    CHECKINS,
 )

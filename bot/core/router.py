@@ -33,6 +33,7 @@ from bot.dialogs.engine import DialogEngine, State
 from bot.dialogs.menu import menu_state
 from bot.dialogs.onboarding import onboarding_state
 from bot.handlers.registry import CommandTable, parse_command
+from bot.storage.db import erased_in
 from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -66,43 +67,51 @@ class Router:
     async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
         """The replies, and the participant they belong to (None before consent or after erasure)."""
         services = self._services
-        transport = self._transports[inbound.platform]
-        language = services.i18n.resolve(inbound.language_hint)
+        language = [services.i18n.resolve(inbound.language_hint)]  # the person's, once known
         try:
             async with services.database.sessions.begin() as session:
-                if not services.database.is_sqlite:
-                    # Several workers on one PostgreSQL: one turn per person at a time across all of
-                    # them (the in-process lock covers one worker; SQLite has a single writer anyway).
-                    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                          {"key": int(pseudonym[:15], 16)})
-                participant = await services.participants.find(session, pseudonym)
-                state = await self._engine.load(session, pseudonym)
-                if participant is not None:
-                    language = participant.language
-                elif state is not None:
-                    language = state.language
-                turn = Turn(
-                    inbound=inbound, pseudonym=pseudonym, session=session, services=services,
-                    tr=services.i18n.translator(language), role=services.staff.role_of(pseudonym),
-                    capabilities=transport.capabilities, participant=participant,
-                )
-                if inbound.event_id and await self._seen_before(session, inbound):
-                    return [], None
-                if verdict is Verdict.NOTICE:
-                    turn.say(turn.tr._(FLOOD))
-                    return turn.replies, None
-                if inbound.kind is InboundKind.GONE:  # nothing to answer: they cannot read it
-                    if participant is not None:
-                        await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
-                    return [], None
-                if participant is not None:
-                    await services.participants.remember_address(session, participant, inbound.address)
-                await self._dispatch(turn, state)
-                return turn.replies, turn.participant.id if turn.participant is not None else None
+                result = await self._turn(inbound, pseudonym, verdict, session, language)
+            if erased_in(session):  # committed: now the erased rows must leave the files too
+                await services.database.scrub()
+            return result
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))
-            tr = services.i18n.translator(language)
+            tr = services.i18n.translator(language[0])
             return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None
+
+    async def _turn(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict, session: AsyncSession,
+                    language: list[str]) -> tuple[list[Outbound], int | None]:
+        """One turn inside its transaction; ``language`` is updated as soon as the person's is known."""
+        services = self._services
+        transport = self._transports[inbound.platform]
+        if not services.database.is_sqlite:
+            # Several workers on one PostgreSQL: one turn per person at a time across all of
+            # them (the in-process lock covers one worker; SQLite has a single writer anyway).
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(pseudonym[:15], 16)})
+        participant = await services.participants.find(session, pseudonym)
+        state = await self._engine.load(session, pseudonym)
+        if participant is not None:
+            language[0] = participant.language
+        elif state is not None:
+            language[0] = state.language
+        turn = Turn(
+            inbound=inbound, pseudonym=pseudonym, session=session, services=services,
+            tr=services.i18n.translator(language[0]), role=services.staff.role_of(pseudonym),
+            capabilities=transport.capabilities, participant=participant,
+        )
+        if inbound.event_id and await self._seen_before(session, inbound):
+            return [], None
+        if verdict is Verdict.NOTICE:
+            turn.say(turn.tr._(FLOOD))
+            return turn.replies, None
+        if inbound.kind is InboundKind.GONE:  # nothing to answer: they cannot read it
+            if participant is not None:
+                await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
+            return [], None
+        if participant is not None:
+            await services.participants.remember_address(session, participant, inbound.address)
+        await self._dispatch(turn, state)
+        return turn.replies, turn.participant.id if turn.participant is not None else None
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""

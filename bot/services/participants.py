@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Address, Platform, Pseudonym
 from bot.core.security import DataKey, KeyRing
+from bot.storage.db import mark_erasure
 from bot.storage.models import DialogState, Participant, ParticipantAddress, ParticipantKey, utcnow
 
 
@@ -70,8 +71,11 @@ class Participants:
         )
 
     async def erase(self, session: AsyncSession, pseudonym: Pseudonym) -> bool:
-        """Delete the person and, by cascade, their key, addresses, memberships and outbox rows."""
+        """Delete the person and, by cascade, their key, addresses, memberships and outbox rows.
+
+        The caller's transaction is marked, so the database's log is scrubbed once it commits."""
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
+        mark_erasure(session)
         participant = await self.find(session, pseudonym)
         if participant is None:
             return False

@@ -78,6 +78,7 @@ class RetentionJob:
         try:
             async with self._db.sessions.begin() as session:
                 report = await purge(session, self._policy, self._clock())
+            await self._db.scrub()  # purged rows must not linger in the SQLite log either
         except Exception as exc:
             log.error("retention purge failed: %s", type(exc).__name__)
             return None

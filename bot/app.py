@@ -28,6 +28,7 @@ from bot.handlers.basics import BASIC_COMMANDS
 from bot.handlers.registry import CommandTable
 from bot.handlers.staff import STAFF_COMMANDS
 from bot.handlers.surveys import SURVEY_COMMANDS
+from bot.services import key_check
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
@@ -46,18 +47,35 @@ class StartupError(Exception):
     """The bot cannot start; the message says what to fix, in one line, without secrets."""
 
 
-def load_keys(settings: Settings) -> KeyRing:
-    """The key file, created only for the embedded console default."""
+async def load_keys(settings: Settings, database: Database) -> KeyRing:
+    """The key file, checked against the database it belongs to.
+
+    A new key file is created only for the embedded console default, and only while the database
+    is empty: created beside existing data, it would make everyone's data unreadable."""
     path = settings.security.key_file
-    if not path.exists() and settings.is_embedded_default:
-        keys = KeyRing.generate()
-        keys.save(path)
-        log.warning("created a new key file at %s; back it up separately from the database", path)
-        return keys
+    if not path.exists():
+        empty = await key_check.database_is_empty(database)
+        if settings.is_embedded_default and empty:
+            keys = KeyRing.generate()
+            keys.save(path)
+            log.warning("created a new key file at %s; back it up separately from the database", path)
+        elif empty:
+            raise StartupError(f"security.key_file: key file {path} not found; create it with 'civicbot keys generate'")
+        else:
+            raise StartupError(f"security.key_file: key file {path} not found, and the database holds data sealed "
+                               "with it; restore the key file from its backup (a new one cannot open that data)")
+    else:
+        try:
+            keys = KeyRing.load(path)
+        except KeyFileError as exc:
+            raise StartupError(f"security.key_file: {exc}") from None
     try:
-        return KeyRing.load(path)
-    except KeyFileError as exc:
-        raise StartupError(f"security.key_file: {exc}") from None
+        async with database.sessions.begin() as session:
+            await key_check.verify(session, keys)
+    except key_check.KeyMismatch as exc:
+        raise StartupError(f"security.key_file: key file {path} {exc}; use the key file that belongs to "
+                           "database.url") from None
+    return keys
 
 
 async def open_database(settings: Settings) -> Database:
@@ -188,9 +206,9 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
 async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
     """Run until EOF (console) or a signal (platforms). Returns the exit code."""
     surveys = load_surveys(settings)  # first: an invalid definition stops the bot before it touches anything
-    keys = load_keys(settings)
     database = await open_database(settings)
     try:
+        keys = await load_keys(settings, database)
         extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
         services = build_services(settings, database, keys, extra_staff, surveys)
         use_console = console or not settings.has_platform

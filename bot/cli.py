@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.security import KeyFileError, KeyRing
 
-QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,16 +137,17 @@ async def _audit_verify(settings: Settings) -> int:
 
 
 async def _keys_rotate(settings: Settings, retire: bool) -> int:
-    """Order matters for crash safety: the new key is saved before anything uses it, and the
-    old ones are dropped only after everything was sealed again."""
+    """Order matters for crash safety: the key file is checked against the database first, the new
+    key is saved before anything uses it, and the old ones are dropped only after everything was
+    sealed again."""
+    from bot.services import key_check
     from bot.services.key_rotation import reseal_database
     from bot.storage import migrate
     from bot.storage.db import Database
     from bot.transports.matrix_session import MatrixSessionStore
 
     path = settings.security.key_file
-    keys = KeyRing.load(path).rotated()
-    keys.save(path, overwrite=True)
+    current = KeyRing.load(path)
     database = Database(settings.database.url)
     try:
         if database.is_sqlite:
@@ -155,8 +156,17 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
             print("civicbot: database.url: the schema is not current; run 'civicbot db upgrade' first",
                   file=sys.stderr)
             return 2
+        try:
+            async with database.sessions.begin() as session:
+                await key_check.verify(session, current)
+        except key_check.KeyMismatch as exc:
+            print(f"civicbot: security.key_file: key file {path} {exc}; nothing was rotated", file=sys.stderr)
+            return 2
+        keys = current.rotated()
+        keys.save(path, overwrite=True)
         async with database.sessions.begin() as session:
             report = await reseal_database(session, keys)
+            await key_check.record(session, keys)
     finally:
         await database.dispose()
     matrix_files = 0

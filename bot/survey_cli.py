@@ -42,9 +42,9 @@ def validate(files: list) -> int:  # type: ignore[type-arg]
 async def _with_services(settings: Settings, action: Callable[[Services], Awaitable[int]]) -> int:
     from bot.app import build_services, load_keys, open_database
 
-    keys = load_keys(settings)
     database = await open_database(settings)
     try:
+        keys = await load_keys(settings, database)
         return await action(build_services(settings, database, keys))
     finally:
         await database.dispose()

@@ -159,6 +159,11 @@ class KeyRing:
         return self._current
 
     @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Every master key id this ring can open (the current one and any not yet retired)."""
+        return tuple(self._master)
+
+    @property
     def matrix_pickle_key(self) -> str:
         return _b64(self._matrix_pickle)
 

@@ -262,3 +262,24 @@ class ProcessedEvent(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardening: which key file this database belongs to.
+# ---------------------------------------------------------------------------------------------
+
+
+class KeyCheck(Base):
+    """One row binding the database to its key file, checked at every start.
+
+    ``hmac_check`` is a keyed digest of a fixed text (proves the pseudonym key), ``master_check`` a
+    fixed text sealed with the current master key (proves the master key), ``key_ids`` the master
+    keys the database's sealed values need. None of it helps anyone without the key file."""
+
+    __tablename__ = "key_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hmac_check: Mapped[str] = mapped_column(String(64))
+    master_check: Mapped[bytes] = mapped_column(LargeBinary)
+    key_ids: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.context import Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
-from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
+from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym, without_lone_surrogates
 from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
@@ -39,6 +40,13 @@ from bot.storage.models import ProcessedEvent
 log = logging.getLogger(__name__)
 
 
+def well_formed(inbound: Inbound) -> Inbound:
+    """The inbound with lone surrogates (valid in a platform's JSON, not in UTF-8) replaced by U+FFFD,
+    so whatever the text reaches (a sealed answer, an invitation code) can encode it."""
+    text = without_lone_surrogates(inbound.text)
+    return inbound if text == inbound.text else replace(inbound, text=text)
+
+
 class Router:
     """The one entry point of the dialogue core, shared by every transport."""
 
@@ -54,6 +62,7 @@ class Router:
     async def handle(self, inbound: Inbound) -> None:
         """Handle one inbound event. Never raises."""
         try:
+            inbound = well_formed(inbound)
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
             verdict = self._flood.check(pseudonym)
             if verdict is Verdict.DROP:

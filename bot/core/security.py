@@ -16,13 +16,14 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot.core.model import Pseudonym
+from bot.core.model import Pseudonym, without_lone_surrogates
 
 _VERSION = 1
 _MASTER_PREFIX = b"\x01"
@@ -38,6 +39,15 @@ class DecryptionError(Exception):
     """A sealed value could not be opened: wrong key, wrong context, or tampered."""
 
 
+def utf8(text: str) -> bytes:
+    """UTF-8 of ``text``; a lone surrogate (which a platform's JSON can carry) becomes U+FFFD
+    instead of making sealing fail."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return without_lone_surrogates(text).encode("utf-8")
+
+
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
@@ -48,20 +58,22 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DataKey:
-    """A participant's own key. Sealing binds each value to a context (table, column, row)."""
+    """A participant's own key. Sealing binds each value to a context (table, column, row).
 
-    raw: bytes
+    Its repr never shows the key bytes (a logged or printed object must not leak them)."""
+
+    raw: bytes = field(repr=False)
 
     def seal(self, plaintext: str, context: str) -> bytes:
         nonce = os.urandom(_NONCE)
-        return _DATA_PREFIX + nonce + AESGCM(self.raw).encrypt(nonce, plaintext.encode("utf-8"), context.encode())
+        return _DATA_PREFIX + nonce + AESGCM(self.raw).encrypt(nonce, utf8(plaintext), utf8(context))
 
     def open(self, token: bytes, context: str) -> str:
         if not token.startswith(_DATA_PREFIX) or len(token) < 1 + _NONCE + 16:
             raise DecryptionError("not a data-key token")
         nonce, body = token[1 : 1 + _NONCE], token[1 + _NONCE :]
         try:
-            return AESGCM(self.raw).decrypt(nonce, body, context.encode()).decode("utf-8")
+            return AESGCM(self.raw).decrypt(nonce, body, utf8(context)).decode("utf-8")
         except InvalidTag:
             raise DecryptionError("data-key token does not open in this context") from None
 
@@ -98,7 +110,12 @@ class KeyRing:
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
+        """Read the key file; refuse one that other users can read (as ssh does with private keys)."""
         try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise KeyFileError(f"key file {path} can be read by other users (mode {mode:o}); "
+                                   f"restrict it with 'chmod 600 {path}'")
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") != _VERSION:
                 raise KeyFileError(f"key file {path} has an unsupported version")
@@ -201,10 +218,10 @@ class KeyRing:
             raise DecryptionError("master-key token does not open") from None
 
     def seal_text(self, plaintext: str, context: str) -> bytes:
-        return self.seal(plaintext.encode("utf-8"), context.encode("utf-8"))
+        return self.seal(utf8(plaintext), utf8(context))
 
     def open_text(self, token: bytes, context: str) -> str:
-        return self.open(token, context.encode("utf-8")).decode("utf-8")
+        return self.open(token, utf8(context)).decode("utf-8")
 
     # -- per-participant data keys ------------------------------------------------
 

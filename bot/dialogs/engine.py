@@ -21,7 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.context import Turn
-from bot.core.i18n import N_, western_digits
+from bot.core.i18n import N_, decimal_value, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
 from bot.core.security import KeyRing
 from bot.storage.models import DialogState, utcnow
@@ -92,9 +92,11 @@ def match_choice(text: str, choices: tuple[Choice, ...], *, exact_only: bool = F
             return choice
     if exact_only:
         return None
-    if answer.isdigit():
-        index = int(answer) - 1
-        return choices[index] if 0 <= index < len(choices) else None
+    number = decimal_value(answer, max_digits=4)
+    if number is not None:
+        return choices[number - 1] if 1 <= number <= len(choices) else None
+    if answer.isdigit():  # digits of another kind (❶, ፩): no option starts with them
+        return None
     prefixed = [c for c in choices if _fold(c.label).startswith(answer)]
     return prefixed[0] if len(prefixed) == 1 else None
 

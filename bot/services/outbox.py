@@ -25,7 +25,7 @@ from bot.config import OutboxSettings
 from bot.core.logsafe import describe
 from bot.core.model import Choice, Direction, Outbound, PromptId, SendOptions
 from bot.core.pacing import Pacer
-from bot.core.security import KeyRing
+from bot.core.security import DecryptionError, KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.participants import Participants
 from bot.storage.db import Database
@@ -36,7 +36,14 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, SENT, FAILED, UNREACHABLE = "pending", "sending", "sent", "failed", "unreachable"
 
 
-def _context(txn_id: str) -> str:
+def _context(participant_id: int, txn_id: str) -> str:
+    """A payload is bound to its recipient and its row's transaction id: copied into another
+    person's row, it no longer opens."""
+    return f"outbox.payload:{participant_id}:{txn_id}"
+
+
+def _legacy_context(txn_id: str) -> str:
+    """How payloads were bound before 0005_hardening; ``keys rotate`` rebinds them."""
     return f"outbox.payload:{txn_id}"
 
 
@@ -85,7 +92,7 @@ class Outbox:
         txn_id = uuid.uuid4().hex
         row = OutboxMessage(
             participant_id=participant_id, platform=platform, kind=kind, ref=ref, txn_id=txn_id,
-            payload_enc=self._keys.seal_text(encode_message(message), _context(txn_id)),
+            payload_enc=self._keys.seal_text(encode_message(message), _context(participant_id, txn_id)),
             status=PENDING, attempts=0, next_attempt_at=utcnow(),
         )
         session.add(row)
@@ -93,7 +100,11 @@ class Outbox:
         return row
 
     def read(self, row: OutboxMessage) -> Outbound:
-        return decode_message(self._keys.open_text(row.payload_enc, _context(row.txn_id)))
+        try:
+            payload = self._keys.open_text(row.payload_enc, _context(row.participant_id, row.txn_id))
+        except DecryptionError:
+            payload = self._keys.open_text(row.payload_enc, _legacy_context(row.txn_id))
+        return decode_message(payload)
 
 
 @dataclass(frozen=True, slots=True)

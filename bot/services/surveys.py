@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.i18n import I18n
 from bot.core.model import Outbound
-from bot.core.security import KeyRing
+from bot.core.security import DecryptionError, KeyRing
 from bot.services.outbox import Outbox
 from bot.services.participants import Participants
 from bot.services.survey_definitions import Survey
@@ -233,17 +233,35 @@ class Surveys:
         if qtype == "number":
             return [row(number_value=int(value))]
         answer = row()
-        context = f"survey_answers.text:{answer.id}"
+        context = answer_context(answer)
         answer.text_enc = data_key.seal(str(value), context) if data_key else self._keys.seal_text(str(value), context)
         return [answer]
 
     async def read_text(self, session: AsyncSession, answer: SurveyAnswer, participant_id: int | None) -> str:
         """Free text, decrypted for the export only."""
-        context = f"survey_answers.text:{answer.id}"
+        token = answer.text_enc or b""
         if participant_id is None:
-            return self._keys.open_text(answer.text_enc or b"", context)
+            return open_bound(lambda context: self._keys.open_text(token, context), answer)
         key = await self._participants.data_key(session, participant_id)
-        return key.open(answer.text_enc or b"", context)
+        return open_bound(lambda context: key.open(token, context), answer)
+
+
+def answer_context(answer: SurveyAnswer) -> str:
+    """A free-text answer is bound to its response, question and row: moved into another
+    response (or relabelled as another question's answer), it no longer opens."""
+    return f"survey_answers.text:{answer.response_id}:{answer.question_id}:{answer.id}"
+
+
+def legacy_answer_context(answer: SurveyAnswer) -> str:
+    """How answers were bound before 0005_hardening (the row id only); ``keys rotate`` rebinds them."""
+    return f"survey_answers.text:{answer.id}"
+
+
+def open_bound(opener: Callable[[str], str], answer: SurveyAnswer) -> str:
+    try:
+        return opener(answer_context(answer))
+    except DecryptionError:
+        return opener(legacy_answer_context(answer))
 
 
 class ReminderJob:

@@ -101,6 +101,7 @@ from bot.transports.matrix_session import (
     SessionStoreError,
     StoredLogin,
 )
+from bot.transports.matrix_throttle import NoticeThrottle
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +231,9 @@ class MatrixTransport:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._staff_room_id: str | None = None
-        self._encryption_notice_at: dict[str, float] = {}
-        self._private_notice_at: dict[str, float] = {}
+        self._encryption_notices = NoticeThrottle(options.encryption_notice_interval)
+        self._private_notices = NoticeThrottle(options.encryption_notice_interval)
+        self._unreadable_notices = NoticeThrottle(options.encryption_notice_interval)
         self._keys_lock = asyncio.Lock()
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
@@ -714,20 +716,14 @@ class MatrixTransport:
         return room.joined_count + room.invited_count <= 2
 
     async def _ask_for_private_chat(self, room: MatrixRoom, sender: str) -> None:
-        now = time.monotonic()
-        last = self._private_notice_at.get(room.room_id)
-        if last is not None and now - last < self.options.encryption_notice_interval:
+        if not self._private_notices.allow(room.room_id, time.monotonic()):
             return
-        self._private_notice_at[room.room_id] = now
         log.info("matrix: a message in a room with other members was not answered")
         await self._send_notice(room.room_id, "not_private", sender)
 
     async def _ask_for_encryption(self, room: MatrixRoom, sender: str) -> None:
-        now = time.monotonic()
-        last = self._encryption_notice_at.get(room.room_id)
-        if last is not None and now - last < self.options.encryption_notice_interval:
+        if not self._encryption_notices.allow(room.room_id, time.monotonic()):
             return
-        self._encryption_notice_at[room.room_id] = now
         await self._send_notice(room.room_id, "enable_encryption", sender)
 
     async def _send_notice(self, room_id: str, kind: str, sender: str | None) -> None:
@@ -751,7 +747,7 @@ class MatrixTransport:
         if event.event_id in self._checkpoint.pending:
             return
         source = dict(event.source)
-        self._checkpoint.pending[event.event_id] = PendingEvent(room.room_id, source, time.time())
+        self._checkpoint.keep_pending(event.event_id, PendingEvent(room.room_id, source, time.time()))
         self._session.save_checkpoint(self._checkpoint)
         log.info("matrix: an event could not be decrypted yet; requesting its room key")
         try:
@@ -790,6 +786,8 @@ class MatrixTransport:
                 del self._checkpoint.pending[event_id]
                 self._checkpoint.mark_seen(event_id)
                 self._session.save_checkpoint(self._checkpoint)
+                if not self._unreadable_notices.allow(pending.room_id, time.monotonic()):
+                    continue  # this room was just asked to send again: once covers every message
                 log.info("matrix: a room key never arrived; asking for the message again")
                 await self._send_notice(pending.room_id, "undecryptable", pending.source.get("sender"))
 

@@ -1,7 +1,9 @@
 # civicbot: one container runs every configured transport (Telegram, Matrix).
 # Build:  docker build -t civicbot .
-# Keys:   docker run --rm -v civicbot-data:/data civicbot civicbot keys generate
-# Run:    docker run -d -v civicbot-data:/data -e CIVICBOT_TELEGRAM__TOKEN=... civicbot
+# Keys:   docker run --rm -v civicbot-keys:/keys civicbot civicbot keys generate
+# Run:    docker run -d -v civicbot-data:/data -v civicbot-keys:/keys:ro -e CIVICBOT_TELEGRAM__TOKEN=... civicbot
+# The key file has its own volume (or mount it as a secret at /keys/keys.json, mode 0400): back up
+# /data and /keys separately, never together, or a stolen backup opens itself.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,16 +20,18 @@ COPY config ./config
 RUN pip install -e . \
  && pybabel compile -D bot -d locales --statistics \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin civicbot \
- && mkdir -p /data \
- && chown civicbot:civicbot /data
+ && mkdir -p /data /keys \
+ && chown civicbot:civicbot /data /keys \
+ && chmod 0700 /data /keys
 
-# Everything the bot writes lives in the /data volume: database, key file, Matrix device store.
+# The /data volume holds the database and the Matrix device store (sealed); the key file that
+# opens them lives apart, in /keys.
 ENV CIVICBOT_DATABASE__URL=sqlite+aiosqlite:////data/civicbot.db \
-    CIVICBOT_SECURITY__KEY_FILE=/data/keys.json \
+    CIVICBOT_SECURITY__KEY_FILE=/keys/keys.json \
     CIVICBOT_MATRIX__STORE_PATH=/data/matrix-store \
     CIVICBOT_SURVEYS__DIRECTORY=/app/config/surveys
 
 USER civicbot
 WORKDIR /data
-VOLUME ["/data"]
+VOLUME ["/data", "/keys"]
 CMD ["civicbot", "run"]

@@ -28,7 +28,7 @@ from bot.handlers.basics import BASIC_COMMANDS
 from bot.handlers.registry import CommandTable
 from bot.handlers.staff import STAFF_COMMANDS
 from bot.handlers.surveys import SURVEY_COMMANDS
-from bot.services import key_check
+from bot.services import key_check, running
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
@@ -209,37 +209,48 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
     database = await open_database(settings)
     try:
         keys = await load_keys(settings, database)
-        extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
-        services = build_services(settings, database, keys, extra_staff, surveys)
-        use_console = console or not settings.has_platform
-        transports: list[Transport] = (
-            [ConsoleTransport(stdin, stdout)] if use_console
-            else build_platform_transports(settings, services)
-        )
-        bot = build_bot(services, transports)
-        await RetentionJob(database, settings.retention)()
-        scheduler = _scheduler(services)
-        scheduler.start()
-        stop = asyncio.Event()
-        sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
-        exit_code = 0
         try:
-            for transport in transports:
-                await transport.start(bot.router.handle)
-            if use_console:
-                await transports[0].run_until_eof()  # type: ignore[attr-defined]
-                # Deliver what the session queued (invitations, reminders) before the chat ends.
-                await bot.senders[transports[0].platform].drain_once()
-            else:
-                exit_code = await _wait_for_signal_or_failure(transports)
-        finally:
-            stop.set()
-            for transport in transports:
-                await transport.stop()
-            await asyncio.gather(*sender_tasks, return_exceptions=True)
-            scheduler.shutdown(wait=False)
+            async with running.as_running_bot(settings.security.key_file, database):
+                return await _serve(settings, database, keys, surveys, console=console, as_staff=as_staff,
+                                    stdin=stdin, stdout=stdout)
+        except running.RotationRunning:
+            raise StartupError("security.key_file: a key rotation is running; start the bot once it has finished") \
+                from None
     finally:
         await database.dispose()
+
+
+async def _serve(settings: Settings, database: Database, keys: KeyRing, surveys: Mapping[str, Survey], *,
+                 console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
+    extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
+    services = build_services(settings, database, keys, extra_staff, surveys)
+    use_console = console or not settings.has_platform
+    transports: list[Transport] = (
+        [ConsoleTransport(stdin, stdout)] if use_console
+        else build_platform_transports(settings, services)
+    )
+    bot = build_bot(services, transports)
+    await RetentionJob(database, settings.retention)()
+    scheduler = _scheduler(services)
+    scheduler.start()
+    stop = asyncio.Event()
+    sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
+    exit_code = 0
+    try:
+        for transport in transports:
+            await transport.start(bot.router.handle)
+        if use_console:
+            await transports[0].run_until_eof()  # type: ignore[attr-defined]
+            # Deliver what the session queued (invitations, reminders) before the chat ends.
+            await bot.senders[transports[0].platform].drain_once()
+        else:
+            exit_code = await _wait_for_signal_or_failure(transports)
+    finally:
+        stop.set()
+        for transport in transports:
+            await transport.stop()
+        await asyncio.gather(*sender_tasks, return_exceptions=True)
+        scheduler.shutdown(wait=False)
     return exit_code
 
 

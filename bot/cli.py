@@ -140,7 +140,7 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
     """Order matters for crash safety: the key file is checked against the database first, the new
     key is saved before anything uses it, and the old ones are dropped only after everything was
     sealed again."""
-    from bot.services import key_check
+    from bot.services import key_check, running
     from bot.services.key_rotation import reseal_database
     from bot.storage import migrate
     from bot.storage.db import Database
@@ -162,21 +162,27 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
         except key_check.KeyMismatch as exc:
             print(f"civicbot: security.key_file: key file {path} {exc}; nothing was rotated", file=sys.stderr)
             return 2
-        keys = current.rotated()
-        keys.save(path, overwrite=True)
-        async with database.sessions.begin() as session:
-            report = await reseal_database(session, keys)
-            await key_check.record(session, keys)
+        try:
+            async with running.as_key_rotation(path, database):
+                keys = current.rotated()
+                keys.save(path, overwrite=True)
+                async with database.sessions.begin() as session:
+                    report = await reseal_database(session, keys)
+                    await key_check.record(session, keys)
+                matrix_files = 0
+                if settings.matrix.store_path.is_dir():
+                    matrix_files = MatrixSessionStore(settings.matrix.store_path, keys).reseal(keys)
+                print(f"new master key {keys.current_key_id}: {report.total} database values and {matrix_files} "
+                      "Matrix files sealed again")
+                if retire:
+                    keys.retired().save(path, overwrite=True)
+                    print("old master keys deleted from the key file; backups made before now can no longer be read")
+        except running.BotRunning:
+            print("civicbot: a bot is running with this key file or on this database; stop every worker, then "
+                  "rotate (nothing was rotated)", file=sys.stderr)
+            return 2
     finally:
         await database.dispose()
-    matrix_files = 0
-    if settings.matrix.store_path.is_dir():
-        matrix_files = MatrixSessionStore(settings.matrix.store_path, keys).reseal(keys)
-    print(f"new master key {keys.current_key_id}: {report.total} database values and {matrix_files} Matrix "
-          "files sealed again")
-    if retire:
-        keys.retired().save(path, overwrite=True)
-        print("old master keys deleted from the key file; backups made before now can no longer be read")
     return 0
 
 

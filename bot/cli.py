@@ -41,7 +41,11 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = verbs.add_parser("audit", help="the staff action log", parents=[config])
     audit_verbs = audit.add_subparsers(dest="audit_verb", required=True)
-    audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
+    verify = audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
+    verify.add_argument("--head", help="a head printed earlier by 'audit head' (ID:HASH): proves nothing after it "
+                                       "was removed")
+    audit_verbs.add_parser("head", help="print the newest entry as ID:HASH, to keep off the server for "
+                                        "'audit verify --head'")
 
     survey = verbs.add_parser("survey", help="survey definitions and runs", parents=[config])
     survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
@@ -82,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
         if args.verb == "audit":
-            return asyncio.run(_audit_verify(settings))
+            if args.audit_verb == "head":
+                return asyncio.run(_audit_head(settings))
+            return asyncio.run(_audit_verify(settings, args.head))
         if args.verb == "survey":
             from bot import survey_cli
 
@@ -118,21 +124,51 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-async def _audit_verify(settings: Settings) -> int:
+async def _audit_head(settings: Settings) -> int:
     from bot.services.audit import AuditLog
     from bot.storage.db import Database
 
     database = Database(settings.database.url)
     try:
         async with database.sessions() as session:
-            check = await AuditLog().verify(session)
+            head = await AuditLog().head(session)
+    finally:
+        await database.dispose()
+    if head is None:
+        print("civicbot: the audit log is empty", file=sys.stderr)
+        return 1
+    print(head)
+    return 0
+
+
+async def _audit_verify(settings: Settings, head_text: str | None) -> int:
+    from bot.services.audit import AuditLog, Head
+    from bot.storage.db import Database
+
+    try:
+        head = Head.parse(head_text) if head_text is not None else None
+    except ValueError as exc:
+        print(f"civicbot: --head: {exc}", file=sys.stderr)
+        return 2
+    database = Database(settings.database.url)
+    try:
+        async with database.sessions() as session:
+            check = await AuditLog().verify(session, head)
     finally:
         await database.dispose()
     if check.ok:
-        print(f"audit log intact: {check.entries} entries")
+        print(f"audit log intact: {check.entries} entries" + (f", head {head.entry_id} present" if head else ""))
         return 0
-    print(f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it was removed",
-          file=sys.stderr)
+    problems = {
+        "changed": f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it was removed",
+        "start": f"audit log cut at the start: entry {check.first_bad_id} follows entries that were removed "
+                 "without a retention checkpoint",
+        "end": f"audit log cut at the end: the exported head (entry {check.first_bad_id}) is gone, so entries "
+               "were removed or rewritten since it was exported",
+        "purged": f"the exported head (entry {check.first_bad_id}) was purged by retention since; export a newer "
+                  "head with 'civicbot audit head'",
+    }
+    print(problems[check.problem or "changed"], file=sys.stderr)
     return 1
 
 

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RetentionSettings
+from bot.services.audit import AuditLog
 from bot.storage.db import Database
 from bot.storage.models import (
     AuditEntry,
@@ -48,7 +49,7 @@ async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.dateti
     return PurgeReport(
         dialog_states=await count(delete(DialogState).where(DialogState.updated_at < older(policy.dialog_state_days))),
         outbox=await count(delete(OutboxMessage).where(OutboxMessage.created_at < older(policy.outbox_days))),
-        audit=await count(delete(AuditEntry).where(AuditEntry.at < older(policy.audit_days))),
+        audit=await _purge_audit(session, older(policy.audit_days)),
         participants=await count(
             delete(Participant).where(Participant.last_seen_on < older(policy.inactive_participant_days).date())
         ),
@@ -64,6 +65,18 @@ async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.dateti
             delete(ProcessedEvent).where(ProcessedEvent.seen_at < older(policy.processed_event_days))
         ),
     )
+
+
+async def _purge_audit(session: AsyncSession, cutoff: dt.datetime) -> int:
+    """Delete the oldest entries up to the newest one older than ``cutoff`` (always a prefix of the
+    chain, whatever the clock did), then append a checkpoint that vouches for the new start."""
+    through = await session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.at < cutoff))
+    if through is None:
+        return 0
+    purged = list(await session.scalars(select(AuditEntry).where(AuditEntry.id <= through).order_by(AuditEntry.id)))
+    await session.execute(delete(AuditEntry).where(AuditEntry.id <= through))
+    await AuditLog().checkpoint(session, purged)
+    return len(purged)
 
 
 class RetentionJob:

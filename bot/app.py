@@ -30,6 +30,7 @@ from bot.handlers.staff import STAFF_COMMANDS
 from bot.handlers.surveys import SURVEY_COMMANDS
 from bot.services import key_check, running
 from bot.services.audit import AuditLog
+from bot.services.forget import ForgetJob
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
 from bot.services.participants import Participants
@@ -192,14 +193,16 @@ def build_platform_transports(settings: Settings, services: Services) -> list[Tr
     return transports
 
 
-def _scheduler(services: Services) -> AsyncIOScheduler:
+def _scheduler(services: Services, transports: Mapping[str, Transport]) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
-    retention = RetentionJob(services.database, services.settings.retention)
+    retention = RetentionJob(services.database, services.settings.retention, participants=services.participants)
     scheduler.add_job(retention, "interval", hours=services.settings.retention.purge_interval_hours,
                       id="retention", coalesce=True, max_instances=1)
     reminders = ReminderJob(services.database, services.surveys, services.settings.surveys.reminder_after_hours)
     scheduler.add_job(reminders, "interval", minutes=services.settings.surveys.reminder_check_minutes,
                       id="survey-reminders", coalesce=True, max_instances=1)
+    scheduler.add_job(ForgetJob(services.database, services.keys, transports), "interval", minutes=10,
+                      id="forget-erased", coalesce=True, max_instances=1)
     return scheduler
 
 
@@ -230,8 +233,8 @@ async def _serve(settings: Settings, database: Database, keys: KeyRing, surveys:
         else build_platform_transports(settings, services)
     )
     bot = build_bot(services, transports)
-    await RetentionJob(database, settings.retention)()
-    scheduler = _scheduler(services)
+    await RetentionJob(database, settings.retention, participants=services.participants)()
+    scheduler = _scheduler(services, bot.transports)
     scheduler.start()
     stop = asyncio.Event()
     sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
@@ -239,6 +242,7 @@ async def _serve(settings: Settings, database: Database, keys: KeyRing, surveys:
     try:
         for transport in transports:
             await transport.start(bot.router.handle)
+        await ForgetJob(database, keys, bot.transports)()  # what an earlier run could not finish
         if use_console:
             await transports[0].run_until_eof()  # type: ignore[attr-defined]
             # Deliver what the session queued (invitations, reminders) before the chat ends.

@@ -180,8 +180,6 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
     from bot.services.key_rotation import reseal_database
     from bot.storage import migrate
     from bot.storage.db import Database
-    from bot.transports.matrix_session import MatrixSessionStore
-
     path = settings.security.key_file
     current = KeyRing.load(path)
     database = Database(settings.database.url)
@@ -205,11 +203,9 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
                 async with database.sessions.begin() as session:
                     report = await reseal_database(session, keys)
                     await key_check.record(session, keys)
-                matrix_files = 0
-                if settings.matrix.store_path.is_dir():
-                    matrix_files = MatrixSessionStore(settings.matrix.store_path, keys).reseal(keys)
-                print(f"new master key {keys.current_key_id}: {report.total} database values and {matrix_files} "
-                      "Matrix files sealed again")
+                matrix_files, store_keys = _reseal_matrix(settings.matrix.store_path, current, keys)
+                print(f"new master key {keys.current_key_id}: {report.total} database values, {matrix_files} "
+                      f"Matrix files and {store_keys} keys of the Matrix store sealed again")
                 if retire:
                     keys.retired().save(path, overwrite=True)
                     print("old master keys deleted from the key file; backups made before now can no longer be read")
@@ -220,6 +216,22 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
     finally:
         await database.dispose()
     return 0
+
+
+def _reseal_matrix(store_path: Path, old: KeyRing, new: KeyRing) -> tuple[int, int]:
+    """The transport's sealed files, and nio's store under the new pickle key (whose account, Olm and
+    Megolm pickles were under the old one; a store left half way by an earlier rotation first)."""
+    if not store_path.is_dir():
+        return 0, 0
+    from bot.transports.matrix_session import MatrixSessionStore
+    from bot.transports.matrix_store import ensure_pickle_key, reseal
+
+    files = MatrixSessionStore(store_path, new).reseal(new)
+    login = MatrixSessionStore(store_path, new).load_login()
+    if login is None:
+        return files, 0
+    ensure_pickle_key(store_path, login.user_id, login.device_id, old.matrix_pickle_keys)
+    return files, reseal(store_path, login.user_id, login.device_id, old.matrix_pickle_key, new.matrix_pickle_key)
 
 
 def _keys_generate(settings: Settings, output: Path | None) -> int:

@@ -34,6 +34,7 @@ from bot.dialogs.engine import DialogEngine, State
 from bot.dialogs.menu import menu_state
 from bot.dialogs.onboarding import onboarding_state
 from bot.handlers.registry import CommandTable, parse_command
+from bot.services.forget import ForgetJob
 from bot.storage.db import erased_in
 from bot.storage.models import ProcessedEvent
 
@@ -68,25 +69,30 @@ class Router:
             if verdict is Verdict.DROP:
                 return
             async with self._serialised(pseudonym):
-                replies, participant_id = await self._handle(inbound, pseudonym, verdict)
+                replies, participant_id, erased = await self._handle(inbound, pseudonym, verdict)
             await self._send(inbound.address, replies, participant_id)
+            if erased:  # after the last reply: the platform may now forget the chat it went to
+                await ForgetJob(self._services.database, self._services.keys, self._transports)()
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
 
-    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
-        """The replies, and the participant they belong to (None before consent or after erasure)."""
+    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym,
+                      verdict: Verdict) -> tuple[list[Outbound], int | None, bool]:
+        """The replies, the participant they belong to (None before consent or after erasure), and
+        whether the turn erased someone."""
         services = self._services
         language = [services.i18n.resolve(inbound.language_hint)]  # the person's, once known
         try:
             async with services.database.sessions.begin() as session:
-                result = await self._turn(inbound, pseudonym, verdict, session, language)
-            if erased_in(session):  # committed: now the erased rows must leave the files too
+                replies, participant_id = await self._turn(inbound, pseudonym, verdict, session, language)
+            erased = erased_in(session)
+            if erased:  # committed: now the erased rows must leave the files too
                 await services.database.scrub()
-            return result
+            return replies, participant_id, erased
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))
             tr = services.i18n.translator(language[0])
-            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None
+            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None, False
 
     async def _turn(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict, session: AsyncSession,
                     language: list[str]) -> tuple[list[Outbound], int | None]:

@@ -89,9 +89,10 @@ class WrappedKey:
 class KeyRing:
     """All secrets from the key file. Passed in wherever needed; never global."""
 
-    __slots__ = ("_master", "_current", "_hmac", "_matrix_pickle")
+    __slots__ = ("_master", "_current", "_hmac", "_matrix_pickle", "_previous_pickles")
 
-    def __init__(self, master_keys: dict[str, bytes], current: str, hmac_key: bytes, matrix_pickle_key: bytes) -> None:
+    def __init__(self, master_keys: dict[str, bytes], current: str, hmac_key: bytes, matrix_pickle_key: bytes,
+                 previous_matrix_pickle_keys: tuple[bytes, ...] = ()) -> None:
         if current not in master_keys:
             raise KeyFileError("the current master key id is not among the master keys")
         if any(len(k) != 32 for k in master_keys.values()) or len(hmac_key) < 32:
@@ -100,6 +101,7 @@ class KeyRing:
         self._current = current
         self._hmac = hmac_key
         self._matrix_pickle = matrix_pickle_key
+        self._previous_pickles = tuple(previous_matrix_pickle_keys)
 
     # -- key file -----------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class KeyRing:
                 data["current"],
                 _unb64(data["hmac_key"]),
                 _unb64(data["matrix_pickle_key"]),
+                tuple(_unb64(k) for k in data.get("previous_matrix_pickle_keys", [])),
             )
         except FileNotFoundError:
             raise KeyFileError(f"key file {path} not found; create it with 'civicbot keys generate'") from None
@@ -144,6 +147,8 @@ class KeyRing:
             "hmac_key": _b64(self._hmac),
             "matrix_pickle_key": _b64(self._matrix_pickle),
         }
+        if self._previous_pickles:
+            payload["previous_matrix_pickle_keys"] = [_b64(k) for k in self._previous_pickles]
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -154,12 +159,14 @@ class KeyRing:
         os.replace(tmp, path)
 
     def rotated(self) -> KeyRing:
-        """A key ring with a new current master key; old keys stay to open old values."""
+        """A key ring with a new current master key and Matrix store pickle key; the old ones stay
+        to open old values (and a Matrix store not yet sealed again)."""
         key_id = "k" + secrets.token_hex(4)
-        return KeyRing({**self._master, key_id: AESGCM.generate_key(256)}, key_id, self._hmac, self._matrix_pickle)
+        return KeyRing({**self._master, key_id: AESGCM.generate_key(256)}, key_id, self._hmac, os.urandom(32),
+                       (self._matrix_pickle, *self._previous_pickles))
 
     def retired(self) -> KeyRing:
-        """Only the current master key: what was sealed under older ones (in old backups) is gone."""
+        """Only the current keys: what was sealed under older ones (in old backups) is gone."""
         return KeyRing({self._current: self._master[self._current]}, self._current, self._hmac, self._matrix_pickle)
 
     def sealed_with_current(self, token: bytes) -> bool:
@@ -183,6 +190,12 @@ class KeyRing:
     @property
     def matrix_pickle_key(self) -> str:
         return _b64(self._matrix_pickle)
+
+    @property
+    def matrix_pickle_keys(self) -> tuple[str, ...]:
+        """The current pickle key first, then older ones not yet retired (to reopen a store after a
+        rotation that stopped half way)."""
+        return (self.matrix_pickle_key, *(_b64(k) for k in self._previous_pickles))
 
     # -- pseudonyms ----------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, Platform, SendOptions
 
@@ -61,3 +61,12 @@ class Transport(Protocol):
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         """Send one message; raise a :class:`DeliveryError` subclass on failure."""
+
+
+@runtime_checkable
+class ForgetsPeople(Protocol):
+    """A transport that keeps platform state about people (Matrix: rooms, keys, sessions) and
+    must drop it when one of them is erased."""
+
+    async def forget(self, address: Address) -> None:
+        """Drop what concerns ``address``; raise TransientDeliveryError to be asked again later."""

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Address, Platform, Pseudonym
 from bot.core.security import DataKey, KeyRing
+from bot.services.forget import request_forget
 from bot.storage.db import mark_erasure
 from bot.storage.models import DialogState, Participant, ParticipantAddress, ParticipantKey, utcnow
 
@@ -73,14 +74,35 @@ class Participants:
     async def erase(self, session: AsyncSession, pseudonym: Pseudonym) -> bool:
         """Delete the person and, by cascade, their key, addresses, memberships and outbox rows.
 
-        The caller's transaction is marked, so the database's log is scrubbed once it commits."""
+        The caller's transaction is marked, so the database's log is scrubbed once it commits, and
+        each of the person's addresses is handed to its platform to forget (a Matrix room to leave)."""
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
         mark_erasure(session)
         participant = await self.find(session, pseudonym)
         if participant is None:
             return False
-        await session.execute(delete(Participant).where(Participant.id == participant.id))
+        await self.erase_id(session, participant.id)
         return True
+
+    async def erase_id(self, session: AsyncSession, participant_id: int) -> None:
+        """Erase by row id (retention of inactive people); the same cascade, scrub and forgetting."""
+        mark_erasure(session)
+        for address in await self._all_addresses(session, participant_id):
+            await request_forget(session, self._keys, address)
+        await session.execute(delete(Participant).where(Participant.id == participant_id))
+
+    async def _all_addresses(self, session: AsyncSession, participant_id: int) -> list[Address]:
+        """Every address of the person, reachable or not (an unreachable room is still to be left)."""
+        rows = list(await session.scalars(
+            select(ParticipantAddress).where(ParticipantAddress.participant_id == participant_id)))
+        if not rows:
+            return []
+        try:
+            key = await self.data_key(session, participant_id)
+        except LookupError:
+            return []
+        return [Address(Platform(row.platform), key.open(row.address_enc, _address_context(participant_id, row.platform)))
+                for row in rows]
 
     async def _store_address(self, session: AsyncSession, participant_id: int, key: DataKey, address: Address) -> None:
         row = await session.scalar(

@@ -283,3 +283,18 @@ class KeyCheck(Base):
     master_check: Mapped[bytes] = mapped_column(LargeBinary)
     key_ids: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ForgetRequest(Base):
+    """An erased person's address that a transport must still forget (a Matrix room to leave, its
+    keys to drop). Written with the erasure, deleted once done; sealed with the master key, since
+    the person's own key is gone by then."""
+
+    __tablename__ = "forget_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
+    address_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

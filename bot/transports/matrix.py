@@ -101,6 +101,14 @@ from bot.transports.matrix_session import (
     SessionStoreError,
     StoredLogin,
 )
+from bot.transports.matrix_store import (
+    STORE_CLASS,
+    StoreKeyError,
+    ensure_pickle_key,
+    forget_room,
+    private_file_modes,
+    remove_plaintext_trust_files,
+)
 from bot.transports.matrix_throttle import NoticeThrottle
 
 log = logging.getLogger(__name__)
@@ -269,12 +277,14 @@ class MatrixTransport:
         quiet_library_logging()
         self._handler = on_inbound
         self._session.ensure_dir()
+        remove_plaintext_trust_files(self.options.store_path)
         client = AsyncClient(
             self.options.homeserver,
             self.options.user_id,
             store_path=str(self.options.store_path),
             config=AsyncClientConfig(
                 encryption_enabled=True,
+                store=STORE_CLASS,  # trust state in the sealed-key database, not in plain-text files
                 store_sync_tokens=True,
                 pickle_key=self._keys.matrix_pickle_key,
                 max_timeouts=2,
@@ -322,6 +332,7 @@ class MatrixTransport:
             self._session.save_checkpoint(self._checkpoint)
             await self._client.close()
             self._client = None
+            private_file_modes(self.options.store_path)
             log.info("matrix transport stopped")
 
     async def wait_stopped(self) -> None:
@@ -365,6 +376,11 @@ class MatrixTransport:
                     "the device's keys are lost. Restore the store from backup, or move "
                     f"{self.options.store_path} away to log in as a new device"
                 )
+            try:
+                ensure_pickle_key(self.options.store_path, stored.user_id, stored.device_id,
+                                  self._keys.matrix_pickle_keys)
+            except StoreKeyError as exc:
+                raise MatrixStartupError(f"{exc}; restore the key file that belongs to it") from None
             client.restore_login(stored.user_id, stored.device_id, stored.access_token)
             await self._check_whoami(stored.device_id)
             return
@@ -790,6 +806,40 @@ class MatrixTransport:
                     continue  # this room was just asked to send again: once covers every message
                 log.info("matrix: a room key never arrived; asking for the message again")
                 await self._send_notice(pending.room_id, "undecryptable", pending.source.get("sender"))
+
+    # -- erasure ----------------------------------------------------------------------------------
+
+    async def forget(self, address: Address) -> None:
+        """A person was erased: leave and forget their room, and drop every key, session and
+        device record that concerned it or anyone the bot no longer shares a room with.
+
+        Raises TransientDeliveryError when the homeserver cannot be told now (the caller retries).
+        The staff room is never left."""
+        if address.platform != PLATFORM or address.value in (self._staff_room_id, self.options.staff_room):
+            return
+        if self._client is None or not self._ready.is_set():
+            raise TransientDeliveryError("not_ready")
+        client, room_id = self._client, address.value
+        try:
+            for step in (client.room_leave, client.room_forget):
+                response = await step(room_id)
+                if isinstance(response, ErrorResponse) and (
+                        response.status_code == "M_LIMIT_EXCEEDED"
+                        or (getattr(getattr(response, "transport_response", None), "status", 0) or 0) >= 500):
+                    raise TransientDeliveryError("homeserver_busy")
+                # Any other refusal means the bot is not (or no longer) in that room: nothing to leave.
+        except _NETWORK_ERRORS as exc:
+            raise TransientDeliveryError("homeserver_unreachable") from exc
+        client.rooms.pop(room_id, None)
+        client.invited_rooms.pop(room_id, None)
+        client.encrypted_rooms.discard(room_id)
+        for event_id in [e for e, p in self._checkpoint.pending.items() if p.room_id == room_id]:
+            del self._checkpoint.pending[event_id]
+            self._checkpoint.mark_seen(event_id)
+        self._session.save_checkpoint(self._checkpoint)
+        async with self._keys_lock:
+            forget_room(client, room_id)
+        log.info("matrix: left and forgot an erased person's room")
 
     # -- outbound -------------------------------------------------------------------------------
 

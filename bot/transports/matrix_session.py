@@ -33,6 +33,9 @@ class KeySealer(Protocol):
     @property
     def matrix_pickle_key(self) -> str: ...
 
+    @property
+    def matrix_pickle_keys(self) -> tuple[str, ...]: ...
+
 
 class SessionStoreError(Exception):
     """A sealed file exists but cannot be opened (wrong key file, or tampered)."""

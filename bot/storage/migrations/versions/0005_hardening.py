@@ -1,4 +1,4 @@
-"""Hardening: the key check that binds the database to its key file.
+"""Hardening: the key check that binds the database to its key file; addresses still to forget.
 
 Revision ID: 0005_hardening
 Revises: 0003
@@ -23,7 +23,23 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_key_check")),
     )
+    op.create_table(
+        "forget_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("platform", sa.String(length=16), nullable=False),
+        sa.Column("ref", sa.String(length=32), nullable=False),
+        sa.Column("address_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_forget_requests")),
+        sa.UniqueConstraint("ref", name=op.f("uq_forget_requests_ref")),
+    )
+    with op.batch_alter_table("forget_requests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_forget_requests_created_at"), ["created_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("forget_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_forget_requests_created_at"))
+    op.drop_table("forget_requests")
     op.drop_table("key_check")

@@ -1,4 +1,5 @@
-"""The ``civicbot`` command: run, db upgrade, keys generate."""
+"""The ``civicbot`` command: ``run``, ``db upgrade``, ``keys generate|rotate``, and every verb group
+the features declare (``survey ...``, ``audit ...``), built from the list of features."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.conversation.feature import CliContext, CliGroup, CliVerb, Feature, FeatureSet
 from bot.core.security import KeyFileError, KeyRing
+from bot.features import FEATURES
 
 QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+BUILT_IN = ("run", "db", "keys")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="civicbot", description="Secure dialogue bot for civil society.")
     parser.add_argument("--config", type=Path, help="TOML configuration file (or CIVICBOT_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="more logging (never message content)")
@@ -39,28 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--retire", action="store_true",
                         help="then delete the old master keys: old backups become unreadable")
 
-    audit = verbs.add_parser("audit", help="the staff action log", parents=[config])
-    audit_verbs = audit.add_subparsers(dest="audit_verb", required=True)
-    verify = audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
-    verify.add_argument("--head", help="a head printed earlier by 'audit head' (ID:HASH): proves nothing after it "
-                                       "was removed")
-    audit_verbs.add_parser("head", help="print the newest entry as ID:HASH, to keep off the server for "
-                                        "'audit verify --head'")
-
-    survey = verbs.add_parser("survey", help="survey definitions and runs", parents=[config])
-    survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
-    validate = survey_verbs.add_parser("validate", help="check definition files; exits non-zero on any error")
-    validate.add_argument("files", type=Path, nargs="+")
-    survey_verbs.add_parser("list", help="defined surveys and their runs")
-    launch = survey_verbs.add_parser("launch", help="invite a group to answer a survey")
-    launch.add_argument("survey_id")
-    launch.add_argument("group")
-    close = survey_verbs.add_parser("close", help="stop accepting answers")
-    close.add_argument("survey_id")
-    export = survey_verbs.add_parser("export", help="one row per response; free text decrypted, no ids")
-    export.add_argument("survey_id")
-    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    export.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+    for feature in features:
+        for group in feature.cli:
+            if group.name in BUILT_IN:
+                raise ValueError(f"feature {feature.name} declares the built-in verb {group.name}")
+            sub = verbs.add_parser(group.name, help=group.help, parents=[config])
+            sub.set_defaults(feature=feature.name, group=group)
+            group_verbs = sub.add_subparsers(dest="group_verb", required=True)
+            for verb in group.verbs:
+                verb_parser = group_verbs.add_parser(verb.name, help=verb.help, description=verb.help)
+                verb.arguments(verb_parser)
+                verb_parser.set_defaults(cli_verb=verb)
     return parser
 
 
@@ -72,8 +66,8 @@ def _configure_logging(verbose: bool, console: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, features: Sequence[Feature] = FEATURES) -> int:
+    args = _parser(features).parse_args(argv)
     console = args.verb == "run" and (args.console or False)
     try:
         settings = load_settings(args.config)
@@ -85,17 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                                    stdin=sys.stdin, stdout=sys.stdout))
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
-        if args.verb == "audit":
-            if args.audit_verb == "head":
-                return asyncio.run(_audit_head(settings))
-            return asyncio.run(_audit_verify(settings, args.head))
-        if args.verb == "survey":
-            from bot import survey_cli
-
-            return survey_cli.main(args, settings)
-        if args.keys_verb == "rotate":
-            return asyncio.run(_keys_rotate(settings, args.retire))
-        return _keys_generate(settings, args.output)
+        if args.verb == "keys":
+            if args.keys_verb == "rotate":
+                return asyncio.run(_keys_rotate(settings, args.retire, features))
+            return _keys_generate(settings, args.output)
+        return asyncio.run(run_verb(settings, args, features))
     except ConfigError as exc:
         print(f"civicbot: {exc}", file=sys.stderr)
         return 2
@@ -105,10 +93,34 @@ def main(argv: list[str] | None = None) -> int:
         from bot.app import StartupError
         from bot.core.transport import TransportStartupError
 
-        if isinstance(exc, (StartupError, KeyFileError, TransportStartupError)):
+        if isinstance(exc, TransportStartupError):  # the platform refused or could not be reached
+            print(f"civicbot: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, (StartupError, KeyFileError)):  # configuration to fix before anything runs
             print(f"civicbot: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+async def run_verb(settings: Settings, args: argparse.Namespace, features: Sequence[Feature]) -> int:
+    """A feature's verb, with the same services the running bot builds (for verbs that need them)."""
+    from bot.app import build_services, feature_set, load_keys, open_database
+
+    group: CliGroup = args.group
+    verb: CliVerb = args.cli_verb
+    chosen = feature_set(settings, features)
+    context = CliContext(settings)
+    if args.feature not in chosen.names():
+        return context.fail(f"'{group.name}' is not available: the {args.feature} feature is turned off", 2)
+    if not verb.needs_services:
+        return await verb.run(context, args)
+    database = await open_database(settings)
+    try:
+        keys = await load_keys(settings, database)
+        context.opened = build_services(settings, database, keys, features=chosen)
+        return await verb.run(context, args)
+    finally:
+        await database.dispose()
 
 
 async def _db_upgrade(settings: Settings) -> int:
@@ -124,62 +136,16 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-async def _audit_head(settings: Settings) -> int:
-    from bot.services.audit import AuditLog
-    from bot.storage.db import Database
-
-    database = Database(settings.database.url)
-    try:
-        async with database.sessions() as session:
-            head = await AuditLog().head(session)
-    finally:
-        await database.dispose()
-    if head is None:
-        print("civicbot: the audit log is empty", file=sys.stderr)
-        return 1
-    print(head)
-    return 0
-
-
-async def _audit_verify(settings: Settings, head_text: str | None) -> int:
-    from bot.services.audit import AuditLog, Head
-    from bot.storage.db import Database
-
-    try:
-        head = Head.parse(head_text) if head_text is not None else None
-    except ValueError as exc:
-        print(f"civicbot: --head: {exc}", file=sys.stderr)
-        return 2
-    database = Database(settings.database.url)
-    try:
-        async with database.sessions() as session:
-            check = await AuditLog().verify(session, head)
-    finally:
-        await database.dispose()
-    if check.ok:
-        print(f"audit log intact: {check.entries} entries" + (f", head {head.entry_id} present" if head else ""))
-        return 0
-    problems = {
-        "changed": f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it was removed",
-        "start": f"audit log cut at the start: entry {check.first_bad_id} follows entries that were removed "
-                 "without a retention checkpoint",
-        "end": f"audit log cut at the end: the exported head (entry {check.first_bad_id}) is gone, so entries "
-               "were removed or rewritten since it was exported",
-        "purged": f"the exported head (entry {check.first_bad_id}) was purged by retention since; export a newer "
-                  "head with 'civicbot audit head'",
-    }
-    print(problems[check.problem or "changed"], file=sys.stderr)
-    return 1
-
-
-async def _keys_rotate(settings: Settings, retire: bool) -> int:
+async def _keys_rotate(settings: Settings, retire: bool, features: Sequence[Feature]) -> int:
     """Order matters for crash safety: the key file is checked against the database first, the new
     key is saved before anything uses it, and the old ones are dropped only after everything was
-    sealed again."""
+    sealed again. Every sealed column any feature declares (on or off) is reached. Refused while a
+    bot runs: it would go on sealing with the old key ring."""
     from bot.services import key_check, running
     from bot.services.key_rotation import reseal_database
     from bot.storage import migrate
     from bot.storage.db import Database
+
     path = settings.security.key_file
     current = KeyRing.load(path)
     database = Database(settings.database.url)
@@ -201,7 +167,7 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
                 keys = current.rotated()
                 keys.save(path, overwrite=True)
                 async with database.sessions.begin() as session:
-                    report = await reseal_database(session, keys)
+                    report = await reseal_database(session, keys, FeatureSet(features, settings).sealed())
                     await key_check.record(session, keys)
                 matrix_files, store_keys = _reseal_matrix(settings.matrix.store_path, current, keys)
                 print(f"new master key {keys.current_key_id}: {report.total} database values, {matrix_files} "

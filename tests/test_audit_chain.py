@@ -82,8 +82,8 @@ async def test_a_retention_purge_leaves_a_checkpoint_that_vouches_for_the_new_st
             await _rechain(session)
             head_before = await log.head(session)
         async with database.sessions.begin() as session:
-            report = await purge(session, RetentionSettings(), now)
-        assert report.audit == 2
+            report = await purge(session, RetentionSettings(), now, chat.bot.features.retention())
+        assert report["audit"] == 2
         async with database.sessions() as session:
             entries = list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
             assert entries[-1].action == "audit.checkpoint" and entries[-1].actor == "retention"

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.feature import FeatureSet
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 
-HELP = N_(
-    "What you can do:\n"
-    "/menu – the main menu\n"
-    "/join – enter an invitation code\n"
-    "/language – change the language\n"
-    "/privacy – what is stored about you and how to erase it\n"
-    "/delete_me – erase everything stored about you\n"
-    "/cancel – stop the current question\n"
-    "/help – this help"
-)
-STAFF_HELP = N_(
-    "Staff commands:\n"
-    "/whoami – your role and organisation\n"
-    "/org add <code> <kind> <name> – register an organisation (kinds: cso, association, signatory, other)\n"
-    "/org list – list organisations\n"
-    "/group add <code> <kind> [organisation] – create a group (kinds: focus_group, association, audience)\n"
-    "/group list – list groups\n"
-    "/invite <organisation> [group ...] – make a single-use invitation code"
-)
 PRIVACY_STORED = N_(
     "How your information is handled:\n"
     "• Stored: your language, the organisation and groups you join, and the answers you choose to give. "
@@ -59,5 +41,6 @@ def privacy_notice(turn: Turn) -> str:
 
 
 def help_text(turn: Turn) -> str:
-    text = turn.tr._(HELP)
-    return f"{text}\n\n{turn.tr._(STAFF_HELP)}" if turn.role.is_staff else text
+    """``/help``, from the command table of the features that are on: it cannot drift from it."""
+    table = turn.services.get(FeatureSet).command_table()
+    return table.help_text(turn.tr, staff=turn.role.is_staff)

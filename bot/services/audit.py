@@ -12,11 +12,12 @@ is still there, so nothing after it was removed unnoticed (nor the chain rewritt
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import AuditEntry, utcnow
@@ -120,3 +121,16 @@ class AuditLog:
             problem = "purged" if head.entry_id <= purged_through else "end"
             return ChainCheck(False, len(entries), head.entry_id, problem)
         return ChainCheck(True, len(entries))
+
+
+async def purge_before(session: AsyncSession, cutoff: dt.datetime) -> int:
+    """Retention of the audit log: delete the oldest entries up to the newest one older than
+    ``cutoff`` (always a prefix of the chain, whatever the clock did), then append a checkpoint
+    that vouches for the new start. Returns how many entries were deleted."""
+    through = await session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.at < cutoff))
+    if through is None:
+        return 0
+    purged = list(await session.scalars(select(AuditEntry).where(AuditEntry.id <= through).order_by(AuditEntry.id)))
+    await session.execute(delete(AuditEntry).where(AuditEntry.id <= through))
+    await AuditLog().checkpoint(session, purged)
+    return len(purged)

@@ -16,13 +16,13 @@ from bot.core.model import Address, Platform
 from bot.core.security import KeyRing
 from bot.core.transport import ForgetsPeople, Transport
 from bot.storage.db import Database
-from bot.storage.models import ForgetRequest
+from bot.storage.models import ForgetRequest, forget_request_context
 
 log = logging.getLogger(__name__)
 
 
 def _context(ref: str) -> str:
-    return f"forget_requests.address:{ref}"
+    return forget_request_context(ref)
 
 
 async def request_forget(session: AsyncSession, keys: KeyRing, address: Address) -> None:

@@ -29,7 +29,7 @@ from bot.core.security import DecryptionError, KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.participants import Participants
 from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, utcnow
+from bot.storage.models import OutboxMessage, legacy_outbox_payload_context, outbox_payload_context, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,11 @@ PENDING, SENDING, SENT, FAILED, UNREACHABLE = "pending", "sending", "sent", "fai
 
 
 def _context(participant_id: int, txn_id: str) -> str:
-    """A payload is bound to its recipient and its row's transaction id: copied into another
-    person's row, it no longer opens."""
-    return f"outbox.payload:{participant_id}:{txn_id}"
+    return outbox_payload_context(participant_id, txn_id)
 
 
 def _legacy_context(txn_id: str) -> str:
-    """How payloads were bound before 0005_hardening; ``keys rotate`` rebinds them."""
-    return f"outbox.payload:{txn_id}"
+    return legacy_outbox_payload_context(txn_id)
 
 
 def encode_message(message: Outbound) -> str:

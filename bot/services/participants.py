@@ -9,11 +9,18 @@ from bot.core.model import Address, Platform, Pseudonym
 from bot.core.security import DataKey, KeyRing
 from bot.services.forget import request_forget
 from bot.storage.db import mark_erasure
-from bot.storage.models import DialogState, Participant, ParticipantAddress, ParticipantKey, utcnow
+from bot.storage.models import (
+    DialogState,
+    Participant,
+    ParticipantAddress,
+    ParticipantKey,
+    address_context,
+    utcnow,
+)
 
 
 def _address_context(participant_id: int, platform: str) -> str:
-    return f"participant_addresses.address_enc:{participant_id}:{platform}"
+    return address_context(participant_id, platform)
 
 
 class Participants:
@@ -85,11 +92,16 @@ class Participants:
         return True
 
     async def erase_id(self, session: AsyncSession, participant_id: int) -> None:
-        """Erase by row id (retention of inactive people); the same cascade, scrub and forgetting."""
+        """Erase by row id; the same cascade, scrub and forgetting."""
+        await self.prepare_erasure(session, participant_id)
+        await session.execute(delete(Participant).where(Participant.id == participant_id))
+
+    async def prepare_erasure(self, session: AsyncSession, participant_id: int) -> None:
+        """Before the person's row goes (``/delete_me``, or retention of inactive people): ask each
+        platform to forget their address, and have the database's log scrubbed after the commit."""
         mark_erasure(session)
         for address in await self._all_addresses(session, participant_id):
             await request_forget(session, self._keys, address)
-        await session.execute(delete(Participant).where(Participant.id == participant_id))
 
     async def _all_addresses(self, session: AsyncSession, participant_id: int) -> list[Address]:
         """Every address of the person, reachable or not (an unreachable room is still to be left)."""

@@ -1,116 +1,95 @@
-"""Retention: every kind of record has a lifetime, enforced by a scheduled purge."""
+"""Retention: every kind of record has a lifetime, enforced by a scheduled purge.
+
+The purge knows no table of its own: it applies the :class:`RetentionRule` declarations of
+every feature (see ``Feature.retention``), each with its ``[retention]`` setting. People who
+expire (inactivity) go through the same erasure as ``/delete_me``: every feature's hook runs
+before their row is deleted.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import RetentionSettings
-from bot.services.audit import AuditLog
-from bot.services.participants import Participants
 from bot.storage.db import Database
-from bot.storage.models import (
-    AuditEntry,
-    DialogState,
-    ForgetRequest,
-    InviteCode,
-    OutboxMessage,
-    Participant,
-    ProcessedEvent,
-    utcnow,
-)
+from bot.storage.lifecycle import RetentionRule
+from bot.storage.models import Participant, utcnow
 
 log = logging.getLogger(__name__)
 
+EraseParticipant = Callable[[AsyncSession, Participant], Awaitable[None]]
+
 
 @dataclass(frozen=True, slots=True)
-class PurgeReport:
-    dialog_states: int
-    outbox: int
-    audit: int
-    participants: int
-    invites: int
-    processed_events: int = 0
-    forget_requests: int = 0
+class PurgeReport(Mapping[str, int]):
+    """Rows deleted per rule name (``report["dialog_states"]``)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> int:
+        return self.counts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {count}" for name, count in self.counts.items())
+
+
+def days_of(policy: RetentionSettings, rule: RetentionRule) -> int:
+    """The rule's lifetime from ``[retention]``; a rule naming a missing key is a programming error."""
+    days = getattr(policy, rule.days_key, None)
+    if not isinstance(days, int):
+        raise LookupError(f"retention rule {rule.name}: no setting retention.{rule.days_key}")
+    return days
 
 
 async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.datetime,
-                participants: Participants | None = None) -> PurgeReport:
-    """Delete what has outlived its retention period. Idempotent: a doubled run deletes nothing more.
-
-    With ``participants``, inactive people are erased as ``/delete_me`` erases them (their platforms
-    are asked to forget them too); without, their rows are only deleted."""
-
-    def older(days: int) -> dt.datetime:
-        return now - dt.timedelta(days=days)
-
-    async def count(statement: object) -> int:
-        result = await session.execute(statement)  # type: ignore[call-overload]
-        return int(result.rowcount or 0)
-
-    return PurgeReport(
-        dialog_states=await count(delete(DialogState).where(DialogState.updated_at < older(policy.dialog_state_days))),
-        outbox=await count(delete(OutboxMessage).where(OutboxMessage.created_at < older(policy.outbox_days))),
-        audit=await _purge_audit(session, older(policy.audit_days)),
-        participants=await _purge_inactive(session, older(policy.inactive_participant_days).date(), participants),
-        invites=await count(
-            delete(InviteCode).where(
-                or_(
-                    InviteCode.expires_at < older(policy.expired_invite_days),
-                    InviteCode.redeemed_at < older(policy.expired_invite_days),
-                )
-            )
-        ),
-        processed_events=await count(
-            delete(ProcessedEvent).where(ProcessedEvent.seen_at < older(policy.processed_event_days))
-        ),
-        forget_requests=await count(
-            delete(ForgetRequest).where(ForgetRequest.created_at < older(policy.outbox_days))
-        ),
-    )
-
-
-async def _purge_inactive(session: AsyncSession, last_seen_before: dt.date, participants: Participants | None) -> int:
-    ids = list(await session.scalars(select(Participant.id).where(Participant.last_seen_on < last_seen_before)))
-    for participant_id in ids:
-        if participants is not None:
-            await participants.erase_id(session, participant_id)
+                rules: Iterable[RetentionRule], erase: EraseParticipant | None = None) -> PurgeReport:
+    """Delete what has outlived its retention period. Idempotent: a doubled run deletes nothing more."""
+    counts: dict[str, int] = {}
+    for rule in rules:
+        cutoff = now - dt.timedelta(days=days_of(policy, rule))
+        if rule.model is Participant and erase is not None:
+            for participant in list(await session.scalars(select(Participant).where(rule.expired(cutoff)))):
+                await erase(session, participant)
+        if rule.purge is not None:  # rows that must leave a trace of their going (the audit log)
+            deleted = await rule.purge(session, cutoff)
         else:
-            await session.execute(delete(Participant).where(Participant.id == participant_id))
-    return len(ids)
-
-
-async def _purge_audit(session: AsyncSession, cutoff: dt.datetime) -> int:
-    """Delete the oldest entries up to the newest one older than ``cutoff`` (always a prefix of the
-    chain, whatever the clock did), then append a checkpoint that vouches for the new start."""
-    through = await session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.at < cutoff))
-    if through is None:
-        return 0
-    purged = list(await session.scalars(select(AuditEntry).where(AuditEntry.id <= through).order_by(AuditEntry.id)))
-    await session.execute(delete(AuditEntry).where(AuditEntry.id <= through))
-    await AuditLog().checkpoint(session, purged)
-    return len(purged)
+            result = await session.execute(delete(rule.model).where(rule.expired(cutoff)))
+            deleted = int(getattr(result, "rowcount", 0) or 0)
+        counts[rule.name] = counts.get(rule.name, 0) + deleted
+    return PurgeReport(counts)
 
 
 class RetentionJob:
     """The scheduled purge; its state is the data itself, so missed or doubled runs are harmless."""
 
-    def __init__(self, database: Database, policy: RetentionSettings, clock: Callable[[], dt.datetime] = utcnow,
-                 participants: Participants | None = None) -> None:
+    def __init__(self, database: Database, policy: RetentionSettings, rules: Iterable[RetentionRule],
+                 clock: Callable[[], dt.datetime] = utcnow, erase: EraseParticipant | None = None) -> None:
         self._db = database
         self._policy = policy
+        self._rules = tuple(rules)
         self._clock = clock
-        self._participants = participants
+        self._erase = erase
 
     async def __call__(self) -> PurgeReport | None:
         try:
             async with self._db.sessions.begin() as session:
-                report = await purge(session, self._policy, self._clock(), self._participants)
+                report = await purge(session, self._policy, self._clock(), self._rules, self._erase)
             await self._db.scrub()  # purged rows must not linger in the SQLite log either
         except Exception as exc:
             log.error("retention purge failed: %s", type(exc).__name__)

@@ -15,16 +15,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from matrix_peer import Peer, eventually
-from matrix_support import MakeBot, MakePeer, unique
+from matrix_support import FAST, Conversation, MakeBot, MakePeer, open_conversation, unique
 from synapse_server import RegisteredUser, SynapseServer
-from test_matrix_router import FAST, Conversation, open_conversation
 
-from bot.app import build_bot, build_services, participant_language
+from bot.app import build_platform_transports, running
 from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
-from bot.transports.matrix import MatrixTransport, from_settings
+from bot.transports.matrix import MatrixTransport
 
 CIVICBOT = str(Path(sys.executable).parent / "civicbot")
 
@@ -40,19 +37,12 @@ def _settings(synapse: SynapseServer, user: RegisteredUser, tmp_path: Path) -> S
 
 @asynccontextmanager
 async def routed(settings: Settings, keys: KeyRing) -> AsyncIterator[MatrixTransport]:
-    """The real router and services behind a Matrix transport, as ``civicbot run`` wires them."""
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, language_of=participant_language(services, "matrix"),
-                              **FAST)
-    bot = build_bot(services, [transport])
-    await transport.start(bot.router.handle)
-    try:
+    """The wiring of ``civicbot run`` (router, services, database) behind a Matrix transport."""
+    async with running(settings, keys=keys,
+                       transports=lambda services: build_platform_transports(services, matrix=FAST)) as bot:
+        transport = bot.transports["matrix"]
+        assert isinstance(transport, MatrixTransport)
         yield transport
-    finally:
-        await transport.stop()
-        await database.dispose()
 
 
 def store_bytes(store: Path) -> dict[str, bytes]:

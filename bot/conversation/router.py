@@ -26,6 +26,7 @@ from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
     NOT_REGISTERED,
+    STAFF_CHAT_ONLY,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
     UNKNOWN_COMMAND,
@@ -143,7 +144,7 @@ class Router:
             if participant is not None:
                 await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
             return [], None
-        if participant is not None:
+        if participant is not None and not inbound.shared:  # a shared chat is nobody's address
             await services.participants.remember_address(session, participant, inbound.address)
         await self._dispatch(turn, state)
         return turn.replies, turn.participant.id if turn.participant is not None else None
@@ -158,6 +159,9 @@ class Router:
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr
+        if inbound.shared:
+            await self._in_shared_chat(turn)
+            return
         limit = self._services.settings.limits.max_message_chars
         if inbound.kind is InboundKind.UNSUPPORTED:
             turn.say(tr._(UNSUPPORTED_MEDIA))
@@ -186,6 +190,20 @@ class Router:
             await self._engine.show(turn, self._newcomer(turn))
         else:
             await self._engine.show(turn, self._home(turn))
+
+    async def _in_shared_chat(self, turn: Turn) -> None:
+        """The staff chat: colleagues talk there, so only staff commands are handled. A participant's
+        command (or dialog) there would put their conversation where others read along."""
+        inbound = turn.inbound
+        parsed = parse_command(inbound.text) if inbound.kind is InboundKind.TEXT else None
+        if parsed is None:
+            return  # chatter, a button press, media: not for the bot
+        name, args = parsed
+        command = self._commands.lookup(name, is_staff=turn.role.is_staff)
+        if command is not None and command.staff_only:
+            await command.handler(turn, args, self._engine)
+        elif turn.role.is_staff:
+            turn.say(turn.tr._(STAFF_CHAT_ONLY))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:
         """Send replies in order; if the platform is briefly unavailable, the outbox retries the rest."""

@@ -71,6 +71,9 @@ class Inbound:
     choice: ChoiceRef | None = None
     language_hint: str | None = None  # e.g. Telegram's language_code
     event_id: str | None = None  # platform message id, for dedupe only; never stored raw
+    shared: bool = False
+    """From a chat shared with others (the staff chat): never anyone's reply address, and only staff
+    commands count there."""
 
 
 @dataclass(frozen=True, slots=True)

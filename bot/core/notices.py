@@ -23,6 +23,9 @@ NOT_REGISTERED = N_("Please send /start first.")
 INTERNAL_ERROR = N_(
     "Sorry, something went wrong on our side. Nothing you sent was lost. Please try again in a moment."
 )
+STAFF_CHAT_ONLY = N_(
+    "In this chat I only answer staff commands. Write to me in a private chat for everything else."
+)
 STALE_BUTTON_NO_DIALOG = N_("This button is no longer valid. Send /menu to see what you can do.")
 ENABLE_ENCRYPTION = N_(
     "This room is not encrypted, so I will not reply here. Please enable encryption for this room, "

@@ -711,6 +711,7 @@ class MatrixTransport:
             kind=kind,
             text=text,
             event_id=event_id,
+            shared=room.room_id in (self._staff_room_id, self.options.staff_room),
         )
         handler = self._handler
         if handler is not None:

@@ -151,10 +151,12 @@ class Router:
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
-        digest = self._services.keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
+        keys = self._services.keys
+        digest = keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
         if await session.get(ProcessedEvent, digest) is not None:
             return True
-        session.add(ProcessedEvent(digest=digest))
+        owner = self._services.participants.event_owner(keys.pseudonym(inbound.platform, inbound.user_id))
+        session.add(ProcessedEvent(digest=digest, owner=owner))
         return False
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:

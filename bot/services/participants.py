@@ -14,6 +14,7 @@ from bot.storage.models import (
     Participant,
     ParticipantAddress,
     ParticipantKey,
+    ProcessedEvent,
     address_context,
     utcnow,
 )
@@ -78,12 +79,21 @@ class Participants:
             .values(reachable=False, unreachable_reason=reason[:32], updated_at=utcnow())
         )
 
+    def event_owner(self, pseudonym: Pseudonym) -> str:
+        """Whose handled-event records these are: a keyed digest, deleted with the person."""
+        return self._keys.secret_digest("event-owner", pseudonym)
+
+    async def forget_events(self, session: AsyncSession, pseudonym: Pseudonym) -> None:
+        """Delete the person's handled-event records (the one of this very turn included)."""
+        await session.execute(delete(ProcessedEvent).where(ProcessedEvent.owner == self.event_owner(pseudonym)))
+
     async def erase(self, session: AsyncSession, pseudonym: Pseudonym) -> bool:
         """Delete the person and, by cascade, their key, addresses, memberships and outbox rows.
 
         The caller's transaction is marked, so the database's log is scrubbed once it commits, and
         each of the person's addresses is handed to its platform to forget (a Matrix room to leave)."""
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
+        await self.forget_events(session, pseudonym)
         mark_erasure(session)
         participant = await self.find(session, pseudonym)
         if participant is None:
@@ -100,6 +110,9 @@ class Participants:
         """Before the person's row goes (``/delete_me``, or retention of inactive people): ask each
         platform to forget their address, and have the database's log scrubbed after the commit."""
         mark_erasure(session)
+        participant = await session.get(Participant, participant_id)
+        if participant is not None:
+            await self.forget_events(session, Pseudonym(participant.pseudonym))
         for address in await self._all_addresses(session, participant_id):
             await request_forget(session, self._keys, address)
 

@@ -354,12 +354,15 @@ SURVEY_ANSWER_TEXT = SealedColumn(SurveyAnswer.text_enc, survey_answer_context, 
 
 class ProcessedEvent(Base):
     """Platform events already handled (keyed digest of the event id), so a redelivery after a
-    crash is not answered twice. Kept briefly (retention)."""
+    crash is not answered twice. Kept briefly (retention), and deleted with their owner
+    (``owner``: a keyed digest of the person's pseudonym), so an erased person's message ids
+    cannot be confirmed by trying them."""
 
     __tablename__ = "processed_events"
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 PROCESSED_EVENTS = RetentionRule(

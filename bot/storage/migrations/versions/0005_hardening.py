@@ -1,4 +1,5 @@
-"""Hardening: the key check that binds the database to its key file; addresses still to forget.
+"""Hardening: the key check that binds the database to its key file; addresses still to forget;
+the owner of each handled-event record.
 
 Revision ID: 0005_hardening
 Revises: 0003
@@ -38,7 +39,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_forget_requests_created_at"), ["created_at"], unique=False)
 
 
+    with op.batch_alter_table("processed_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("owner", sa.String(length=64), nullable=True))
+        batch_op.create_index(batch_op.f("ix_processed_events_owner"), ["owner"], unique=False)
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("processed_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_processed_events_owner"))
+        batch_op.drop_column("owner")
     with op.batch_alter_table("forget_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_forget_requests_created_at"))
     op.drop_table("forget_requests")

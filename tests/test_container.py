@@ -1,61 +1,66 @@
-"""The container image keeps the key file out of the database's volume: a backup of the data
-volume must not carry the key that opens it (the README's own backup advice)."""
+"""The container image's settings, read from the Dockerfile as the image would apply them."""
 
 from __future__ import annotations
 
-import json
-import re
+import os
 import shlex
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
+import pytest
 
+from bot.config import TelegramSettings, load_settings
 
-def _instructions() -> list[tuple[str, str]]:
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
 
 
-def _env() -> dict[str, str]:
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
+
+
+def image_environment() -> dict[str, str]:
     env: dict[str, str] = {}
-    for instruction, rest in _instructions():
+    for instruction, arguments in instructions():
         if instruction == "ENV":
-            for pair in shlex.split(rest):
+            for pair in shlex.split(arguments):
                 key, _, value = pair.partition("=")
                 env[key] = value
     return env
 
 
-def _volumes() -> list[PurePosixPath]:
-    volumes: list[PurePosixPath] = []
-    for instruction, rest in _instructions():
-        if instruction == "VOLUME":
-            values = json.loads(rest) if rest.startswith("[") else rest.split()
-            volumes += [PurePosixPath(v) for v in values]
-    return volumes
+@pytest.fixture(autouse=True)
+def as_in_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("CIVICBOT_"):
+            monkeypatch.delenv(name)
+    for name, value in image_environment().items():
+        monkeypatch.setenv(name, value)
 
 
-def _volume_of(path: PurePosixPath, volumes: list[PurePosixPath]) -> PurePosixPath | None:
-    holding = [v for v in volumes if path == v or v in path.parents]
-    return max(holding, key=lambda v: len(v.parts)) if holding else None
+def test_the_webhook_listens_on_every_interface_inside_the_container_and_its_port_is_exposed() -> None:
+    settings = load_settings()  # every CIVICBOT_* variable of the image is a known setting
+    assert settings.telegram.webhook_listen == "0.0.0.0"
+    exposed = {int(port.split("/")[0]) for instruction, args in instructions() if instruction == "EXPOSE"
+               for port in args.split()}
+    assert settings.telegram.webhook_port in exposed
 
 
-def test_the_key_file_is_not_in_the_database_volume() -> None:
-    env, volumes = _env(), _volumes()
-    database = PurePosixPath(re.sub(r"^sqlite\+aiosqlite:///", "", env["CIVICBOT_DATABASE__URL"]))
-    key_file = PurePosixPath(env["CIVICBOT_SECURITY__KEY_FILE"])
-    data_volume = _volume_of(database, volumes)
-    assert data_volume is not None, "the database lives in a volume"
-    assert _volume_of(key_file, volumes) != data_volume, "the key file must not be backed up with the database"
-    assert data_volume not in key_file.parents
-    key_volume = _volume_of(key_file, volumes)
-    assert key_volume is not None, "the key file lives in its own volume (or a mounted secret)"
-    matrix_store = PurePosixPath(env["CIVICBOT_MATRIX__STORE_PATH"])
-    assert _volume_of(matrix_store, volumes) != key_volume
+def test_bare_metal_keeps_the_webhook_on_loopback() -> None:
+    assert TelegramSettings().webhook_listen == "127.0.0.1"  # the default, without the image's environment
 
 
-def test_the_image_tells_how_to_create_the_key_file_in_its_own_volume() -> None:
-    text = DOCKERFILE.read_text()
-    key_dir = str(PurePosixPath(_env()["CIVICBOT_SECURITY__KEY_FILE"]).parent)
-    assert re.search(rf"-v \S+:{re.escape(key_dir)} .*civicbot keys generate", text)
+def test_the_image_starts_the_bot_with_its_state_in_the_volume() -> None:
+    settings = load_settings()
+    assert str(settings.security.key_file).startswith("/data/") and "////data/" in settings.database.url
+    assert ("CMD", '["civicbot", "run"]') in instructions()

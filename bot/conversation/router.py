@@ -25,6 +25,7 @@ from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym, w
 from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
+    NOT_PASSED_ON,
     NOT_REGISTERED,
     STAFF_CHAT_ONLY,
     STALE_BUTTON_NO_DIALOG,
@@ -76,7 +77,8 @@ class Router:
         try:
             inbound = well_formed(inbound)
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
-            verdict = self._flood.check(pseudonym)
+            limited = self._transports[inbound.platform].capabilities.flood_limited
+            verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT
             if verdict is Verdict.DROP:
                 return
             async with self._serialised(pseudonym):
@@ -191,6 +193,8 @@ class Router:
         elif turn.participant is None:
             await self._engine.show(turn, self._newcomer(turn))
         else:
+            # Free text outside any conversation: say plainly that nobody will read it.
+            turn.say(tr._(NOT_PASSED_ON))
             await self._engine.show(turn, self._home(turn))
 
     async def _in_shared_chat(self, turn: Turn) -> None:

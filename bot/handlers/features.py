@@ -9,6 +9,7 @@ from dataclasses import replace
 from bot.conversation.engine import State
 from bot.conversation.feature import CliContext, CliGroup, CliVerb, Feature, MenuEntry
 from bot.conversation.turn import Turn
+from bot.core.counts import counted
 from bot.core.i18n import N_
 from bot.dialogs.delete_me import DeleteMeDialog
 from bot.dialogs.language import LanguageDialog
@@ -105,8 +106,8 @@ async def _audit_verify(ctx: CliContext, args: argparse.Namespace) -> int:
     async with ctx.database.sessions() as session:
         check = await ctx.services.audit.verify(session, head)
     if check.ok:
-        print(f"audit log intact: {check.entries} entries" + (f", head {head.entry_id} present" if head else ""),
-              file=ctx.out)
+        print(f"audit log intact: {counted(check.entries, 'entry', 'entries')}"
+              + (f", head {head.entry_id} present" if head else ""), file=ctx.out)
         return 0
     problems = {
         "changed": f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it "

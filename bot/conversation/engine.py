@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.conversation.turn import Turn
 from bot.core.i18n import N_, decimal_value, plain, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
-from bot.core.security import KeyRing
+from bot.core.security import DataKey, KeyRing
 from bot.storage.models import DialogState, dialog_state_context, utcnow
 
 MENU = "menu"
@@ -71,6 +71,17 @@ class Dialog(ABC):
 
     async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
         """Free text where the prompt accepts it. Only called if ``accepts_text``."""
+        return state
+
+    def stored(self, state: State) -> dict[str, Any]:
+        """What of ``state.data`` is kept in ``dialog_states``. A dialog whose data repeats what the
+        person said (answers kept elsewhere, sealed with their key) keeps references only, and
+        rebuilds the rest in :meth:`restore`."""
+        return state.data
+
+    async def restore(self, turn: Turn, state: State) -> State:
+        """The full state from what :meth:`stored` kept; may return another state (e.g. the menu,
+        with a word why) when what it refers to is gone."""
         return state
 
 
@@ -121,12 +132,20 @@ class DialogEngine:
     def __contains__(self, name: str) -> bool:
         return name in self._dialogs
 
-    async def load(self, session: AsyncSession, pseudonym: Pseudonym) -> State | None:
+    async def load(self, session: AsyncSession, pseudonym: Pseudonym, data_key: DataKey | None = None) -> State | None:
+        """The stored state: sealed with the person's key (``data_key``) once they are registered,
+        with the master key before (someone who has not consented has no key of their own yet)."""
         row = await session.get(DialogState, pseudonym)
         if row is None or row.dialog not in self._dialogs:
             return None
-        data = json.loads(self._keys.open_text(row.data_enc, dialog_state_context(pseudonym)))
-        return State(row.dialog, row.step, row.language, data, row.prompt_id)
+        context = dialog_state_context(pseudonym)
+        if KeyRing.is_master_token(row.data_enc):
+            plaintext = self._keys.open_text(row.data_enc, context)
+        elif data_key is not None:
+            plaintext = data_key.open(row.data_enc, context)
+        else:  # sealed with a key that is gone (erased): nothing to resume
+            return None
+        return State(row.dialog, row.step, row.language, json.loads(plaintext), row.prompt_id)
 
     async def clear(self, session: AsyncSession, pseudonym: Pseudonym) -> None:
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
@@ -143,11 +162,15 @@ class DialogEngine:
         # would invite typing "2" for "Back" and get the answer 2: they are shown as words.
         turn.ask(prompt.text, prompt.choices, PromptId(state.prompt_id), sensitive=prompt.sensitive,
                  numbered=not prompt.exact_labels)
-        await self._save(turn.session, turn.pseudonym, state)
+        await self._save(turn, state)
 
     async def handle(self, turn: Turn, state: State) -> None:
         """Apply the inbound message to the active dialog."""
         dialog = self._dialogs[state.dialog]
+        restored = await dialog.restore(turn, state)
+        if restored is not state:
+            await self.show(turn, restored)  # what the state referred to is gone: somewhere else now
+            return
         prompt = dialog.prompt(turn, state)
         inbound = turn.inbound
         if inbound.kind is InboundKind.CHOICE:
@@ -174,8 +197,17 @@ class DialogEngine:
         else:
             await self.show(turn, new)
 
-    async def _save(self, session: AsyncSession, pseudonym: Pseudonym, state: State) -> None:
-        sealed = self._keys.seal_text(json.dumps(state.data, ensure_ascii=False), dialog_state_context(pseudonym))
+    async def _save(self, turn: Turn, state: State) -> None:
+        """Kept sealed with the person's own key once they have one (so erasing them shreds it),
+        and only what the dialog says is worth keeping (:meth:`Dialog.stored`)."""
+        session, pseudonym = turn.session, turn.pseudonym
+        plaintext = json.dumps(self._dialogs[state.dialog].stored(state), ensure_ascii=False)
+        context = dialog_state_context(pseudonym)
+        if turn.participant is not None:
+            data_key = await turn.services.participants.data_key(session, turn.participant.id)
+            sealed = data_key.seal(plaintext, context)
+        else:
+            sealed = self._keys.seal_text(plaintext, context)
         row = await session.get(DialogState, pseudonym)
         if row is None:
             session.add(DialogState(pseudonym=pseudonym, dialog=state.dialog, step=state.step,

@@ -127,7 +127,8 @@ class Router:
             # them (the in-process lock covers one worker; SQLite has a single writer anyway).
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(pseudonym[:15], 16)})
         participant = await services.participants.find(session, pseudonym)
-        state = await self._engine.load(session, pseudonym)
+        data_key = await services.participants.data_key(session, participant.id) if participant is not None else None
+        state = await self._engine.load(session, pseudonym, data_key)
         if participant is not None:
             language[0] = participant.language
         elif state is not None:

@@ -206,7 +206,9 @@ def dialog_state_context(pseudonym: str) -> str:
     return f"dialog_states.data:{pseudonym}"
 
 
-DIALOG_STATE_DATA = SealedColumn(DialogState.data_enc, lambda row: dialog_state_context(row.pseudonym), SealKey.MASTER)
+# The person's key once they are registered; before consent (no key of their own yet) the master key.
+DIALOG_STATE_DATA = SealedColumn(DialogState.data_enc, lambda row: dialog_state_context(row.pseudonym),
+                                 SealKey.PER_ROW)
 STALE_DIALOG_STATES = RetentionRule(
     "dialog_states", DialogState, lambda cutoff: DialogState.updated_at < cutoff, "dialog_state_days")
 

@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.commands import CommandTable, parse_command
@@ -35,8 +37,9 @@ from bot.core.notices import (
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
 from bot.services.forget import ForgetJob
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.db import erased_in
-from bot.storage.models import ProcessedEvent
+from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +129,8 @@ class Router:
             # Several workers on one PostgreSQL: one turn per person at a time across all of
             # them (the in-process lock covers one worker; SQLite has a single writer anyway).
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(pseudonym[:15], 16)})
-        participant = await services.participants.find(session, pseudonym)
+        participant, queued = await services.participants.find_for_turn(
+            session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
         data_key = await services.participants.data_key(session, participant.id) if participant is not None else None
         state = await self._engine.load(session, pseudonym, data_key)
         if participant is not None:
@@ -150,17 +154,22 @@ class Router:
         if participant is not None and not inbound.shared:  # a shared chat is nobody's address
             await services.participants.remember_address(session, participant, inbound.address)
         await self._dispatch(turn, state)
+        if queued and turn.participant is not None and turn.replies:
+            # Messages queued for this person go first: the replies take their place behind them.
+            await services.outbox.enqueue_behind(
+                session, ToParticipant(turn.participant.id, inbound.platform), turn.replies)
+            return [], turn.participant.id
         return turn.replies, turn.participant.id if turn.participant is not None else None
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
         keys = self._services.keys
         digest = keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
-        if await session.get(ProcessedEvent, digest) is not None:
-            return True
         owner = self._services.participants.event_owner(keys.pseudonym(inbound.platform, inbound.user_id))
-        session.add(ProcessedEvent(digest=digest, owner=owner))
-        return False
+        insert = sqlite_insert if self._services.database.is_sqlite else postgresql_insert
+        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow(), owner=owner)
+                                       .on_conflict_do_nothing())
+        return not result.rowcount  # type: ignore[attr-defined]
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr
@@ -230,8 +239,9 @@ class Router:
         if participant_id is None:  # nobody to address later: nothing about them is stored
             return 0
         async with self._services.database.sessions.begin() as session:
-            for reply in replies:
-                await self._services.outbox.enqueue(session, participant_id, platform, "reply", reply)
+            await self._services.outbox.enqueue_many(
+                session, [(ToParticipant(participant_id, platform), reply) for reply in replies], OutboxKind.REPLY
+            )
         return len(replies)
 
     @asynccontextmanager

@@ -15,7 +15,8 @@ from bot.conversation.engine import match_choice
 from bot.core.model import Choice, Outbound
 from bot.core.notices import INTERNAL_ERROR
 from bot.core.security import DecryptionError, KeyFileError, KeyRing
-from bot.storage.models import Participant, SurveyAnswer, SurveyResponse
+from bot.services.outbox import OutboxKind, ToParticipant
+from bot.storage.models import OutboxMessage, Participant, SurveyAnswer, SurveyResponse
 from bot.surveys.service import Surveys
 from tests.support import make_settings, open_chat
 from tests.test_surveys import STAFF, launch, settings_for, setup_group
@@ -112,14 +113,23 @@ async def test_outbox_payloads_cannot_be_swapped_between_people(db_url: str, tmp
         services = chat.bot.services
         async with services.database.sessions() as session:
             first, second = (await session.scalars(select(Participant.id).order_by(Participant.id))).all()
-            a = await services.outbox.enqueue(session, first, "console", "notice", Outbound("for the first person"))
-            b = await services.outbox.enqueue(session, second, "console", "notice", Outbound("for the second"))
-            assert services.outbox.read(a).text == "for the first person"
+            staff = await services.outbox.enqueue(session, ToParticipant(first, "console"), OutboxKind.REPLY,
+                                                  Outbound("for the first person"))
+            other = await services.outbox.enqueue(session, ToParticipant(second, "console"), OutboxKind.REPLY,
+                                                  Outbound("for the second"))
+            a, b = await session.get(OutboxMessage, staff), await session.get(OutboxMessage, other)
+            assert a is not None and b is not None
+            assert (await services.outbox.read(session, a)).text == "for the first person"  # type: ignore[union-attr]
             # Someone with write access to the database copies the first person's message, with the
             # transaction id it was sealed with, into the second person's row.
-            b.payload_enc, b.txn_id = a.payload_enc, a.txn_id
-            with pytest.raises(DecryptionError):
-                services.outbox.read(b)
+            with session.no_autoflush:  # tampered in memory only: the test reads, it does not write
+                b.payload_enc, b.txn_id = a.payload_enc, a.txn_id
+                with pytest.raises(DecryptionError):
+                    await services.outbox.read(session, b)
+                # ...or rewrites which person a row is for (the sealed text stays where it was).
+                a.participant_id, a.queue = second, b.queue
+                with pytest.raises(DecryptionError):
+                    await services.outbox.read(session, a)
             await session.rollback()
 
 
@@ -163,7 +173,7 @@ async def test_key_rotation_binds_values_sealed_the_old_way_to_their_owner(tmp_p
     from bot.features import FEATURES
     from bot.services.key_rotation import reseal_database
     from bot.services.outbox import encode_message
-    from bot.storage.models import OutboxMessage, legacy_survey_answer_context, survey_answer_context
+    from bot.storage.models import legacy_survey_answer_context, survey_answer_context
 
     db = f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"
     settings = settings_for(db, tmp_path)
@@ -188,11 +198,13 @@ async def test_key_rotation_binds_values_sealed_the_old_way_to_their_owner(tmp_p
             data_key = await services.participants.data_key(session, owner)
             anonymous.text_enc = keys.seal_text("anonymous words", legacy_survey_answer_context(anonymous))
             personal.text_enc = data_key.seal("my suggestion", legacy_survey_answer_context(personal))
-            queued = await services.outbox.enqueue(session, owner, "console", "notice",
-                                                   Outbound("queued before the upgrade"))
+            queued_id = await services.outbox.enqueue(session, ToParticipant(owner, "console"), OutboxKind.REPLY,
+                                                      Outbound("queued before the upgrade"))
+            queued = await session.get(OutboxMessage, queued_id)
+            assert queued is not None  # as queued by a version that sealed payloads with the master key:
             queued.payload_enc = keys.seal_text(encode_message(Outbound("queued before the upgrade")),
                                                 f"outbox.payload:{queued.txn_id}")
-            assert services.outbox.read(queued).text == "queued before the upgrade"
+            assert (await services.outbox.read(session, queued)).text == "queued before the upgrade"  # type: ignore[union-attr]
             assert await surveys.read_text(session, anonymous, None) == "anonymous words"
             assert await surveys.read_text(session, personal, owner) == "my suggestion"
 
@@ -213,4 +225,5 @@ async def test_key_rotation_binds_values_sealed_the_old_way_to_their_owner(tmp_p
             assert row is not None
             with pytest.raises(DecryptionError):
                 rotated.open_text(row.payload_enc, f"outbox.payload:{row.txn_id}")
-            assert rotated.open_text(row.payload_enc, f"outbox.payload:{row.participant_id}:{row.txn_id}")
+            assert row.payload_enc is not None
+            assert rotated.open_text(row.payload_enc, f"outbox.payload:{row.queue}:{row.txn_id}")

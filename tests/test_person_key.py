@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.core.model import Outbound
 from bot.core.security import DecryptionError, KeyRing
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.models import DialogState, OutboxMessage, Participant, dialog_state_context
 from tests.support import open_chat
 from tests.test_surveys import launch, settings_for, setup_group
@@ -59,7 +60,8 @@ async def test_messages_queued_for_a_person_are_sealed_with_their_key(db_url: st
         async with services.database.sessions.begin() as session:
             participant = await session.scalar(select(Participant).where(Participant.pseudonym == pseudonym))
             assert participant is not None
-            await services.outbox.enqueue(session, participant.id, "console", "reply", Outbound(SECRET))
+            await services.outbox.enqueue(session, ToParticipant(participant.id, "console"), OutboxKind.REPLY,
+                                          Outbound(SECRET))
         async with services.database.sessions() as session:
             rows = list(await session.scalars(select(OutboxMessage).where(OutboxMessage.participant_id == participant.id)))
             assert rows

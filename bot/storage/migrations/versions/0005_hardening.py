@@ -2,14 +2,14 @@
 the owner of each handled-event record.
 
 Revision ID: 0005_hardening
-Revises: 0003
+Revises: 0004_delivery
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_hardening"
-down_revision = "0003"
+down_revision = "0004_delivery"
 branch_labels = None
 depends_on = None
 

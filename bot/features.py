@@ -5,7 +5,16 @@ service of another (list that one first)."""
 from __future__ import annotations
 
 from bot.conversation.feature import Feature
-from bot.handlers.features import CONVERSATION, DELIVERY, ERASURE, LANGUAGE, ONBOARDING, PRIVACY, STAFF_ADMIN
+from bot.handlers.features import (
+    CONVERSATION,
+    DELIVERY,
+    ERASURE,
+    LANGUAGE,
+    ONBOARDING,
+    PANIC,
+    PRIVACY,
+    STAFF_ADMIN,
+)
 from bot.surveys.feature import SURVEYS
 
 FEATURES: tuple[Feature, ...] = (
@@ -14,6 +23,7 @@ FEATURES: tuple[Feature, ...] = (
     LANGUAGE,
     PRIVACY,
     ERASURE,
+    PANIC,
     STAFF_ADMIN,
     DELIVERY,
     SURVEYS,

@@ -192,7 +192,7 @@ class DialogEngine:
 
     async def _advance(self, turn: Turn, new: State | None) -> None:
         """Show the next state (possibly of another dialog), or end the conversation."""
-        if new is None:
+        if new is None or turn.ended:
             await self.clear(turn.session, turn.pseudonym)
         else:
             await self.show(turn, new)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.commands import CommandTable, parse_command
 from bot.conversation.engine import DialogEngine, State, menu_state
-from bot.conversation.turn import Services, Turn
+from bot.conversation.turn import Followup, Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
 from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym, without_lone_surrogates
@@ -84,9 +84,12 @@ class Router:
             verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT
             if verdict is Verdict.DROP:
                 return
+            followups: list[Followup] = []
             async with self._serialised(pseudonym):
-                replies, participant_id, erased = await self._handle(inbound, pseudonym, verdict)
+                replies, participant_id, erased, committed = await self._handle(inbound, pseudonym, verdict,
+                                                                                followups)
             await self._send(inbound.address, replies, participant_id)
+            await self._follow_up(inbound.address, followups, committed)
             if erased:  # after the last reply: the platform may now forget the chat it went to
                 await ForgetJob(self._services.database, self._services.keys, self._transports)()
         except Exception as exc:
@@ -102,26 +105,42 @@ class Router:
         while self.handled < count:
             await self._progress.wait()
 
-    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym,
-                      verdict: Verdict) -> tuple[list[Outbound], int | None, bool]:
-        """The replies, the participant they belong to (None before consent or after erasure), and
-        whether the turn erased someone."""
+    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict,
+                      followups: list[Followup]) -> tuple[list[Outbound], int | None, bool, bool]:
+        """The replies, the participant they belong to (None before consent or after erasure), whether
+        the turn erased someone, and whether it committed. ``followups`` collects the turn's
+        follow-ups, kept even when the turn is rolled back."""
         services = self._services
         language = [services.i18n.resolve(inbound.language_hint)]  # the person's, once known
         try:
             async with services.database.sessions.begin() as session:
-                replies, participant_id = await self._turn(inbound, pseudonym, verdict, session, language)
+                replies, participant_id = await self._turn(inbound, pseudonym, verdict, session, language,
+                                                           followups)
             erased = erased_in(session)
             if erased:  # committed: now the erased rows must leave the files too
                 await services.database.scrub()
-            return replies, participant_id, erased
+            return replies, participant_id, erased, True
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))
+            if followups:  # they report on the failure themselves
+                return [], None, False, False
             tr = services.i18n.translator(language[0])
-            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None, False
+            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None, \
+                False, False
+
+    async def _follow_up(self, address: Address, followups: list[Followup], committed: bool) -> None:
+        """Each follow-up on its own: one failing does not stop the others."""
+        transport = self._transports[address.platform]
+        for followup in followups:
+            try:
+                replies = await followup(transport, address, committed)
+            except Exception as exc:
+                log.error("a follow-up of a turn failed on %s: %s", address.platform, describe(exc))
+                continue
+            await self._send(address, replies, None)
 
     async def _turn(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict, session: AsyncSession,
-                    language: list[str]) -> tuple[list[Outbound], int | None]:
+                    language: list[str], followups: list[Followup]) -> tuple[list[Outbound], int | None]:
         """One turn inside its transaction; ``language`` is updated as soon as the person's is known."""
         services = self._services
         transport = self._transports[inbound.platform]
@@ -140,7 +159,7 @@ class Router:
         turn = Turn(
             inbound=inbound, pseudonym=pseudonym, session=session, services=services,
             tr=services.i18n.translator(language[0]), role=services.staff.role_of(pseudonym),
-            capabilities=transport.capabilities, participant=participant,
+            capabilities=transport.capabilities, participant=participant, followups=followups,
         )
         if inbound.event_id and await self._seen_before(session, inbound):
             return [], None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, Platform, SendOptions
@@ -90,3 +91,23 @@ class ForgetsPeople(Protocol):
 
     async def forget(self, address: Address) -> None:
         """Drop what concerns ``address``; raise TransientDeliveryError to be asked again later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatErasure:
+    """What clearing a chat achieved: messages removed, messages that could not be, and whether
+    others may exist that the bot cannot reach (older than the platform allows, or unknown)."""
+
+    removed: int = 0
+    failed: int = 0
+    complete: bool = True
+
+
+@runtime_checkable
+class ErasesChats(Protocol):
+    """A transport that can remove the messages of a chat (Telegram: deletion within 48 hours;
+    Matrix: redaction)."""
+
+    async def erase_chat(self, address: Address) -> ChatErasure:
+        """Remove what the platform allows from the chat at ``address``; never raises for a message
+        that cannot be removed (it counts in ``failed``)."""

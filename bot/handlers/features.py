@@ -15,7 +15,7 @@ from bot.dialogs.delete_me import DeleteMeDialog
 from bot.dialogs.language import LanguageDialog
 from bot.dialogs.onboarding import OnboardingDialog, invite_state
 from bot.dialogs.texts import help_text, privacy_notice
-from bot.handlers import basics
+from bot.handlers import basics, panic
 from bot.handlers.staff import STAFF_COMMANDS
 from bot.services.audit import Head, purge_before
 from bot.storage.models import (
@@ -86,6 +86,12 @@ PRIVACY = Feature(
     name="privacy",
     commands=(basics.PRIVACY,),
     menu=(MenuEntry("privacy", N_("Privacy"), 50, _show_privacy),),
+)
+
+PANIC = Feature(
+    name="panic",
+    commands=(panic.PANIC,),
+    menu=(MenuEntry("panic", panic.PANIC_MENU, 65, panic.panic_from_menu),),
 )
 
 ERASURE = Feature(

@@ -53,6 +53,7 @@ from nio import (  # type: ignore[import-untyped]
     RoomMessageNotice,
     RoomMessagesResponse,
     RoomMessageText,
+    RoomRedactResponse,
     RoomSendResponse,
     SendRetryError,
     StickerEvent,
@@ -80,6 +81,7 @@ from bot.core.model import (
     SendOptions,
 )
 from bot.core.transport import (
+    ChatErasure,
     InboundHandler,
     PermanentDeliveryError,
     RecipientUnreachable,
@@ -825,6 +827,35 @@ class MatrixTransport:
 
     # -- erasure ----------------------------------------------------------------------------------
 
+    async def erase_chat(self, address: Address) -> ChatErasure:
+        """``/panic``: redact every message of the chat, newest first, paging back through its
+        history. The bot's own always can be; the person's only where the room lets the bot
+        (usually not in a chat the person created): those count as not removed."""
+        if address.platform != PLATFORM or address.value in (self._staff_room_id, self.options.staff_room):
+            return ChatErasure(complete=False)
+        client, room_id = self.client, address.value
+        removed = failed = 0
+        token = client.next_batch
+        complete = False
+        for _ in range(_BACKFILL_PAGES):
+            response = await client.room_messages(room_id, start=token, direction=MessageDirection.back, limit=100)
+            if not isinstance(response, RoomMessagesResponse):
+                break
+            for event in response.chunk:
+                if not _redactable(event):
+                    continue
+                redacted = await client.room_redact(room_id, event.event_id)
+                if isinstance(redacted, RoomRedactResponse):
+                    removed += 1
+                else:
+                    failed += 1
+            if not response.chunk or not response.end or response.end == token:
+                complete = True  # the beginning of the room
+                break
+            token = response.end
+        log.info("matrix: cleared a chat on request (%d removed, %d not)", removed, failed)
+        return ChatErasure(removed=removed, failed=failed, complete=complete)
+
     async def forget(self, address: Address) -> None:
         """A person was erased: leave and forget their room, and drop every key, session and
         device record that concerned it or anyone the bot no longer shares a room with.
@@ -922,6 +953,14 @@ class MatrixTransport:
             if isinstance(response, RoomSendResponse):
                 return str(response.event_id)
             raise _delivery_error(response)
+
+
+def _redactable(event: Any) -> bool:
+    """Something a person or the bot said (not room state), not redacted already."""
+    source = getattr(event, "source", {}) or {}
+    if source.get("type") not in ("m.room.message", "m.room.encrypted", "m.sticker", "m.reaction"):
+        return False
+    return not (source.get("unsigned") or {}).get("redacted_because")
 
 
 def _delivery_error(response: ErrorResponse) -> Exception:

@@ -25,6 +25,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, SendOptions
 from bot.core.transport import (
+    ChatErasure,
     InboundHandler,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -47,6 +48,7 @@ from bot.transports.telegram_mapping import (
 )
 from bot.transports.telegram_polling import PollingGaveUp, PollingWatch, WatchedRequest
 from bot.transports.telegram_ratelimit import TelegramRateLimiter
+from bot.transports.telegram_recent import RecentMessages
 from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
 
 log = logging.getLogger(__name__)
@@ -165,6 +167,7 @@ class TelegramTransport:
         self._webhook_in_flight: dict[int, asyncio.Future[None]] = {}
         self._acks = AckTracker()
         self._chat_of: dict[int, str] = {}  # update id -> chat, while its work is queued or running
+        self._recent = RecentMessages()  # for /panic: ids only, in memory only
         self._poller: asyncio.Task[None] | None = None
         self._on_inbound: InboundHandler | None = None
         self._ready = asyncio.Event()
@@ -383,6 +386,8 @@ class TelegramTransport:
         if message is None:
             return None
         inbound = inbound_from_message(message, staff_chat)
+        if inbound is not None and not inbound.shared:
+            self._recent.add(message.chat.id, message.message_id)
         return (inbound.address.value, partial(self._deliver, inbound)) if inbound is not None else None
 
     async def _handle_press(self, query: CallbackQuery, inbound: Inbound) -> None:
@@ -456,7 +461,27 @@ class TelegramTransport:
         for part in parts:
             message_id = await call_telegram(partial(self._send_part, chat_id, part, message.sensitive, bulk),
                                              self._options.retry)
+            if chat_id > 0:  # a private chat (groups have negative ids): what /panic may delete
+                self._recent.add(chat_id, message_id)
         return Delivery(message_id=str(message_id))
+
+    async def erase_chat(self, address: Address) -> ChatErasure:
+        """Delete the chat's messages the bot still knows and Telegram still allows (48 hours),
+        the person's and its own. Each deletion on its own: a refusal counts and the rest go on."""
+        try:
+            chat_id = int(address.value)
+        except ValueError:
+            return ChatErasure(complete=False)
+        ids, maybe_more = self._recent.take(chat_id)
+        removed = failed = 0
+        for message_id in ids:
+            try:
+                await call_telegram(partial(self._app.bot.delete_message, chat_id, message_id), self._options.retry)
+                removed += 1
+            except Exception as exc:  # too old, already gone, network: counted, never fatal
+                failed += 1
+                log.info("telegram: deleting a message failed: %s", type(exc).__name__)
+        return ChatErasure(removed=removed, failed=failed, complete=not maybe_more)
 
     async def _send_part(self, chat_id: int, part: Part, sensitive: bool, bulk: bool) -> int:
         if part.image is not None:  # uploads stay with PTB (multipart)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
 from bot.core.logsafe import describe
-from bot.core.model import Choice, Direction, Outbound, PromptId, SendOptions
+from bot.core.model import Choice, Direction, Formatted, Outbound, PromptId, SendOptions
 from bot.core.pacing import Pacer
 from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
@@ -51,6 +51,7 @@ def encode_message(message: Outbound) -> str:
             "language": message.language,
             "image": base64.b64encode(message.image).decode() if message.image else None,
             "image_name": message.image_name,
+            "formatted": [[part.text, part.html] for part in message.formatted],
         },
         ensure_ascii=False,
     )
@@ -67,6 +68,7 @@ def decode_message(payload: str) -> Outbound:
         language=data["language"],
         image=base64.b64decode(data["image"]) if data["image"] else None,
         image_name=data["image_name"],
+        formatted=tuple(Formatted(text, markup) for text, markup in data.get("formatted", ())),
     )
 
 

@@ -47,7 +47,7 @@ class ConsoleTransport:
             await self._handler(Inbound(platform=CONSOLE, user_id=self._user_id, address=self._address, text=text))
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
-        lines = [message.text]
+        lines = ["\n\n".join(part.text for part in message.formatted)] if message.formatted else [message.text]
         lines.extend(f"  {number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
         if message.image is not None:
             lines.append(f"  [{message.image_name}: {len(message.image)} bytes]")

@@ -92,7 +92,7 @@ from bot.transports.matrix_crosssigning import (
     JsonDict,
     ensure_cross_signing,
 )
-from bot.transports.matrix_render import render_message, render_notice, strip_reply_fallback
+from bot.transports.matrix_render import render_messages, render_notice, strip_reply_fallback
 from bot.transports.matrix_session import (
     Checkpoint,
     KeySealer,
@@ -811,7 +811,10 @@ class MatrixTransport:
         if not self._private(room):
             raise RecipientUnreachable("room_not_private")
         txn_id = options.transaction_id if options and options.transaction_id else uuid.uuid4().hex
-        event_id = await self._room_send(room.room_id, render_message(message), txn_id)
+        event_id = ""
+        for index, content in enumerate(render_messages(message)):
+            # One transaction id per part: a resend after a crash repeats none of them.
+            event_id = await self._room_send(room.room_id, content, txn_id if index == 0 else f"{txn_id}-{index}")
         if message.image is not None:
             content = await self._image_content(message.image, message.image_name, room.encrypted)
             event_id = await self._room_send(room.room_id, content, f"{txn_id}-image")

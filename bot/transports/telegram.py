@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, InputFile, LinkPreviewOptions, Message, Update
-from telegram.constants import UpdateType
+from telegram.constants import ParseMode, UpdateType
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -344,6 +344,7 @@ class TelegramTransport:
             sent = await bot.send_message(
                 chat_id, part.text, reply_markup=part.keyboard, protect_content=sensitive,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                parse_mode=ParseMode.HTML if part.html else None,
             )
         return sent
 

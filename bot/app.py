@@ -10,6 +10,11 @@ from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.bulletins.composer import ComposerDialog
+from bot.bulletins.feature import BULLETIN_COMMANDS, BulletinJob, BulletinReporter
+from bot.bulletins.reader import ReaderDialog
+from bot.bulletins.service import Bulletins
+from bot.bulletins.subscription import stop_words
 from bot.config import Settings
 from bot.core.context import Services
 from bot.core.flood import FloodGuard
@@ -103,15 +108,17 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
         outbox=outbox,
         audit=AuditLog(),
         surveys=Surveys(definitions, keys, participants, outbox, i18n),
+        bulletins=Bulletins(keys, outbox, i18n, settings.bulletins),
     )
 
 
 def build_commands() -> CommandTable:
-    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *STAFF_COMMANDS))
+    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *BULLETIN_COMMANDS, *STAFF_COMMANDS))
 
 
 def build_engine(keys: KeyRing) -> DialogEngine:
-    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog())
+    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog(), ReaderDialog(),
+               ComposerDialog())
     return DialogEngine({d.name: d for d in dialogs}, keys)
 
 
@@ -123,6 +130,7 @@ class Bot:
     router: Router
     transports: dict[str, Transport]
     senders: dict[str, OutboxSender] = field(default_factory=dict)
+    reporter: BulletinReporter | None = None
 
 
 def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
@@ -131,6 +139,7 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     router = Router(
         services, build_engine(services.keys), build_commands(), by_platform,
         FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
+        interceptors=(stop_words,),
     )
     senders: dict[str, OutboxSender] = {
         str(t.platform): OutboxSender(
@@ -138,7 +147,8 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
         )
         for t in transports
     }
-    return Bot(services, router, by_platform, senders)
+    reporter = BulletinReporter(services.database, services.bulletins, services.i18n, by_platform)
+    return Bot(services, router, by_platform, senders, reporter)
 
 
 def _rate_for(settings: Settings, transport: Transport) -> float:
@@ -182,6 +192,9 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
     reminders = ReminderJob(services.database, services.surveys, services.settings.surveys.reminder_after_hours)
     scheduler.add_job(reminders, "interval", minutes=services.settings.surveys.reminder_check_minutes,
                       id="survey-reminders", coalesce=True, max_instances=1)
+    bulletins = BulletinJob(services.database, services.bulletins)
+    scheduler.add_job(bulletins, "interval", seconds=services.settings.bulletins.check_seconds,
+                      id="bulletins-due", coalesce=True, max_instances=1)
     return scheduler
 
 
@@ -200,10 +213,13 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
         )
         bot = build_bot(services, transports)
         await RetentionJob(database, settings.retention)()
+        await BulletinJob(database, services.bulletins)()  # due while the bot was down: out at start
         scheduler = _scheduler(services)
         scheduler.start()
         stop = asyncio.Event()
         sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
+        if bot.reporter is not None and not use_console:
+            sender_tasks.append(asyncio.create_task(bot.reporter.run(stop)))
         exit_code = 0
         try:
             for transport in transports:

@@ -139,6 +139,14 @@ class SurveySettings(_Section):
     min_group_size: int = Field(default=5, ge=1)  # results with fewer respondents are not shown
 
 
+class BulletinSettings(_Section):
+    require_approval: bool = False  # four eyes: a second staff member approves before anything is sent
+    progress_interval_seconds: float = Field(default=5.0, ge=1)  # at most one edit of the progress message per interval
+    check_seconds: float = Field(default=15.0, gt=0)  # how often scheduled bulletins are checked for being due
+    late_after_minutes: float = Field(default=5.0, ge=0)  # a send starting later than this gets a note in its summary
+    keep_days: int = Field(default=365, ge=1)  # finished sends and who received them are deleted after this
+
+
 class BrandingSettings(_Section):
     """The deploying organisation's texts: configuration, never code, so the bot stays neutral."""
 
@@ -164,6 +172,7 @@ class Settings(BaseSettings):
     i18n: I18nSettings = Field(default_factory=I18nSettings)
     branding: BrandingSettings = Field(default_factory=BrandingSettings)
     surveys: SurveySettings = Field(default_factory=SurveySettings)
+    bulletins: BulletinSettings = Field(default_factory=BulletinSettings)
 
     @property
     def has_platform(self) -> bool:

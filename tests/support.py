@@ -46,6 +46,7 @@ class RecordingTransport:
     sent: dict[str, list[Outbound]] = field(default_factory=dict)
     send_log: list[tuple[str, Outbound, SendOptions | None]] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
+    edits: list[tuple[str, str, Outbound]] = field(default_factory=list)
 
     async def start(self, on_inbound: InboundHandler) -> None:
         self.handler = on_inbound
@@ -59,6 +60,17 @@ class RecordingTransport:
         self.sent.setdefault(address.value, []).append(message)
         self.send_log.append((address.value, message, options))
         return Delivery(message_id=str(len(self.send_log)))
+
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        """Replaces the earlier message in place, as a platform would, and keeps the edit."""
+        self.edits.append((address.value, message_id, message))
+        index = int(message_id) - 1
+        if 0 <= index < len(self.send_log) and self.send_log[index][0] == address.value:
+            original = self.send_log[index][1]
+            inbox = self.sent[address.value]
+            inbox[inbox.index(original)] = message
+            self.send_log[index] = (address.value, message, self.send_log[index][2])
+        return Delivery(message_id=message_id)
 
 
 @dataclass

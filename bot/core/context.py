@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.bulletins.service import Bulletins
 from bot.config import Settings
 from bot.core.i18n import I18n, Translator
 from bot.core.model import Capabilities, Choice, Inbound, Outbound, PromptId, Pseudonym
@@ -38,6 +39,7 @@ class Services:
     outbox: Outbox
     audit: AuditLog
     surveys: Surveys
+    bulletins: Bulletins
 
 
 @dataclass(slots=True)

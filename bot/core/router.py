@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
@@ -37,13 +37,18 @@ from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
+Interceptor = Callable[[Turn], Awaitable[bool]]
+"""Sees a message before commands and dialogs (e.g. a stop word); True if it handled it."""
+
 
 class Router:
     """The one entry point of the dialogue core, shared by every transport."""
 
     def __init__(self, services: Services, engine: DialogEngine, commands: CommandTable,
-                 transports: Mapping[str, Transport], flood: FloodGuard) -> None:
+                 transports: Mapping[str, Transport], flood: FloodGuard,
+                 interceptors: Sequence[Interceptor] = ()) -> None:
         self._services = services
+        self._interceptors = tuple(interceptors)
         self._engine = engine
         self._commands = commands
         self._transports = transports
@@ -123,6 +128,9 @@ class Router:
             return
         if inbound.kind is InboundKind.TEXT and not inbound.text.strip():
             return
+        for interceptor in self._interceptors:
+            if await interceptor(turn):
+                return
         parsed = parse_command(inbound.text) if inbound.kind is InboundKind.TEXT else None
         if parsed is not None:
             name, args = parsed

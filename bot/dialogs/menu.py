@@ -21,6 +21,7 @@ class MenuDialog(Dialog):
             _("Main menu. What would you like to do?"),
             (
                 Choice("surveys", _("Surveys")),
+                Choice("bulletins", _("Bulletins")),
                 Choice("join", _("Enter an invitation code")),
                 Choice("help", _("Help")),
                 Choice("language", _("Change language")),
@@ -40,6 +41,10 @@ class MenuDialog(Dialog):
             from bot.dialogs.survey import offer_surveys  # the survey dialog returns to this menu
 
             return await offer_surveys(turn) or state
+        if key == "bulletins":
+            from bot.bulletins.reader import offer_bulletins  # the reader returns to this menu
+
+            return await offer_bulletins(turn) or state
         if key == "join":
             return State("onboarding", "invite", turn.tr.language)
         if key == "language":

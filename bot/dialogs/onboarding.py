@@ -1,4 +1,5 @@
-"""First contact: language, consent, an optional invitation code, then the menu.
+"""First contact: language, consent, an optional invitation code, whether to receive bulletins,
+then the menu.
 
 Nothing is stored about a person until they accept the notice; a decline deletes the
 conversation state that held their language choice.
@@ -6,6 +7,7 @@ conversation state that held their language choice.
 
 from __future__ import annotations
 
+from bot.bulletins import subscription
 from bot.core.context import Turn
 from bot.core.model import Choice
 from bot.dialogs.engine import Dialog, Prompt, State
@@ -40,6 +42,8 @@ class OnboardingDialog(Dialog):
             text = "\n\n".join((_("Welcome."), privacy_notice(turn),
                                   _("Do you agree to your information being handled this way?")))
             return Prompt(text, (Choice("accept", _("I agree")), Choice("decline", _("I do not agree"))))
+        if state.step == "bulletins":
+            return Prompt(_(subscription.ONBOARDING_QUESTION), subscription.onboarding_choices(turn))
         return Prompt(
             _("If your organisation gave you an invitation code, type it now. Otherwise choose “Skip”."),
             (Choice("skip", _("Skip")),),
@@ -60,7 +64,9 @@ class OnboardingDialog(Dialog):
                     turn.session, turn.pseudonym, turn.tr.language, turn.inbound.address
                 )
             return State(self.name, "invite", turn.tr.language)
-        return self._finish(turn)
+        if state.step == "bulletins":
+            await subscription.record_onboarding_choice(turn, key)
+        return await self._finish(turn)
 
     async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
         _ = turn.tr._
@@ -69,7 +75,7 @@ class OnboardingDialog(Dialog):
         result, org = await turn.services.organisations.redeem(turn.session, text, turn.participant)
         if result is RedeemResult.OK and org is not None:
             turn.say(_("Thank you. You have joined %(organisation)s.", organisation=org.code))
-            return self._finish(turn)
+            return await self._finish(turn)
         attempts = int(state.data.get("attempts", 0)) + 1
         if attempts >= MAX_CODE_ATTEMPTS:
             turn.say(_("That code did not work. Please ask the person who invited you for a new code; "
@@ -81,6 +87,10 @@ class OnboardingDialog(Dialog):
         }.get(result, _("I do not recognise this invitation code. Please check it and type it again.")))
         return State(self.name, "invite", turn.tr.language, {"attempts": attempts})
 
-    def _finish(self, turn: Turn) -> State:
+    async def _finish(self, turn: Turn) -> State:
+        """Ask about bulletins once (also when onboarding ended before the question), then the menu."""
+        if turn.participant is not None and not await turn.services.bulletins.has_chosen(turn.session,
+                                                                                         turn.participant.id):
+            return State(self.name, "bulletins", turn.tr.language)
         turn.say(turn.tr._("You are all set. You can open the menu at any time with /menu."))
         return menu_state(turn)

@@ -24,6 +24,15 @@ STAFF_HELP = N_(
     "/group list – list groups\n"
     "/invite <organisation> [group ...] – make a single-use invitation code"
 )
+BULLETIN_HELP = N_(
+    "/bulletins – read the latest bulletins\n"
+    "/subscribe, /unsubscribe – receive the bulletins, or stop them (STOP also stops them)"
+)
+BULLETIN_STAFF_HELP = N_(
+    "/bulletin new – write a bulletin, step by step\n"
+    "/bulletin send <id> <audience> [--at <time>] [--dry-run] – audience: all, group:CODE, org:CODE, lang:CODE\n"
+    "/bulletin status|cancel|approve <id>, /bulletin list"
+)
 PRIVACY_STORED = N_(
     "How your information is handled:\n"
     "• Stored: your language, the organisation and groups you join, and the answers you choose to give. "
@@ -59,5 +68,7 @@ def privacy_notice(turn: Turn) -> str:
 
 
 def help_text(turn: Turn) -> str:
-    text = turn.tr._(HELP)
-    return f"{text}\n\n{turn.tr._(STAFF_HELP)}" if turn.role.is_staff else text
+    text = f"{turn.tr._(HELP)}\n{turn.tr._(BULLETIN_HELP)}"
+    if not turn.role.is_staff:
+        return text
+    return f"{text}\n\n{turn.tr._(STAFF_HELP)}\n{turn.tr._(BULLETIN_STAFF_HELP)}"

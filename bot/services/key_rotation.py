@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.security import KeyRing
 from bot.storage.models import (
+    BulletinNotice,
+    BulletinVersion,
     DialogState,
     Group,
     Organisation,
@@ -30,10 +32,12 @@ class RotationReport:
     dialog_states: int
     outbox: int
     survey_answers: int
+    bulletins: int = 0
 
     @property
     def total(self) -> int:
-        return self.participant_keys + self.organisations + self.dialog_states + self.outbox + self.survey_answers
+        return (self.participant_keys + self.organisations + self.dialog_states + self.outbox + self.survey_answers
+                + self.bulletins)
 
 
 async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationReport:
@@ -44,7 +48,8 @@ async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationRepor
             return None
         return keys.seal(keys.open(token, context.encode()), context.encode())
 
-    counts = dict.fromkeys(("participant_keys", "organisations", "dialog_states", "outbox", "survey_answers"), 0)
+    counts = dict.fromkeys(("participant_keys", "organisations", "dialog_states", "outbox", "survey_answers",
+                            "bulletins"), 0)
     for key in await session.scalars(select(ParticipantKey)):
         if (new := again(key.wrapped, f"data-key:{key.participant_id}")) is not None:
             key.wrapped, key.master_key_id = new, keys.current_key_id
@@ -69,5 +74,14 @@ async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationRepor
         if answer.text_enc and (new := again(answer.text_enc, f"survey_answers.text:{answer.id}")) is not None:
             answer.text_enc = new
             counts["survey_answers"] += 1
+    for version in await session.scalars(select(BulletinVersion)):
+        context = f"bulletin_versions.content:{version.bulletin_id}:{version.number}"
+        if (new := again(version.content_enc, context)) is not None:
+            version.content_enc = new
+            counts["bulletins"] += 1
+    for notice in await session.scalars(select(BulletinNotice)):
+        if (new := again(notice.address_enc, f"bulletin_notices.address:{notice.token}")) is not None:
+            notice.address_enc = new
+            counts["bulletins"] += 1
     await session.flush()
     return RotationReport(**counts)

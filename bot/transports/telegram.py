@@ -332,6 +332,30 @@ class TelegramTransport:
         assert sent is not None
         return Delivery(message_id=str(sent.message_id))
 
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        """editMessageText: the message's text replaced in place (one part; no keyboard)."""
+        if not self._ready.is_set():
+            raise TransientDeliveryError("not_started")
+        try:
+            chat_id, target = int(address.value), int(message_id)
+        except ValueError:
+            raise PermanentDeliveryError("bad_address") from None
+        parts = render(Outbound(text=message.text, direction=message.direction, language=message.language,
+                                formatted=message.formatted[:1]))
+        if not parts:
+            raise PermanentDeliveryError("empty")
+        part = parts[0]
+        try:
+            await call_telegram(partial(
+                self._app.bot.edit_message_text, part.text, chat_id=chat_id, message_id=target,
+                parse_mode=ParseMode.HTML if part.html else None,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            ), self._options.retry)
+        except PermanentDeliveryError as exc:
+            if exc.reason != "not_modified":
+                raise
+        return Delivery(message_id=message_id)
+
     async def _send_part(self, chat_id: int, part: Part, sensitive: bool) -> Message:
         bot = self._app.bot
         sent: Message

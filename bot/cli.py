@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.security import KeyFileError, KeyRing
 
-QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee", "alembic")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("survey_id")
     export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     export.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+    bulletin = verbs.add_parser("bulletin", help="bulletins (YAML in config/bulletins/)", parents=[config])
+    from bot.bulletins.cli import add_arguments as bulletin_arguments
+
+    bulletin_arguments(bulletin.add_subparsers(dest="bulletin_verb", required=True))
     return parser
 
 
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot import survey_cli
 
             return survey_cli.main(args, settings)
+        if args.verb == "bulletin":
+            from bot.bulletins import cli as bulletin_cli
+
+            return bulletin_cli.main(args, settings)
         if args.keys_verb == "rotate":
             return asyncio.run(_keys_rotate(settings, args.retire))
         return _keys_generate(settings, args.output)

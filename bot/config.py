@@ -115,6 +115,7 @@ class RetentionSettings(_Section):
     inactive_participant_days: int = Field(default=730, ge=1)
     expired_invite_days: int = Field(default=30, ge=1)
     processed_event_days: int = Field(default=7, ge=1)  # dedupe memory for redelivered events
+    bulletin_days: int = Field(default=365, ge=1)  # finished bulletin sends, with who received them
     purge_interval_hours: float = Field(default=24.0, gt=0)
 
 
@@ -144,7 +145,6 @@ class BulletinSettings(_Section):
     progress_interval_seconds: float = Field(default=5.0, ge=1)  # at most one edit of the progress message per interval
     check_seconds: float = Field(default=15.0, gt=0)  # how often scheduled bulletins are checked for being due
     late_after_minutes: float = Field(default=5.0, ge=0)  # a send starting later than this gets a note in its summary
-    keep_days: int = Field(default=365, ge=1)  # finished sends and who received them are deleted after this
 
 
 class BrandingSettings(_Section):

@@ -423,3 +423,49 @@ async def test_erasure_removes_subscription_and_receipts(db_url: str, tmp_path: 
             assert await count_rows(chat, model) == 0, model
         tables = {t.name for t in Base.metadata.sorted_tables}
         assert {"bulletin_recipients", "bulletin_subscriptions"} <= tables
+
+
+async def test_retention_deletes_old_sends_with_their_recipients(db_url: str, tmp_path: Path, keys: KeyRing) -> None:
+    from bot.config import RetentionSettings
+    from bot.services.retention import purge
+
+    async with open_chat(settings_for(db_url, tmp_path), keys) as chat:
+        await crowd(chat, 1)
+        staff = chat.person("staff-a")
+        for name in ("old-one", "new-one"):
+            await store(chat, parse_bulletin(TWO_LANGUAGES.replace("short-note", name)))
+            await staff.send(f"/bulletin send {name} all")
+        await sender(chat, Clock()).drain_once()
+        await BulletinJob(chat.bot.services.database, chat.bot.services.bulletins)()
+        now = dt.datetime.now(dt.UTC)
+        async with chat.bot.services.database.sessions.begin() as session:
+            await session.execute(update(BulletinSend).where(BulletinSend.bulletin_id == "old-one")
+                                  .values(finished_at=now - dt.timedelta(days=366)))
+            report = await purge(session, RetentionSettings(), now)
+        assert report.bulletin_sends == 1
+        async with chat.bot.services.database.sessions() as session:
+            assert list(await session.scalars(select(BulletinSend.bulletin_id))) == ["new-one"]
+            assert await session.scalar(select(func.count()).select_from(BulletinRecipient)) == 4
+
+
+async def test_key_rotation_reseals_bulletin_content_and_staff_addresses(db_url: str, tmp_path: Path,
+                                                                         keys: KeyRing) -> None:
+    from bot.services.key_rotation import reseal_database
+    from bot.storage.models import BulletinNotice
+
+    async with open_chat(settings_for(db_url, tmp_path), keys) as chat:
+        await crowd(chat, 1)
+        await store(chat, parse_bulletin(TWO_LANGUAGES))
+        await chat.person("staff-a").send("/bulletin send short-note all")
+        rotated = keys.rotated()
+        async with chat.bot.services.database.sessions.begin() as session:
+            report = await reseal_database(session, rotated)
+        assert report.bulletins == 2  # the version's content and the notice's address
+    retired = rotated.retired()
+    async with open_chat(settings_for(db_url, tmp_path), retired) as chat:
+        async with chat.bot.services.database.sessions() as session:
+            bulletin, _ = await chat.bot.services.bulletins.bulletin(session, "short-note")
+            notice = await session.scalar(select(BulletinNotice))
+            assert notice is not None
+            address = chat.bot.services.bulletins.notice_address(notice)
+        assert bulletin.first.title == "A short note" and address.value == "chat-staff-a"

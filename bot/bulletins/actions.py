@@ -115,8 +115,12 @@ class BulletinActions:
         return version.number, bool(started)
 
     async def status(self, session: AsyncSession, bulletin_id: str) -> StatusReport:
+        """Read-only but for one thing: a send with nothing left in flight is recorded as ended
+        (as the running bot would), so the answer never shows a finished send as still sending."""
         _, version = await self.bulletins.bulletin(session, bulletin_id)
         send = await self.bulletins.latest_send(session, bulletin_id)
+        if send is not None and send.started_at is not None and send.finished_at is None:
+            await self.bulletins.finish_if_done(session, send)
         view = await self.bulletins.view(session, send) if send is not None else None
         progress = None
         if send is not None and view is not None and view.status is not SendStatus.SCHEDULED:

@@ -29,7 +29,7 @@ BULLETIN_COMMANDS = (
 
 class BulletinJob:
     """Scheduled (and once at start): starts the sends that are due, also those missed while the bot
-    was down; closes sends with nothing left in flight; applies retention. Its state is in the
+    was down; closes sends with nothing left in flight. Its state is in the
     database, so a missed or doubled run changes nothing."""
 
     def __init__(self, database: Database, bulletins: Bulletins) -> None:
@@ -46,7 +46,6 @@ class BulletinJob:
                     BulletinSend.status.in_([SendStatus.SENDING, SendStatus.CANCELLED])))
                 for send in list(running):
                     await self._bulletins.finish_if_done(session, send)
-                await self._bulletins.purge(session)
         except Exception as exc:
             log.error("bulletin job failed: %s", describe(exc))
             return []

@@ -450,12 +450,6 @@ class Bulletins:
                 result.append((send_id, self.open(version)))
         return result
 
-    async def purge(self, session: AsyncSession) -> int:
-        """Retention: finished sends older than ``keep_days`` go, with the list of who received them."""
-        cutoff = self.now() - dt.timedelta(days=self.settings.keep_days)
-        result = await session.execute(delete(BulletinSend).where(BulletinSend.finished_at < cutoff))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
     async def _latest(self, session: AsyncSession, bulletin_id: str) -> BulletinVersion | None:
         return await session.scalar(select(BulletinVersion).where(BulletinVersion.bulletin_id == bulletin_id)
                                     .order_by(BulletinVersion.number.desc()).limit(1))

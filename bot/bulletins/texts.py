@@ -24,7 +24,9 @@ def number(n: int) -> str:
 
 
 def when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """Stored times are UTC (SQLite returns them without the zone)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def language_name(code: str) -> str:

@@ -14,6 +14,7 @@ from bot.config import RetentionSettings
 from bot.storage.db import Database
 from bot.storage.models import (
     AuditEntry,
+    BulletinSend,
     DialogState,
     InviteCode,
     OutboxMessage,
@@ -33,6 +34,7 @@ class PurgeReport:
     participants: int
     invites: int
     processed_events: int = 0
+    bulletin_sends: int = 0
 
 
 async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.datetime) -> PurgeReport:
@@ -63,6 +65,7 @@ async def purge(session: AsyncSession, policy: RetentionSettings, now: dt.dateti
         processed_events=await count(
             delete(ProcessedEvent).where(ProcessedEvent.seen_at < older(policy.processed_event_days))
         ),
+        bulletin_sends=await count(delete(BulletinSend).where(BulletinSend.finished_at < older(policy.bulletin_days))),
     )
 
 

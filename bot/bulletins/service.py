@@ -262,16 +262,17 @@ class Bulletins:
             ))
         await session.flush()
         if send.due_at <= now:
-            await self.start_due(session, bulletin_id)
+            await self.start_due(session, bulletin_id, now)
         return send, preview
 
-    async def start_due(self, session: AsyncSession, bulletin_id: str | None = None) -> list[int]:
+    async def start_due(self, session: AsyncSession, bulletin_id: str | None = None,
+                        now: dt.datetime | None = None) -> list[int]:
         """Start every scheduled send whose time has come and whose version may go out.
 
         The status changes with a conditional UPDATE, in the same transaction as the outbox
         rows: of two workers (or the bot and the command line) only one starts a send.
         """
-        now = self.now()
+        now = now or self.now()
         query = select(BulletinSend).where(BulletinSend.status == SendStatus.SCHEDULED, BulletinSend.due_at <= now)
         if bulletin_id is not None:
             query = query.where(BulletinSend.bulletin_id == bulletin_id)

@@ -30,7 +30,9 @@ from bot.storage.models import BulletinNotice, BulletinSend, utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(seconds=60)
+# Long enough for one report's sends and edits; short, because after a crash in the middle of a
+# report the restarted bot waits this long before it reports that send again.
+LEASE = dt.timedelta(seconds=15)
 
 
 @dataclass(slots=True)

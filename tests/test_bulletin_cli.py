@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.core.security import KeyRing
-from bot.services.outbox import OutboxSender
 from bot.storage.models import AuditEntry, BulletinSend, OutboxMessage
 from tests.support import make_settings, open_chat
 
@@ -42,9 +41,7 @@ async def people(tmp_path: Path, count: int, drain: bool = False) -> None:
             for step in ("/start", ("4", "1", "3", "2")[n % 4], "1", "1", "1"):
                 await person.send(step)
         if drain:
-            services = chat.bot.services
-            await OutboxSender(services.database, services.outbox, services.participants, chat.transport,
-                               settings.outbox, rate_per_second=1000).drain_once()
+            await chat.bot.senders["console"].drain_once()
 
 
 async def query(tmp_path: Path, statement):  # type: ignore[no-untyped-def]

@@ -9,86 +9,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from bot.bulletins import texts
 from bot.bulletins.actions import BadTime, BulletinActions, parse_time
 from bot.bulletins.loader import BulletinError, load_bulletin
 from bot.bulletins.progress import count
-from bot.bulletins.service import BulletinRefused, NoticeTarget, SendStatus
-from bot.config import Settings
-from bot.core.context import Services
+from bot.bulletins.service import BulletinRefused, Bulletins, NoticeTarget, SendStatus
+from bot.conversation.feature import CliContext, CliGroup, CliVerb
 from bot.core.i18n import I18n, Translator
 from bot.core.model import Address, Platform
 
 CLI_ACTOR = "cli"
+_ENGLISH: list[Translator] = []
 
 
-@dataclass(slots=True)
-class CliContext:
-    """What a verb gets: the settings, where to print, and the services of the running bot."""
-
-    settings: Settings
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    services: Services | None = None
-    tr: Translator = field(default_factory=lambda: I18n("en").translator("en"))  # the command line speaks English
-
-    def fail(self, message: str, code: int = 1) -> int:
-        print(f"civicbot: {message}", file=self.err)
-        return code
-
-    @property
-    def actions(self) -> BulletinActions:
-        assert self.services is not None
-        return BulletinActions(self.services.bulletins, self.services.audit)
+def english() -> Translator:
+    """The command line speaks English (loaded once)."""
+    if not _ENGLISH:
+        _ENGLISH.append(I18n("en").translator("en"))
+    return _ENGLISH[0]
 
 
-def add_arguments(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    validate = verbs.add_parser("validate", help="check bulletin files; prints file:line: problem, exits 1 on any")
-    validate.add_argument("files", type=Path, nargs="+")
-    create = verbs.add_parser("create", help="store a bulletin file (a changed file is a new version); prints its id")
-    create.add_argument("file", type=Path)
-    send = verbs.add_parser("send", help="send a stored bulletin now or at a time; a running bot delivers it")
-    send.add_argument("bulletin_id")
-    send.add_argument("--to", dest="audience", nargs="+", action="extend", required=True, metavar="AUDIENCE",
-                      help="all, group:CODE, org:CODE or lang:CODE; several allowed")
-    send.add_argument("--at", help="ISO 8601 time, e.g. 2026-06-05T09:00+03:00 (without an offset: UTC)")
-    send.add_argument("--dry-run", action="store_true",
-                      help="print the recipients per language and platform and the fallbacks; send nothing")
-    status = verbs.add_parser("status", help="the bulletin's send: progress, failures, unreachable, per platform "
-                                             "and language")
-    status.add_argument("bulletin_id")
-    status.add_argument("--follow", action="store_true", help="a live progress bar until the send ends")
-    cancel = verbs.add_parser("cancel", help="stop a scheduled or running send; what is not sent yet is withdrawn")
-    cancel.add_argument("bulletin_id")
-    verbs.add_parser("list", help="stored bulletins, their versions, approval and sends")
+def _actions(ctx: CliContext) -> BulletinActions:
+    return BulletinActions(ctx.services.get(Bulletins), ctx.services.audit)
 
 
-def main(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = CliContext(settings)
-    if args.bulletin_verb == "validate":
-        return validate(ctx, args)
-    return asyncio.run(_with_services(ctx, lambda: _VERBS[args.bulletin_verb](ctx, args)))
+def _plain(text: str) -> str:
+    """Without the Unicode isolates the chat wraps values in (a terminal shows them as boxes)."""
+    return text.replace("\u2068", "").replace("\u2069", "")
 
 
-async def _with_services(ctx: CliContext, action: Callable[[], Awaitable[int]]) -> int:
-    from bot.app import build_services, load_keys, open_database
-
-    keys = load_keys(ctx.settings)
-    database = await open_database(ctx.settings)
-    try:
-        ctx.services = build_services(ctx.settings, database, keys)
-        return await action()
-    finally:
-        await database.dispose()
-
-
-def validate(ctx: CliContext, args: argparse.Namespace) -> int:
+async def validate(ctx: CliContext, args: argparse.Namespace) -> int:
     failed = False
     for path in args.files:
         try:
@@ -114,11 +66,9 @@ async def create(ctx: CliContext, args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=ctx.err)
         return 1
-    assert ctx.services is not None
-    async with ctx.services.database.sessions.begin() as session:
-        result = await ctx.actions.create(session, bulletin, CLI_ACTOR)
-    print(texts.created(ctx.tr, result, ctx.settings.bulletins.require_approval).replace("\u2068", "")
-          .replace("\u2069", ""), file=ctx.err)
+    async with ctx.database.sessions.begin() as session:
+        result = await _actions(ctx).create(session, bulletin, CLI_ACTOR)
+    print(_plain(texts.created(english(), result, ctx.settings.bulletins.require_approval)), file=ctx.err)
     print(result.bulletin_id, file=ctx.out)
     return 0
 
@@ -134,45 +84,39 @@ def _staff_rooms(ctx: CliContext) -> list[NoticeTarget]:
     return targets
 
 
-def _plain(text: str) -> str:
-    return text.replace("\u2068", "").replace("\u2069", "")
-
-
 async def send(ctx: CliContext, args: argparse.Namespace) -> int:
     at = None
     if args.at is not None:
         try:
             at = parse_time(args.at)
         except BadTime:
-            return ctx.fail(_plain(texts.bad_time(ctx.tr, args.at)), 2)
-    assert ctx.services is not None
+            return ctx.fail(_plain(texts.bad_time(english(), args.at)), 2)
     try:
-        async with ctx.services.database.sessions.begin() as session:
-            outcome = await ctx.actions.send(session, args.bulletin_id, args.audience, at, CLI_ACTOR,
-                                             ctx.settings.i18n.default_language, _staff_rooms(ctx),
-                                             dry_run=args.dry_run)
+        async with ctx.database.sessions.begin() as session:
+            outcome = await _actions(ctx).send(session, args.bulletin_id, args.audience, at, CLI_ACTOR,
+                                               ctx.settings.i18n.default_language, _staff_rooms(ctx),
+                                               dry_run=args.dry_run)
     except BulletinRefused as exc:
-        return ctx.fail(_plain(texts.refusal(ctx.tr, exc, args.bulletin_id)))
+        return ctx.fail(_plain(texts.refusal(english(), exc, args.bulletin_id)))
     if outcome.view is None:
-        print(_plain(texts.preview(ctx.tr, outcome.preview, outcome.first_language)), file=ctx.out)
+        print(_plain(texts.preview(english(), outcome.preview, outcome.first_language)), file=ctx.out)
     else:
-        print(_plain(texts.send_requested(ctx.tr, outcome.view, outcome.preview)), file=ctx.out)
+        print(_plain(texts.send_requested(english(), outcome.view, outcome.preview)), file=ctx.out)
     return 0
 
 
 async def status(ctx: CliContext, args: argparse.Namespace) -> int:
-    assert ctx.services is not None
     try:
-        async with ctx.services.database.sessions.begin() as session:
-            report = await ctx.actions.status(session, args.bulletin_id)
+        async with ctx.database.sessions.begin() as session:
+            report = await _actions(ctx).status(session, args.bulletin_id)
     except BulletinRefused as exc:
-        return ctx.fail(_plain(texts.refusal(ctx.tr, exc, args.bulletin_id)))
+        return ctx.fail(_plain(texts.refusal(english(), exc, args.bulletin_id)))
     if args.follow and report.view is not None and report.view.finished_at is None \
             and report.view.status in (SendStatus.SCHEDULED, SendStatus.SENDING, SendStatus.CANCELLED):
         await _follow(ctx, args.bulletin_id)
-        async with ctx.services.database.sessions.begin() as session:
-            report = await ctx.actions.status(session, args.bulletin_id)
-    print(_plain(report.text(ctx.tr)), file=ctx.out)
+        async with ctx.database.sessions.begin() as session:
+            report = await _actions(ctx).status(session, args.bulletin_id)
+    print(_plain(report.text(english())), file=ctx.out)
     return 0
 
 
@@ -188,23 +132,21 @@ async def _follow(ctx: CliContext, bulletin_id: str, poll_seconds: float = 1.0) 
         TimeElapsedColumn,
     )
 
-    assert ctx.services is not None
-    bulletins = ctx.services.bulletins
-    console = Console(file=ctx.err)
+    bulletins = ctx.services.get(Bulletins)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+                  TimeElapsedColumn(), console=Console(file=ctx.err), transient=False) as bar:
         task = bar.add_task(f"{bulletin_id}: waiting", total=None)
         while True:
-            async with ctx.services.database.sessions() as session:
-                send = await bulletins.latest_send(session, bulletin_id)
-                if send is None:
+            async with ctx.database.sessions() as session:
+                latest = await bulletins.latest_send(session, bulletin_id)
+                if latest is None:
                     return
-                if send.started_at is None:
-                    if send.status != SendStatus.SCHEDULED:
+                if latest.started_at is None:
+                    if latest.status != SendStatus.SCHEDULED:
                         return  # cancelled before it started
-                    bar.update(task, description=f"{bulletin_id}: scheduled for {texts.when(send.due_at)}")
+                    bar.update(task, description=f"{bulletin_id}: scheduled for {texts.when(latest.due_at)}")
                 else:
-                    progress = await count(session, send.id)
+                    progress = await count(session, latest.id)
                     bar.update(task, description=f"{bulletin_id}: sending", total=progress.total,
                                completed=progress.handled)
                     if progress.finished:
@@ -214,24 +156,54 @@ async def _follow(ctx: CliContext, bulletin_id: str, poll_seconds: float = 1.0) 
 
 
 async def cancel(ctx: CliContext, args: argparse.Namespace) -> int:
-    assert ctx.services is not None
     try:
-        async with ctx.services.database.sessions.begin() as session:
-            was_sending, withdrawn = await ctx.actions.cancel(session, args.bulletin_id, CLI_ACTOR)
+        async with ctx.database.sessions.begin() as session:
+            was_sending, withdrawn = await _actions(ctx).cancel(session, args.bulletin_id, CLI_ACTOR)
     except BulletinRefused as exc:
-        return ctx.fail(_plain(texts.refusal(ctx.tr, exc, args.bulletin_id)))
-    print(_plain(texts.cancelled(ctx.tr, args.bulletin_id, was_sending, withdrawn)), file=ctx.out)
+        return ctx.fail(_plain(texts.refusal(english(), exc, args.bulletin_id)))
+    print(_plain(texts.cancelled(english(), args.bulletin_id, was_sending, withdrawn)), file=ctx.out)
     return 0
 
 
 async def list_(ctx: CliContext, args: argparse.Namespace) -> int:
-    assert ctx.services is not None
-    async with ctx.services.database.sessions() as session:
-        rows = await ctx.actions.list(session)
-    print(_plain(texts.listing(ctx.tr, rows)), file=ctx.out)
+    async with ctx.database.sessions() as session:
+        rows = await _actions(ctx).list(session)
+    print(_plain(texts.listing(english(), rows)), file=ctx.out)
     return 0
 
 
-_VERBS: dict[str, Callable[[CliContext, argparse.Namespace], Awaitable[int]]] = {
-    "create": create, "send": send, "status": status, "cancel": cancel, "list": list_,
-}
+def _files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", type=Path, nargs="+")
+
+
+def _file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path)
+
+
+def _send_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bulletin_id")
+    parser.add_argument("--to", dest="audience", nargs="+", action="extend", required=True, metavar="AUDIENCE",
+                        help="all, group:CODE, org:CODE or lang:CODE; several allowed")
+    parser.add_argument("--at", help="ISO 8601 time, e.g. 2026-06-05T09:00+03:00 (without an offset: UTC)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the recipients per language and platform and the fallbacks; send nothing")
+
+
+def _status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bulletin_id")
+    parser.add_argument("--follow", action="store_true", help="a live progress bar until the send ends")
+
+
+def _bulletin_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bulletin_id")
+
+
+BULLETIN_VERBS = CliGroup("bulletin", "bulletins (YAML in config/bulletins/)", (
+    CliVerb("validate", "check bulletin files; prints file:line: problem and exits 1 on any", validate, _files,
+            needs_services=False),
+    CliVerb("create", "store a bulletin file (a changed file is a new version); prints its id", create, _file),
+    CliVerb("send", "send a stored bulletin now or at a time; a running bot delivers it", send, _send_arguments),
+    CliVerb("status", "the send: sent, failed, unreachable, per platform and language", status, _status_arguments),
+    CliVerb("cancel", "stop a scheduled or running send; what is not sent yet is withdrawn", cancel, _bulletin_id),
+    CliVerb("list", "stored bulletins, their versions, approval and sends", list_),
+))

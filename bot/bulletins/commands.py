@@ -12,8 +12,8 @@ from bot.bulletins import texts
 from bot.bulletins.actions import BadTime, parse_time
 from bot.bulletins.composer import actions, composer_state, in_staff_room
 from bot.bulletins.service import BulletinRefused, NoticeTarget
-from bot.core.context import Turn
-from bot.dialogs.engine import DialogEngine
+from bot.conversation.engine import DialogEngine
+from bot.conversation.turn import Turn
 
 _AUDIENCE_TERM = re.compile(r"^(all|group:|org:|lang:)", re.IGNORECASE)
 

@@ -15,18 +15,18 @@ from bot.bulletins import texts
 from bot.bulletins.actions import BadTime, BulletinActions, parse_time
 from bot.bulletins.audience import AudienceError, parse_audience
 from bot.bulletins.definition import ID_PATTERN, LANGUAGES, MAX_BODY_CHARS, Bulletin, make_text
-from bot.bulletins.service import BulletinRefused, NoticeTarget, audience_refusal
-from bot.core.context import Turn
+from bot.bulletins.service import BulletinRefused, Bulletins, NoticeTarget, audience_refusal
+from bot.conversation.engine import Dialog, Prompt, State
+from bot.conversation.turn import Turn
 from bot.core.i18n import ENDONYMS
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, Prompt, State
 from bot.storage.models import BulletinRecord
 
 NAME = "bulletin_new"
 
 
 def actions(turn: Turn) -> BulletinActions:
-    return BulletinActions(turn.services.bulletins, turn.services.audit)
+    return BulletinActions(turn.services.get(Bulletins), turn.services.audit)
 
 
 def in_staff_room(turn: Turn) -> bool:
@@ -38,7 +38,7 @@ def in_staff_room(turn: Turn) -> bool:
 
 
 def composer_state(turn: Turn) -> State:
-    suggested = f"bulletin-{turn.services.bulletins.now():%Y-%m-%d}"
+    suggested = f"bulletin-{turn.services.get(Bulletins).now():%Y-%m-%d}"
     return State(NAME, "id", turn.tr.language, {"suggested": suggested, "texts": []})
 
 
@@ -182,7 +182,7 @@ class ComposerDialog(Dialog):
             return State(NAME, "body", state.language, data)
         preview = Bulletin(data["id"], (text,))
         turn.say(turn.tr._("Preview in %(language)s:", language=ENDONYMS[text.language]))
-        turn.replies.append(turn.services.bulletins.message(preview, text.language, turn.inbound.platform))
+        turn.replies.append(turn.services.get(Bulletins).message(preview, text.language, turn.inbound.platform))
         return State(NAME, "preview", state.language, data)
 
     async def _save(self, turn: Turn, state: State) -> State | None:
@@ -194,7 +194,7 @@ class ComposerDialog(Dialog):
         except BulletinRefused as exc:
             turn.say(texts.refusal(turn.tr, exc, data["id"]))
             return None
-        turn.say(texts.created(turn.tr, created, turn.services.bulletins.settings.require_approval))
+        turn.say(texts.created(turn.tr, created, turn.services.get(Bulletins).settings.require_approval))
         data["texts"] = []  # saved: the draft need not be kept in the dialog state any more
         return State(NAME, "audience", state.language, data)
 
@@ -202,7 +202,7 @@ class ComposerDialog(Dialog):
         data = state.data
         try:
             audience = parse_audience([typed])
-            service = turn.services.bulletins
+            service = turn.services.get(Bulletins)
             bulletin, _version = await service.bulletin(turn.session, data["id"])
             preview = await service.preview(turn.session, bulletin, audience)
         except AudienceError as exc:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.bulletins.service import Bulletins
+from bot.conversation.engine import Dialog, DialogEngine, Prompt, State, menu_state
+from bot.conversation.turn import Turn
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, DialogEngine, Prompt, State
-from bot.dialogs.menu import menu_state
 
 RECENT = 5
 
@@ -13,7 +13,7 @@ RECENT = 5
 async def offer_bulletins(turn: Turn) -> State | None:
     if turn.participant is None:
         return None
-    received = await turn.services.bulletins.received(turn.session, turn.participant.id, RECENT)
+    received = await turn.services.get(Bulletins).received(turn.session, turn.participant.id, RECENT)
     if not received:
         turn.say(turn.tr._("You have not received any bulletin yet."))
         return None
@@ -40,7 +40,7 @@ class ReaderDialog(Dialog):
         if key == "close" or turn.participant is None:
             return menu_state(turn)
         wanted = int(key.split(":", 1)[1])
-        service = turn.services.bulletins
+        service = turn.services.get(Bulletins)
         # Checked again: only a bulletin this person received (button data is the server's own key).
         for send_id, bulletin in await service.received(turn.session, turn.participant.id, RECENT):
             if send_id == wanted:

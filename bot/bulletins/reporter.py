@@ -23,7 +23,7 @@ from bot.bulletins.progress import Progress, count
 from bot.bulletins.service import Bulletins, SendStatus, SendView
 from bot.core.i18n import I18n
 from bot.core.logsafe import describe
-from bot.core.model import Address, Outbound
+from bot.core.model import Address, Outbound, SendOptions
 from bot.core.transport import DeliveryError, Transport
 from bot.storage.db import Database
 from bot.storage.models import BulletinNotice, BulletinSend, utcnow
@@ -38,6 +38,7 @@ LEASE = dt.timedelta(seconds=15)
 @dataclass(slots=True)
 class _Plan:
     notice_id: int
+    token: str
     address: Address
     language: str
     message_id: str | None
@@ -106,20 +107,22 @@ class BulletinReporter:
                 progress = await self._bulletins.progress(session, send) if send.summary else \
                     await count(session, send.id)
             view = await self._bulletins.view(session, send)
-            plans = [_Plan(n.id, self._bulletins.notice_address(n), n.language, n.message_id, n.shown, n.summary_sent)
-                     for n in await self._bulletins.notices(session, send.id)]
+            plans = [_Plan(n.id, n.token, self._bulletins.notice_address(n), n.language, n.message_id, n.shown,
+                           n.summary_sent) for n in await self._bulletins.notices(session, send.id)]
         ended = view.finished_at is not None
         for plan in plans:
             await self._show(plan, view, progress, ended)
         async with self._db.sessions.begin() as session:
-            for plan in plans:
-                await session.execute(update(BulletinNotice).where(BulletinNotice.id == plan.notice_id).values(
-                    message_id=plan.message_id, shown=plan.shown, summary_sent=plan.summary_sent,
-                    edited_at=self._clock()))
             # Until the next tick nobody reports it again: at most one edit per interval.
             await session.execute(update(BulletinSend).where(BulletinSend.id == send_id).values(
                 reporter_lease_until=self._clock() + dt.timedelta(seconds=self._interval * 0.9)))
         return True
+
+    async def _record(self, plan: _Plan) -> None:
+        """Right after each send or edit, so a crash forgets as little as possible of what was shown."""
+        async with self._db.sessions.begin() as session:
+            await session.execute(update(BulletinNotice).where(BulletinNotice.id == plan.notice_id).values(
+                message_id=plan.message_id, shown=plan.shown, summary_sent=plan.summary_sent, edited_at=self._clock()))
 
     async def _show(self, plan: _Plan, view: SendView, progress: Progress, ended: bool) -> None:
         transport = self._transports.get(plan.address.platform)
@@ -130,15 +133,22 @@ class BulletinReporter:
         digest = hashlib.sha256(line.encode("utf-8")).hexdigest()[:32]
         message = Outbound(text=line, direction=tr.direction, language=tr.language)
         try:
+            # Transaction ids of their own: on Matrix, a message sent again after a crash (before it
+            # was recorded) is the same message, not a second one.
             if plan.message_id is None:
-                delivery = await transport.send(plan.address, message)
+                delivery = await transport.send(plan.address, message,
+                                                SendOptions(transaction_id=f"bulletin-progress-{plan.token}"))
                 plan.message_id, plan.shown = delivery.message_id or "", digest
+                await self._record(plan)
             elif plan.shown != digest and plan.message_id:
                 await transport.edit(plan.address, plan.message_id, message)
                 plan.shown = digest
+                await self._record(plan)
             if ended and not plan.summary_sent:
                 summary = texts.summary(tr, view, progress)
-                await transport.send(plan.address, Outbound(text=summary, direction=tr.direction, language=tr.language))
+                await transport.send(plan.address, Outbound(text=summary, direction=tr.direction, language=tr.language),
+                                     SendOptions(transaction_id=f"bulletin-summary-{plan.token}"))
                 plan.summary_sent = True
+                await self._record(plan)
         except DeliveryError as exc:  # tried again at the next tick
             log.warning("bulletin progress not shown on %s: %s", plan.address.platform, exc.reason)

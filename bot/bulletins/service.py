@@ -36,6 +36,8 @@ from bot.storage.models import (
     BulletinSubscription,
     BulletinVersion,
     OutboxMessage,
+    bulletin_content_context,
+    bulletin_notice_context,
     utcnow,
 )
 
@@ -461,9 +463,5 @@ def send_ref(send_id: int) -> str:
     return f"bulletin:{send_id}"
 
 
-def _content_context(bulletin_id: str, number: int) -> str:
-    return f"bulletin_versions.content:{bulletin_id}:{number}"
-
-
-def _notice_context(token: str) -> str:
-    return f"bulletin_notices.address:{token}"
+_content_context = bulletin_content_context
+_notice_context = bulletin_notice_context

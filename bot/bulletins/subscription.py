@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import unicodedata
 
+from bot.bulletins.service import Bulletins
 from bot.bulletins.texts import STOP_WORDS
-from bot.core.context import Turn
+from bot.conversation.engine import Prompt
+from bot.conversation.feature import OnboardingStep
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 from bot.core.model import Choice, InboundKind
 
@@ -38,22 +41,31 @@ def stop_word(language: str) -> str:
     return STOP_WORDS.get(language, STOP_WORDS["en"])
 
 
-def onboarding_choices(turn: Turn) -> tuple[Choice, ...]:
-    return (Choice("yes", turn.tr._(YES)), Choice("no", turn.tr._(NO)))
+async def _not_asked(turn: Turn) -> bool:
+    return turn.participant is not None and not await turn.services.get(Bulletins).has_chosen(
+        turn.session, turn.participant.id)
 
 
-async def record_onboarding_choice(turn: Turn, key: str) -> None:
-    """The answer to the onboarding question; only a "no" needs saying anything."""
+def _question(turn: Turn) -> Prompt:
+    """Yes comes first: it is the default (someone who does not answer receives the bulletins)."""
+    return Prompt(turn.tr._(ONBOARDING_QUESTION), (Choice("yes", turn.tr._(YES)), Choice("no", turn.tr._(NO))))
+
+
+async def _answer(turn: Turn, key: str) -> None:
+    """Only a "no" needs saying anything."""
     if turn.participant is None:
         return
-    await turn.services.bulletins.subscribe(turn.session, turn.participant.id, key == "yes")
+    await turn.services.get(Bulletins).subscribe(turn.session, turn.participant.id, key == "yes")
     if key != "yes":
         turn.say(turn.tr._("You will not receive bulletins. If you change your mind, send /subscribe."))
 
 
+ONBOARDING_STEP = OnboardingStep("bulletins", _not_asked, _question, _answer)
+
+
 async def subscribe(turn: Turn, args: list[str], engine: object) -> None:
     assert turn.participant is not None
-    service = turn.services.bulletins
+    service = turn.services.get(Bulletins)
     already = await service.subscribed(turn.session, turn.participant.id)
     await service.subscribe(turn.session, turn.participant.id, True)
     word = stop_word(turn.tr.language)
@@ -69,7 +81,7 @@ async def unsubscribe(turn: Turn, args: list[str], engine: object) -> None:
 
 async def _unsubscribe(turn: Turn) -> None:
     assert turn.participant is not None
-    await turn.services.bulletins.subscribe(turn.session, turn.participant.id, False)
+    await turn.services.get(Bulletins).subscribe(turn.session, turn.participant.id, False)
     turn.say(turn.tr._("Done: you will not receive any more bulletins. To receive them again, send /subscribe."))
 
 

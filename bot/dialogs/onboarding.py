@@ -1,5 +1,5 @@
-"""First contact: language, consent, an optional invitation code, whether to receive bulletins,
-then the menu.
+"""First contact: language, consent, an optional invitation code, the questions features ask
+once (whether to receive bulletins), then the menu.
 
 Nothing is stored about a person until they accept the notice; a decline deletes the
 conversation state that held their language choice.
@@ -7,12 +7,11 @@ conversation state that held their language choice.
 
 from __future__ import annotations
 
-from bot.bulletins import subscription
-from bot.core.context import Turn
+from bot.conversation.engine import Dialog, Prompt, State, menu_state
+from bot.conversation.feature import FeatureSet, OnboardingStep
+from bot.conversation.turn import Turn
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, Prompt, State
 from bot.dialogs.language import language_choices
-from bot.dialogs.menu import menu_state
 from bot.dialogs.texts import privacy_notice
 from bot.services.organisations import RedeemResult
 
@@ -42,8 +41,9 @@ class OnboardingDialog(Dialog):
             text = "\n\n".join((_("Welcome."), privacy_notice(turn),
                                   _("Do you agree to your information being handled this way?")))
             return Prompt(text, (Choice("accept", _("I agree")), Choice("decline", _("I do not agree"))))
-        if state.step == "bulletins":
-            return Prompt(_(subscription.ONBOARDING_QUESTION), subscription.onboarding_choices(turn))
+        step = _step(turn, state)
+        if step is not None:
+            return step.prompt(turn)
         return Prompt(
             _("If your organisation gave you an invitation code, type it now. Otherwise choose “Skip”."),
             (Choice("skip", _("Skip")),),
@@ -64,8 +64,9 @@ class OnboardingDialog(Dialog):
                     turn.session, turn.pseudonym, turn.tr.language, turn.inbound.address
                 )
             return State(self.name, "invite", turn.tr.language)
-        if state.step == "bulletins":
-            await subscription.record_onboarding_choice(turn, key)
+        step = _step(turn, state)
+        if step is not None:
+            await step.answer(turn, key)
         return await self._finish(turn)
 
     async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
@@ -88,9 +89,20 @@ class OnboardingDialog(Dialog):
         return State(self.name, "invite", turn.tr.language, {"attempts": attempts})
 
     async def _finish(self, turn: Turn) -> State:
-        """Ask about bulletins once (also when onboarding ended before the question), then the menu."""
-        if turn.participant is not None and not await turn.services.bulletins.has_chosen(turn.session,
-                                                                                         turn.participant.id):
-            return State(self.name, "bulletins", turn.tr.language)
+        """The next question a feature asks once, if any is left for this person; then the menu."""
+        if turn.participant is not None:
+            for step in turn.services.get(FeatureSet).onboarding():
+                if await step.pending(turn):
+                    return State(self.name, f"{STEP}{step.key}", turn.tr.language)
         turn.say(turn.tr._("You are all set. You can open the menu at any time with /menu."))
         return menu_state(turn)
+
+
+STEP = "ask:"
+
+
+def _step(turn: Turn, state: State) -> OnboardingStep | None:
+    if not state.step.startswith(STEP):
+        return None
+    key = state.step.removeprefix(STEP)
+    return next((s for s in turn.services.get(FeatureSet).onboarding() if s.key == key), None)

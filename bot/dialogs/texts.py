@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.feature import FeatureSet
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 
-HELP = N_(
-    "What you can do:\n"
-    "/menu – the main menu\n"
-    "/join – enter an invitation code\n"
-    "/language – change the language\n"
-    "/privacy – what is stored about you and how to erase it\n"
-    "/delete_me – erase everything stored about you\n"
-    "/cancel – stop the current question\n"
-    "/help – this help"
-)
-STAFF_HELP = N_(
-    "Staff commands:\n"
-    "/whoami – your role and organisation\n"
-    "/org add <code> <kind> <name> – register an organisation (kinds: cso, association, signatory, other)\n"
-    "/org list – list organisations\n"
-    "/group add <code> <kind> [organisation] – create a group (kinds: focus_group, association, audience)\n"
-    "/group list – list groups\n"
-    "/invite <organisation> [group ...] – make a single-use invitation code"
-)
-BULLETIN_HELP = N_(
-    "/bulletins – read the latest bulletins\n"
-    "/subscribe, /unsubscribe – receive the bulletins, or stop them (STOP also stops them)"
-)
-BULLETIN_STAFF_HELP = N_(
-    "/bulletin new – write a bulletin, step by step\n"
-    "/bulletin send <id> <audience> [--at <time>] [--dry-run] – audience: all, group:CODE, org:CODE, lang:CODE\n"
-    "/bulletin status|cancel|approve <id>, /bulletin list"
-)
 PRIVACY_STORED = N_(
     "How your information is handled:\n"
     "• Stored: your language, the organisation and groups you join, and the answers you choose to give. "
@@ -68,7 +41,6 @@ def privacy_notice(turn: Turn) -> str:
 
 
 def help_text(turn: Turn) -> str:
-    text = f"{turn.tr._(HELP)}\n{turn.tr._(BULLETIN_HELP)}"
-    if not turn.role.is_staff:
-        return text
-    return f"{text}\n\n{turn.tr._(STAFF_HELP)}\n{turn.tr._(BULLETIN_STAFF_HELP)}"
+    """``/help``, from the command table of the features that are on: it cannot drift from it."""
+    table = turn.services.get(FeatureSet).command_table()
+    return table.help_text(turn.tr, staff=turn.role.is_staff)

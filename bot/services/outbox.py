@@ -29,7 +29,7 @@ from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.participants import Participants
 from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, utcnow
+from bot.storage.models import OutboxMessage, outbox_payload_context, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ PENDING, SENDING, SENT, FAILED, UNREACHABLE = "pending", "sending", "sent", "fai
 
 
 def _context(txn_id: str) -> str:
-    return f"outbox.payload:{txn_id}"
+    return outbox_payload_context(txn_id)
 
 
 def encode_message(message: Outbound) -> str:

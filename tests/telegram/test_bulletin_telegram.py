@@ -5,7 +5,6 @@ staff progress message edited in place, the summary, cancel and approval from th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,9 +15,9 @@ from botapi_server import LocalBotApi, SimUser
 from sqlalchemy import select
 from telegram_support import FAST_RETRY
 
-from bot.app import Bot, build_bot, build_commands, build_services
-from bot.bulletins.feature import BulletinJob
+from bot.app import Bot, build_platform_transports, running
 from bot.bulletins.loader import parse_bulletin
+from bot.bulletins.service import Bulletins
 from bot.config import (
     BulletinSettings,
     DatabaseSettings,
@@ -31,10 +30,7 @@ from bot.config import (
 )
 from bot.core.model import Address, Platform
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
 from bot.storage.models import AuditEntry
-from bot.transports.telegram import from_settings
 
 GROUP = -1_001_234_567_890
 RLM = "\u200f"
@@ -73,42 +69,20 @@ def settings_for(api: LocalBotApi, tmp_path: Path, staff: list[SimUser], **bulle
         staff=StaffSettings(members=[f"telegram:{s.id}" for s in staff], telegram_chat=GROUP),
         outbox=OutboxSettings(base_backoff_seconds=0.2, max_backoff_seconds=1.0, poll_seconds=0.2, batch_size=200,
                               concurrency=32, max_attempts=30),
-        bulletins=BulletinSettings(progress_interval_seconds=1.0, **bulletins),  # type: ignore[arg-type]
+        bulletins=BulletinSettings(progress_interval_seconds=1.0, check_seconds=0.5, **bulletins),  # type: ignore[arg-type]
         limits=LimitsSettings(flood_messages=1000),
     )
 
 
 @asynccontextmanager
-async def running(settings: Settings, keys: KeyRing) -> AsyncIterator[Bot]:
-    """The application's wiring with what ``civicbot run`` runs beside the transport: outbox
-    senders, the progress reporter and the bulletin job (here every half second)."""
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
-                              retry=FAST_RETRY, poll_timeout_seconds=1, read_timeout_seconds=2.0,
-                              shutdown_grace_seconds=5.0)
-    bot = build_bot(services, [transport])
-    stop = asyncio.Event()
-    job = BulletinJob(database, services.bulletins)
-
-    async def tick() -> None:
-        while not stop.is_set():
-            await job()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
-
-    assert bot.reporter is not None
-    tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
-    tasks += [asyncio.create_task(bot.reporter.run(stop)), asyncio.create_task(tick())]
-    try:
-        await transport.start(bot.router.handle)
+async def running_with_bulletins(settings: Settings, keys: KeyRing) -> AsyncIterator[Bot]:
+    """``civicbot run``'s wiring with short Telegram timeouts: outbox senders, the progress
+    reporter and the scheduler (the bulletin job) running."""
+    options = {"retry": FAST_RETRY, "poll_timeout_seconds": 1, "read_timeout_seconds": 2.0,
+               "shutdown_grace_seconds": 5.0}
+    async with running(settings, keys=keys, upgrade=True, scheduler=True,
+                       transports=lambda services: build_platform_transports(services, telegram=options)) as bot:
         yield bot
-    finally:
-        stop.set()
-        await transport.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await database.dispose()
 
 
 async def register(bot: Bot, users: list[tuple[SimUser, str]]) -> None:
@@ -136,7 +110,7 @@ async def test_two_thousand_recipients_in_four_languages_through_faults(bot_api:
     languages = ("en", "ar", "ckb", "ku")
     users = [(bot_api.user(language_code=languages[n % 4]), languages[n % 4]) for n in range(2000)]
     settings = settings_for(bot_api, tmp_path, [staff])
-    async with running(settings, keys) as bot:
+    async with running_with_bulletins(settings, keys) as bot:
         await register(bot, users)
         quitter, blocker = users[0][0], users[1][0]
         quitter.say("STOP")
@@ -144,7 +118,7 @@ async def test_two_thousand_recipients_in_four_languages_through_faults(bot_api:
         assert "/subscribe" in bot_api.sent_to(quitter.id)[0].text
         bot_api.block(blocker)
         async with bot.services.database.sessions.begin() as session:
-            await bot.services.bulletins.create(session, parse_bulletin(BULLETIN), "cli")
+            await bot.services.get(Bulletins).create(session, parse_bulletin(BULLETIN), "cli")
 
         # 429 pauses every send of the bot (Telegram's flood control is per bot), so fewer of those.
         chaos = Chaos(0.10, seed=11, timeout_delay=2.5, weights={"429": 1, "500": 3, "502": 3, "timeout": 3})
@@ -191,10 +165,10 @@ async def test_cancel_and_four_eyes_from_the_staff_group(bot_api: LocalBotApi, t
     group = bot_api.group(GROUP)
     users = [(bot_api.user(language_code="en"), "en") for _ in range(300)]
     settings = settings_for(bot_api, tmp_path, [author, approver], require_approval=True)
-    async with running(settings, keys) as bot:
+    async with running_with_bulletins(settings, keys) as bot:
         await register(bot, users)
         async with bot.services.database.sessions.begin() as session:
-            await bot.services.bulletins.create(session, parse_bulletin(BULLETIN), f"staff:{keys.pseudonym('telegram', str(author.id))[:12]}")
+            await bot.services.get(Bulletins).create(session, parse_bulletin(BULLETIN), f"staff:{keys.pseudonym('telegram', str(author.id))[:12]}")
         seen = 0
 
         def replies() -> list[str]:  # the answers, not the progress report and summary

@@ -45,11 +45,13 @@ async def test_onboarding_in_english_by_pressing_buttons(bot_api: LocalBotApi, t
         assert consent.labels == ["I agree", "I do not agree"]
         (invite,) = await amira.press(consent, label="I agree")
         assert "invitation code" in invite.text
-        done, menu = await amira.press(invite, label="Skip", count=2)
+        (bulletins,) = await amira.press(invite, label="Skip")
+        assert bulletins.labels == ["Yes, send it to me", "No, thank you"]
+        done, menu = await amira.press(bulletins, label="Yes, send it to me", count=2)
         assert done.text.startswith("You are all set") and menu.text.startswith("Main menu")
         assert menu.buttons and all(len(b["callback_data"].encode()) <= 64 for b in menu.buttons)
-        assert len(bot_api.callback_answers) == 3
-        assert not any(m.keyboard for m in (languages, consent, invite))
+        assert len(bot_api.callback_answers) == 4
+        assert not any(m.keyboard for m in (languages, consent, invite, bulletins))
 
 
 async def test_onboarding_in_arabic_is_right_to_left(bot_api: LocalBotApi, tmp_path: Path, keys: KeyRing) -> None:
@@ -62,7 +64,9 @@ async def test_onboarding_in_arabic_is_right_to_left(bot_api: LocalBotApi, tmp_p
         agree = consent.labels[0]
         (invite,) = await noor.press(consent, index=0)
         assert consent.text.split("\n")[-1] == f"{RLM}\u2713 {agree}"  # the choice, shown right-to-left
-        _, menu = await noor.press(invite, index=0, count=2)
+        (bulletins,) = await noor.press(invite, index=0)
+        assert bulletins.text.startswith(RLM) and bulletins.labels[0] == "نعم، أرسلوها إليّ"
+        _, menu = await noor.press(bulletins, index=0, count=2)
         assert menu.text.startswith(RLM) and not menu.text.startswith(f"{RLM}Main menu")
         assert menu.buttons and all(line.startswith(RLM) for line in menu.text.split("\n"))
     assert bot_api.commands[('{"type": "default"}', "ar")][0]["command"] == "start"
@@ -108,14 +112,14 @@ async def test_forged_stale_oversized_sticker_and_flood(bot_api: LocalBotApi, tm
         assert "invitation code" in invite.text
 
         flooder = Conversation(bot_api, bot_api.user())
+        handled = bot.router.handled
         for n in range(40):
             flooder.user.say(f"/help {n}")
         await bot_api.wait_for(lambda: bot_api.pending_updates == 0)
         calm = Conversation(bot_api, bot_api.user())
         (hello,) = await calm.say("/help")
         assert "/menu" in hello.text
-        answered = await bot_api.wait_for_messages(flooder.user.id, 21)
-        await asyncio.sleep(0.3)  # anything beyond the notice would show up meanwhile
+        await asyncio.wait_for(bot.router.wait_handled(handled + 41), 30)  # every message handled, replies sent
         answered = bot_api.sent_to(flooder.user.id)
         assert len(answered) == 21 and "very quickly" in answered[-1].text  # 20 answers, one notice
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -204,11 +208,7 @@ async def test_a_person_who_blocks_the_bot_is_not_sent_to_again(
                 row = await session.scalar(select(ParticipantAddress).where(ParticipantAddress.participant_id == ids[1]))
                 return row is not None and not row.reachable and row.unreachable_reason == "blocked"
 
-        await bot_api.wait_for(lambda: bot_api.pending_updates == 0)
-        for _ in range(100):
-            if await unreachable():
-                break
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(bot.router.wait_handled(1), 10)  # the block, handled
         assert await unreachable()
         assert bot_api.sent_to(leaves.id) == []  # nothing was answered to the block itself
         await bulletins(bot, ids, rounds=1)

@@ -23,6 +23,7 @@ from telegram_support import Conversation, running_bot
 from bot.config import LimitsSettings, OutboxSettings, Settings, TelegramSettings
 from bot.core.security import KeyRing
 from bot.storage.models import SurveyInvitation
+from bot.surveys.service import Surveys
 from bot.transports.telegram_mapping import RLM
 from tests.support import check_families_response, make_settings
 
@@ -48,12 +49,14 @@ def settings_for(bot_api: LocalBotApi, tmp_path: Path, staff: SimUser) -> Settin
 
 
 async def onboard(person: Conversation, language: str, code: str) -> list[SentMessage]:
-    """/start, press the language and the first consent button, type the invitation code."""
+    """/start, press the language and the first consent button, type the invitation code, say yes
+    to the bulletins: what they see from the code on."""
     (languages,) = await person.say("/start")
     (consent,) = await person.press(languages, label=language)
     (invite,) = await person.press(consent, label=consent.labels[0])
     assert "invitation code" in invite.text or invite.text.startswith(RLM)
-    return await person.say(code, count=3)  # joined, all set, main menu
+    joined, bulletins = await person.say(code, count=2)
+    return [joined, *await person.press(bulletins, index=0, count=2)]  # joined, all set, main menu
 
 
 def ticked(prompt: SentMessage) -> list[str]:
@@ -164,7 +167,7 @@ async def test_families_survey_on_telegram_with_buttons_branching_back_skip_inva
 
         services = bot.services
         async with services.database.sessions() as session:
-            row = await check_families_response(session, services.surveys, COMMENT)
+            row = await check_families_response(session, services.get(Surveys), COMMENT)
             invitations = list(await session.scalars(select(SurveyInvitation).order_by(SurveyInvitation.id)))
             assert [i.status for i in invitations] == ["completed", "invited"]  # Noor has not answered
         assert row["language"] == "en" and row["response"] == "1"

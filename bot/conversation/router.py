@@ -15,7 +15,9 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.context import Services, Turn
+from bot.conversation.commands import CommandTable, parse_command
+from bot.conversation.engine import DialogEngine, State, menu_state
+from bot.conversation.turn import Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
 from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
@@ -29,30 +31,37 @@ from bot.core.notices import (
     UNSUPPORTED_MEDIA,
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
-from bot.dialogs.engine import DialogEngine, State
-from bot.dialogs.menu import menu_state
-from bot.dialogs.onboarding import onboarding_state
-from bot.handlers.registry import CommandTable, parse_command
 from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
+EntryDialog = Callable[[Turn], State]
 Interceptor = Callable[[Turn], Awaitable[bool]]
-"""Sees a message before commands and dialogs (e.g. a stop word); True if it handled it."""
+"""Sees a text message before commands and dialogs (a stop word, say); True if it answered it."""
 
 
 class Router:
-    """The one entry point of the dialogue core, shared by every transport."""
+    """The one entry point of the dialogue core, shared by every transport.
+
+    It knows no capability: the wiring passes the commands, the dialogs (in ``engine``) and the
+    two entry dialogs: ``newcomer`` for someone not registered (onboarding), ``home`` for
+    everyone else (the main menu).
+    """
 
     def __init__(self, services: Services, engine: DialogEngine, commands: CommandTable,
-                 transports: Mapping[str, Transport], flood: FloodGuard,
+                 transports: Mapping[str, Transport], flood: FloodGuard, *,
+                 newcomer: EntryDialog, home: EntryDialog = menu_state,
                  interceptors: Sequence[Interceptor] = ()) -> None:
         self._services = services
-        self._interceptors = tuple(interceptors)
         self._engine = engine
         self._commands = commands
         self._transports = transports
         self._flood = flood
+        self._newcomer = newcomer
+        self._home = home
+        self._interceptors = tuple(interceptors)
+        self.handled = 0  # inbound events handled to the end (replies sent), for operators and tests
+        self._progress = asyncio.Event()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def handle(self, inbound: Inbound) -> None:
@@ -67,6 +76,16 @@ class Router:
             await self._send(inbound.address, replies, participant_id)
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
+        finally:
+            self.handled += 1
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
+
+    async def wait_handled(self, count: int) -> None:
+        """Until ``count`` inbound events have been handled, their replies sent: a signal that
+        nothing more is coming for them (the tests' way to prove a negative without sleeping)."""
+        while self.handled < count:
+            await self._progress.wait()
 
     async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
         """The replies, and the participant they belong to (None before consent or after erasure)."""
@@ -147,9 +166,9 @@ class Router:
         elif inbound.kind is InboundKind.CHOICE:
             turn.say(tr._(STALE_BUTTON_NO_DIALOG))
         elif turn.participant is None:
-            await self._engine.show(turn, onboarding_state(turn))
+            await self._engine.show(turn, self._newcomer(turn))
         else:
-            await self._engine.show(turn, menu_state(turn))
+            await self._engine.show(turn, self._home(turn))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:
         """Send replies in order; if the platform is briefly unavailable, the outbox retries the rest."""

@@ -106,6 +106,7 @@ class Outbound:
     language: str = "en"
     image: bytes | None = None  # PNG, e.g. a results chart
     image_name: str = "image.png"
+    numbered: bool = True  # False: where a typed number is an answer, choices are words, never numbered
     formatted: tuple[Formatted, ...] = ()
 
 
@@ -126,6 +127,7 @@ class Capabilities:
     end_to_end_encrypted: bool = False
     max_text_length: int = 4096
     platform_reads_messages: bool = False  # Telegram: the operator can read bot chats
+    flood_limited: bool = True  # False only for the operator's own console
 
 
 @dataclass(slots=True)

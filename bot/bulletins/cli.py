@@ -173,15 +173,15 @@ async def list_(ctx: CliContext, args: argparse.Namespace) -> int:
 
 
 def _files(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("files", type=Path, nargs="+", help="bulletin files (YAML)")
 
 
 def _file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path)
+    parser.add_argument("file", type=Path, help="a bulletin file (YAML)")
 
 
 def _send_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bulletin_id")
+    parser.add_argument("bulletin_id", help="the id of a stored bulletin")
     parser.add_argument("--to", dest="audience", nargs="+", action="extend", required=True, metavar="AUDIENCE",
                         help="all, group:CODE, org:CODE or lang:CODE; several allowed")
     parser.add_argument("--at", help="ISO 8601 time, e.g. 2026-06-05T09:00+03:00 (without an offset: UTC)")
@@ -190,12 +190,12 @@ def _send_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _status_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bulletin_id")
+    parser.add_argument("bulletin_id", help="the id of a stored bulletin")
     parser.add_argument("--follow", action="store_true", help="a live progress bar until the send ends")
 
 
 def _bulletin_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bulletin_id")
+    parser.add_argument("bulletin_id", help="the id of a stored bulletin")
 
 
 BULLETIN_VERBS = CliGroup("bulletin", "bulletins (YAML in config/bulletins/)", (

@@ -160,23 +160,23 @@ def counts(tr: Translator, progress: Progress) -> list[str]:
     """Sent, failed by reason, unreachable, withdrawn; then per platform and per language."""
     lines = [tr._("Sent: %(sent)s of %(total)s", sent=number(progress.states[SENT]), total=number(progress.total))]
     if progress.states[FAILED]:
-        lines.append(tr._("Failed: %(n)s (%(reasons)s)", n=number(progress.states[FAILED]),
+        lines.append(tr._("Failed: %(count)s (%(reasons)s)", count=number(progress.states[FAILED]),
                           reasons=_counter(progress.failed_reasons)))
     if progress.states[UNREACHABLE]:
-        lines.append(tr._("Unreachable (blocked the bot or left): %(n)s (%(reasons)s)",
-                          n=number(progress.states[UNREACHABLE]), reasons=_counter(progress.unreachable_reasons)))
+        lines.append(tr._("Unreachable (blocked the bot or left): %(count)s (%(reasons)s)",
+                          count=number(progress.states[UNREACHABLE]), reasons=_counter(progress.unreachable_reasons)))
     if progress.states[WITHDRAWN]:
-        lines.append(tr._("Not sent (cancelled, or the person unsubscribed): %(n)s",
-                          n=number(progress.states[WITHDRAWN])))
+        lines.append(tr._("Not sent (cancelled, or the person unsubscribed): %(count)s",
+                          count=number(progress.states[WITHDRAWN])))
     if progress.states[WAITING]:
-        lines.append(tr._("Still to send: %(n)s", n=number(progress.states[WAITING])))
+        lines.append(tr._("Still to send: %(count)s", count=number(progress.states[WAITING])))
     for platform in sorted(progress.by_platform):
         lines.append(_row(tr, PLATFORM_NAMES.get(platform, platform), progress.by_platform[platform]))
     for language in sorted(progress.by_language):
         lines.append(_row(tr, language_name(language), progress.by_language[language]))
     if progress.fallback:
-        lines.append(tr._("Received it in the first language instead of their own: %(n)s",
-                          n=number(progress.fallback)))
+        lines.append(tr._("Received it in the first language instead of their own: %(count)s",
+                          count=number(progress.fallback)))
     return lines
 
 

@@ -37,8 +37,9 @@ from bot.dialogs.menu import MenuDialog
 from bot.dialogs.onboarding import onboarding_state
 from bot.features import FEATURES
 from bot.services.audit import AuditLog
+from bot.services.delivery import OutboxSender, run_delivery
 from bot.services.organisations import Organisations
-from bot.services.outbox import Outbox, OutboxSender
+from bot.services.outbox import Outbox, StaffAddresses, Wakeup
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
 from bot.storage import migrate
@@ -125,7 +126,7 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
         staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
         participants=Participants(keys),
         organisations=Organisations(keys),
-        outbox=Outbox(keys),
+        outbox=Outbox(keys, StaffAddresses(settings.staff.matrix_room, settings.staff.telegram_chat), Wakeup()),
         audit=AuditLog(),
         provided=MappingProxyType(provided),
     )
@@ -236,7 +237,8 @@ class Bot:
             await transport.start(self.router.handle)
             self._started.append(transport)
         if senders:  # the features' workers (bulletin progress) run with the delivery they follow
-            self._tasks = [asyncio.create_task(s.run(self._stop)) for s in self.senders.values()]
+            outbox, database = self.services.outbox, self.services.database
+            self._tasks = [asyncio.create_task(run_delivery(self.senders, database, outbox.wakeup, self._stop))]
             self._tasks += [asyncio.create_task(worker.factory(self.services, self.transports)(self._stop))
                             for worker in self.features.workers()]
         if scheduler:
@@ -278,14 +280,14 @@ class Bot:
         """Stop transports, senders and scheduler, then close the database. Idempotent."""
         self._stop.set()
         try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # what the senders claimed goes out first
+            self._tasks = []
             for transport in reversed(self._started):
                 try:
                     await transport.stop()
                 except Exception as exc:
                     log.error("stopping the %s transport failed: %s", transport.platform, describe(exc))
             self._started.clear()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks = []
             if self.scheduler is not None and self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
         finally:
@@ -308,8 +310,9 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
         newcomer=onboarding_state, interceptors=features.interceptors(),
     )
     senders = {
-        platform: OutboxSender(services.database, services.outbox, services.participants, t, settings.outbox,
-                               t.rate_per_second, only_for=_console_person(services, t))
+        platform: OutboxSender(services.database, services.outbox, services.keys, t, settings.outbox,
+                               rate_per_second=t.rate_per_second, transport_paces=t.paces_sends,
+                               only_for=_console_person(services, t))
         for platform, t in by_platform.items()
     }
     return Bot(services, router, by_platform, senders)

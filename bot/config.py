@@ -129,9 +129,20 @@ class OutboxSettings(_Section):
     base_backoff_seconds: float = Field(default=5.0, gt=0)
     max_backoff_seconds: float = Field(default=3600.0, gt=0)
     lease_seconds: float = Field(default=120.0, gt=0)
-    poll_seconds: float = Field(default=2.0, gt=0)
-    batch_size: int = Field(default=50, ge=1)
-    concurrency: int = Field(default=16, ge=1)  # recipients served at once (each in order)
+    poll_seconds: float = Field(default=2.0, gt=0)  # fallback: commits wake the senders at once
+    batch_size: int = Field(default=256, ge=1)  # rows per claim and per outcome write, at most
+    concurrency: int = Field(default=64, ge=1)  # recipients served at once (each in order)
+    # Rows claimed and not yet recorded. Default: one second of sending at the platform's rate
+    # (16 to 512), so a reply queued behind a bulletin waits about a second at most; it is also
+    # how many rows a crash can leave sent but unrecorded (sent again after the lease).
+    window: int | None = Field(default=None, ge=1)
+    per_recipient_batch: int = Field(default=10, ge=1)  # one recipient's rows claimed together
+    record_interval_seconds: float = Field(default=0.02, ge=0)  # outcomes gathered before a write
+
+    def window_for(self, rate_per_second: float) -> int:
+        if self.window is not None:
+            return self.window
+        return int(min(max(rate_per_second, 16), 512))
 
 
 class I18nSettings(_Section):

@@ -46,6 +46,7 @@ class RecordingTransport:
     send_log: list[tuple[str, Outbound, SendOptions | None]] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
     rate_per_second: float = 1000.0
+    paces_sends: bool = False
     failure: BaseException | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     progress: asyncio.Event = field(default_factory=asyncio.Event)

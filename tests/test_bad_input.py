@@ -143,8 +143,9 @@ async def test_replies_that_cannot_be_sent_now_go_to_the_outbox(sqlite_url: str,
         await p.send("/menu")
         async with chat.bot.services.database.sessions() as session:
             rows = list(await session.scalars(select(OutboxMessage)))
-        assert [(r.kind, r.status) for r in rows] == [("reply", "pending")]
-        assert chat.bot.services.outbox.read(rows[0]).text.startswith("Main menu")
+            assert [(r.kind, r.status) for r in rows] == [("reply", "pending")]
+            message = await chat.bot.services.outbox.read(session, rows[0])
+        assert message is not None and message.text.startswith("Main menu")
 
 
 async def test_a_person_who_blocked_the_bot_is_marked_unreachable_silently(sqlite_url: str, tmp_path: Path,

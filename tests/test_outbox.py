@@ -14,7 +14,8 @@ from bot.core.model import Outbound
 from bot.core.pacing import Pacer
 from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
-from bot.services.outbox import OutboxSender
+from bot.services.delivery import OutboxSender
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.models import OutboxMessage, Participant, ParticipantAddress
 from tests.support import Chat, RecordingTransport, make_settings, open_chat
 
@@ -46,16 +47,15 @@ async def people(chat: Chat, count: int) -> list[int]:
 
 async def enqueue(chat: Chat, participant_ids: list[int], text: str = "Bulletin") -> list[int]:
     async with chat.bot.services.database.sessions.begin() as session:
-        rows = [await chat.bot.services.outbox.enqueue(session, pid, "console", "bulletin",
+        return [await chat.bot.services.outbox.enqueue(session, ToParticipant(pid, "console"), OutboxKind.BULLETIN,
                                                        Outbound(text=f"{text} {pid}"), ref="b1")
                 for pid in participant_ids]
-        return [r.id for r in rows]
 
 
 def sender(chat: Chat, clock: Clock, **overrides: float) -> OutboxSender:
     settings = OutboxSettings(**{"base_backoff_seconds": 10, "lease_seconds": 60, **overrides})  # type: ignore[arg-type]
     services = chat.bot.services
-    return OutboxSender(services.database, services.outbox, services.participants, chat.transport, settings,
+    return OutboxSender(services.database, services.outbox, services.keys, chat.transport, settings,
                         rate_per_second=1000, clock=clock)
 
 
@@ -69,7 +69,8 @@ async def test_enqueue_is_part_of_the_callers_transaction(db_url: str, tmp_path:
         [pid] = await people(chat, 1)
         with pytest.raises(RuntimeError):
             async with chat.bot.services.database.sessions.begin() as session:
-                await chat.bot.services.outbox.enqueue(session, pid, "console", "bulletin", Outbound(text="x"))
+                await chat.bot.services.outbox.enqueue(session, ToParticipant(pid, "console"), OutboxKind.BULLETIN,
+                                                       Outbound(text="x"))
                 raise RuntimeError("the work that created it failed")
         assert await statuses(chat) == []
 
@@ -180,8 +181,8 @@ async def test_a_crash_mid_drain_loses_nothing(db_url: str, tmp_path: Path, keys
         pids = await people(chat, 4)
         await enqueue(chat, pids)
         crashed = sender(chat, clock)
-        claimed = await crashed._claim()  # leased, then the process dies before sending
-        assert len(claimed) == 4 and await statuses(chat) == ["sending"] * 4
+        claimed = await crashed._claim(50)  # leased, then the process dies before sending
+        assert claimed is not None and len(claimed.rows) == 4 and await statuses(chat) == ["sending"] * 4
     async with open_chat(settings, keys) as restarted:
         s = sender(restarted, clock)
         assert (await s.drain_once()).handled == 0  # the lease still holds
@@ -193,7 +194,9 @@ async def test_a_crash_mid_drain_loses_nothing(db_url: str, tmp_path: Path, keys
 async def test_erasure_removes_queued_messages(sqlite_url: str, tmp_path: Path, keys: KeyRing) -> None:
     async with open_chat(make_settings(sqlite_url, tmp_path), keys) as chat:
         [pid] = await people(chat, 1)
-        await enqueue(chat, [pid])
+        async with chat.bot.services.database.sessions.begin() as session:  # due in an hour: nothing waits for it
+            await chat.bot.services.outbox.enqueue(session, ToParticipant(pid, "console"), OutboxKind.BULLETIN,
+                                                   Outbound("Later"), not_before=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         p = chat.person("5000")
         await p.send("/delete_me")
         await p.press("Yes, erase everything")

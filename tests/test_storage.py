@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text, update
 from bot.config import RetentionSettings
 from bot.core.model import Outbound
 from bot.core.security import KeyRing
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.services.retention import RetentionJob, purge
 from bot.storage import migrate
 from bot.storage.db import Database
@@ -65,7 +66,7 @@ async def test_retention_purges_only_what_has_expired(db_url: str, tmp_path: Pat
         async with db.sessions.begin() as session:
             old = await session.scalar(select(Participant).where(Participant.pseudonym == keys.pseudonym("console", "old")))
             assert old is not None
-            await chat.bot.services.outbox.enqueue(session, old.id, "console", "bulletin",
+            await chat.bot.services.outbox.enqueue(session, ToParticipant(old.id, "console"), OutboxKind.BULLETIN,
                                                    Outbound("x"))
             old.last_seen_on = (now - dt.timedelta(days=800)).date()
             await session.execute(update(DialogState).where(

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.config import OutboxSettings
 from bot.core.security import KeyRing
-from bot.services.outbox import OutboxSender
+from bot.services.delivery import OutboxSender
 from bot.storage.models import OutboxMessage, SurveyInvitation, SurveyRun
 from bot.surveys.service import ReminderJob, Surveys
 from tests.support import Chat, Person
@@ -19,7 +19,7 @@ from tests.test_surveys import CODE, open_chat, settings_for, setup_group
 
 async def drain(chat: Chat) -> None:
     services = chat.bot.services
-    await OutboxSender(services.database, services.outbox, services.participants, chat.transport,
+    await OutboxSender(services.database, services.outbox, services.keys, chat.transport,
                        OutboxSettings(), rate_per_second=1000).drain_once()
 
 

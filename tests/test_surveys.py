@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.config import LimitsSettings, OutboxSettings, Settings
 from bot.core.model import Direction
 from bot.core.security import KeyRing
-from bot.services.outbox import OutboxSender
+from bot.services.delivery import OutboxSender
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
 from bot.surveys.service import ReminderJob, Surveys
 from tests.support import Chat, Person, check_families_response, make_settings, open_chat
@@ -42,7 +42,7 @@ async def launch(chat: Chat, survey_id: str) -> list[str]:
     staff = chat.person("coordinator")
     replies = await staff.send(f"/survey launch {survey_id} fg-missing")
     services = chat.bot.services
-    sender = OutboxSender(services.database, services.outbox, services.participants, chat.transport,
+    sender = OutboxSender(services.database, services.outbox, services.keys, chat.transport,
                           OutboxSettings(), rate_per_second=1000)
     await sender.drain_once()
     return [r.text for r in replies]
@@ -182,7 +182,7 @@ async def test_reminder_once_and_closing(db_url: str, tmp_path: Path, keys: KeyR
         job = ReminderJob(services.database, services.get(Surveys), after_hours=48, clock=lambda: later)
         assert await job() == 2
         assert await job() == 0  # doubled trigger: no second reminder
-        sender = OutboxSender(services.database, services.outbox, services.participants, chat.transport,
+        sender = OutboxSender(services.database, services.outbox, services.keys, chat.transport,
                               OutboxSettings(), rate_per_second=1000)
         await sender.drain_once()
         assert idle.last.text.startswith("Reminder: you have not finished")

@@ -27,7 +27,7 @@ from bot.config import BulletinSettings
 from bot.core.i18n import ENDONYMS, N_, I18n
 from bot.core.model import Address, Outbound, Platform
 from bot.core.security import KeyRing
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxKind, OutboxStatus, ToParticipant
 from bot.storage.models import (
     BulletinNotice,
     BulletinRecipient,
@@ -43,7 +43,6 @@ from bot.storage.models import (
 
 log = logging.getLogger(__name__)
 
-KIND = "bulletin"
 FALLBACK_NOTE = N_("This bulletin is not available in %(language)s. Here it is in %(original)s.")
 
 
@@ -298,22 +297,26 @@ class Bulletins:
         return started
 
     async def _fan_out(self, session: AsyncSession, send: BulletinSend, bulletin: Bulletin) -> int:
-        """One outbox row per reachable recipient (in their language, rendered for their platform)."""
+        """One outbox row per reachable recipient (in their language, rendered for their platform),
+        added in bulk, at bulk priority, under the send's ``ref``."""
         members = await resolve(session, parse_audience([send.audience]))
         messages: dict[tuple[str, str], tuple[Outbound, str, bool]] = {}
-        for member in members:
-            if not member.reachable:
-                session.add(BulletinRecipient(send_id=send.id, participant_id=member.participant_id, outbox_id=None,
-                                              platform=member.platform, language=member.language, fallback=False))
-                continue
+        reachable = [m for m in members if m.reachable]
+        for member in reachable:
             key = (member.language, member.platform)
             if key not in messages:
                 messages[key] = self._message(bulletin, member.language, member.platform)
-            message, language, fallback = messages[key]
-            row = await self._outbox.enqueue(session, member.participant_id, member.platform, KIND, message,
-                                             ref=send_ref(send.id))
-            session.add(BulletinRecipient(send_id=send.id, participant_id=member.participant_id, outbox_id=row.id,
-                                          platform=member.platform, language=language, fallback=fallback))
+        row_ids = await self._outbox.enqueue_many(
+            session, [(ToParticipant(m.participant_id, m.platform), messages[(m.language, m.platform)][0])
+                      for m in reachable],
+            OutboxKind.BULLETIN, ref=send_ref(send.id),
+        )
+        rows = dict(zip((m.participant_id for m in reachable), row_ids, strict=True))
+        for member in members:
+            _, language, fallback = messages.get((member.language, member.platform), (None, member.language, False))
+            session.add(BulletinRecipient(send_id=send.id, participant_id=member.participant_id,
+                                          outbox_id=rows.get(member.participant_id), platform=member.platform,
+                                          language=language, fallback=fallback))
         await session.flush()
         return len(members)
 
@@ -345,10 +348,7 @@ class Bulletins:
             raise BulletinRefused(Refusal.NOTHING_TO_CANCEL)
         withdrawn = 0
         if send.status == SendStatus.SENDING:
-            result = await session.execute(
-                delete(OutboxMessage).where(OutboxMessage.ref == send_ref(send.id), OutboxMessage.status == "pending")
-            )
-            withdrawn = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            withdrawn = await self._outbox.cancel(session, send_ref(send.id))
         else:
             send.finished_at = self.now()
         send.status, send.cancelled_by = SendStatus.CANCELLED, actor[:64]
@@ -431,8 +431,8 @@ class Bulletins:
         withdrawn = 0
         if not yes:
             result = await session.execute(delete(OutboxMessage).where(
-                OutboxMessage.participant_id == participant_id, OutboxMessage.kind == KIND,
-                OutboxMessage.status == "pending"))
+                OutboxMessage.participant_id == participant_id, OutboxMessage.kind == OutboxKind.BULLETIN.value,
+                OutboxMessage.status == OutboxStatus.PENDING.value))
             withdrawn = int(result.rowcount or 0)  # type: ignore[attr-defined]
         await session.flush()
         return withdrawn

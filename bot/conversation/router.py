@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.commands import CommandTable, parse_command
@@ -32,7 +34,8 @@ from bot.core.notices import (
     UNSUPPORTED_MEDIA,
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
-from bot.storage.models import ProcessedEvent
+from bot.services.outbox import OutboxKind, ToParticipant
+from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,8 @@ class Router:
                     # them (the in-process lock covers one worker; SQLite has a single writer anyway).
                     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                           {"key": int(pseudonym[:15], 16)})
-                participant = await services.participants.find(session, pseudonym)
+                participant, queued = await services.participants.find_for_turn(
+                    session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
                 state = await self._engine.load(session, pseudonym)
                 if participant is not None:
                     language = participant.language
@@ -124,6 +128,11 @@ class Router:
                 if participant is not None:
                     await services.participants.remember_address(session, participant, inbound.address)
                 await self._dispatch(turn, state)
+                if queued and turn.participant is not None and turn.replies:
+                    # Messages queued for this person go first: the replies take their place behind them.
+                    await services.outbox.enqueue_behind(
+                        session, ToParticipant(turn.participant.id, inbound.platform), turn.replies)
+                    return [], turn.participant.id
                 return turn.replies, turn.participant.id if turn.participant is not None else None
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))
@@ -133,10 +142,10 @@ class Router:
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
         digest = self._services.keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
-        if await session.get(ProcessedEvent, digest) is not None:
-            return True
-        session.add(ProcessedEvent(digest=digest))
-        return False
+        insert = sqlite_insert if self._services.database.is_sqlite else postgresql_insert
+        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow())
+                                       .on_conflict_do_nothing())
+        return not result.rowcount  # type: ignore[attr-defined]
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr
@@ -192,8 +201,9 @@ class Router:
         if participant_id is None:  # nobody to address later: nothing about them is stored
             return 0
         async with self._services.database.sessions.begin() as session:
-            for reply in replies:
-                await self._services.outbox.enqueue(session, participant_id, platform, "reply", reply)
+            await self._services.outbox.enqueue_many(
+                session, [(ToParticipant(participant_id, platform), reply) for reply in replies], OutboxKind.REPLY
+            )
         return len(replies)
 
     @asynccontextmanager

@@ -132,6 +132,8 @@ class Capabilities:
 
 @dataclass(slots=True)
 class SendOptions:
-    """Per-send options the outbox passes down (idempotency for Matrix)."""
+    """Per-send options the outbox passes down: idempotency for Matrix, and whether the send is
+    bulk, so a transport that paces sends lets interactive replies go first."""
 
     transaction_id: str | None = None
+    bulk: bool = False

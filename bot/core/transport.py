@@ -65,6 +65,11 @@ class Transport(Protocol):
     def rate_per_second(self) -> float:
         """How many bulk messages per second the outbox may send through it (the platform's limit)."""
 
+    @property
+    def paces_sends(self) -> bool:
+        """Whether the transport itself spaces its sends to the platform's limits (Telegram's rate
+        limiter, measured against the answers), so the outbox must not space them a second time."""
+
     async def start(self, on_inbound: InboundHandler) -> None:
         """Connect and begin delivering inbound events to ``on_inbound``."""
 

@@ -1,42 +1,158 @@
-"""The durable outbox: bulk messages are rows first, deliveries second.
+"""The durable outbox: everything that is not a direct reply is a row first, a delivery second.
 
-Rows are added in the same transaction as the work that creates them. A sender per
-transport claims due rows with a lease, sends them at the configured rate and records
-the outcome; a crash leaves leased rows that are claimed again once the lease runs out.
-Matrix sends reuse the row's transaction id, so a resend after a crash is delivered once.
+Rows are added in the same transaction as the work that creates them (a bulletin, a survey
+launch, a check-in, a notice to staff), so a message exists exactly when its cause does.
+The delivery engine (:mod:`bot.services.delivery`) drains them per platform.
+
+Guarantees callers can rely on:
+
+- **Per-recipient order.** A person (or a staff destination) receives their messages in the
+  order the rows were created; a row held back by a failure holds back that recipient's later
+  rows until it is sent or has failed for good. A row with ``not_before`` takes its place in
+  that order once it is due.
+- **Priorities** order different recipients only: an interactive reply goes before bulk.
+- **Privacy.** The payload is sealed (a participant's row with that person's data key, so
+  erasure shreds it; a staff row with the master key) and erased once the row is sent or has
+  failed for good. What stays is the metadata statistics need: kind, ref, platform, language,
+  status, failure reason, attempts and times.
+- **Wake-up.** Committing a transaction that enqueued rows wakes the senders at once (in
+  process; on PostgreSQL also in other workers through ``LISTEN/NOTIFY``); polling is only
+  the fallback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
+import enum
 import json
-import logging
-import random
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from bot.config import OutboxSettings
-from bot.core.logsafe import describe
-from bot.core.model import Choice, Direction, Formatted, Outbound, PromptId, Pseudonym, SendOptions
-from bot.core.pacing import Pacer
-from bot.core.security import KeyRing
-from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
-from bot.services.participants import Participants
-from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, Participant, outbox_payload_context, utcnow
+from bot.core.model import Choice, Direction, Formatted, Outbound, Platform, PromptId
+from bot.core.security import DataKey, KeyRing
+from bot.storage.models import OutboxMessage, ParticipantKey, outbox_payload_context, utcnow
 
-log = logging.getLogger(__name__)
-
-PENDING, SENDING, SENT, FAILED, UNREACHABLE = "pending", "sending", "sent", "failed", "unreachable"
+NOTIFY_CHANNEL = "civicbot_outbox"
+"""PostgreSQL channel on which committed rows announce their platform to every worker."""
 
 
-def _context(txn_id: str) -> str:
+class OutboxKind(enum.StrEnum):
+    """Why a row exists. Stored as its value; statistics and cancellation group by it."""
+
+    REPLY = "reply"  # a live reply that could not go out directly (platform briefly down)
+    SURVEY_INVITATION = "survey.invitation"
+    SURVEY_REMINDER = "survey.reminder"
+    BULLETIN = "bulletin"
+    CHECKIN = "checkin"  # a scheduled check-in question to an association
+    CHECKIN_REMINDER = "checkin.reminder"
+    CASE_MESSAGE = "case.message"  # staff's answer to a confidential contact request, relayed
+    STAFF_NOTICE = "staff.notice"  # escalations, new cases, bulletin summaries: to a staff destination
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where a row is. ``SENT``, ``FAILED`` and ``UNREACHABLE`` are final: the payload is erased."""
+
+    PENDING = "pending"  # waiting (maybe for ``not_before`` or a retry's backoff)
+    SENDING = "sending"  # leased by a sender; claimed again if the lease runs out
+    SENT = "sent"
+    FAILED = "failed"  # rejected, unreadable, or out of attempts
+    UNREACHABLE = "unreachable"  # the person blocked the bot or is gone; their address is marked
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.UNREACHABLE})
+
+
+class Priority(enum.IntEnum):
+    """Lower goes first. Only orders different recipients; one recipient's rows keep their order."""
+
+    INTERACTIVE = 0  # replies (and their retries): someone is waiting for them
+    NORMAL = 1  # notices to staff, relayed case messages, reminders
+    BULK = 2  # bulletins, survey invitations, check-ins sent to a whole audience
+
+
+DEFAULT_PRIORITY: Mapping[OutboxKind, Priority] = {
+    OutboxKind.REPLY: Priority.INTERACTIVE,
+    OutboxKind.CASE_MESSAGE: Priority.NORMAL,
+    OutboxKind.STAFF_NOTICE: Priority.NORMAL,
+    OutboxKind.SURVEY_REMINDER: Priority.NORMAL,
+    OutboxKind.CHECKIN_REMINDER: Priority.NORMAL,
+    OutboxKind.SURVEY_INVITATION: Priority.BULK,
+    OutboxKind.BULLETIN: Priority.BULK,
+    OutboxKind.CHECKIN: Priority.BULK,
+}
+
+
+class StaffDestination(enum.StrEnum):
+    """A place where staff work together, taken from the configuration at send time."""
+
+    MATRIX_ROOM = "staff.matrix_room"
+    TELEGRAM_CHAT = "staff.telegram_chat"
+
+    @property
+    def platform(self) -> Platform:
+        return Platform("matrix" if self is StaffDestination.MATRIX_ROOM else "telegram")
+
+
+@dataclass(frozen=True, slots=True)
+class ToParticipant:
+    """A person on one platform (their sealed address is looked up at send time)."""
+
+    participant_id: int
+    platform: str
+
+    @property
+    def queue(self) -> str:
+        return f"p:{self.participant_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToStaff:
+    """A staff destination (``staff.matrix_room`` or ``staff.telegram_chat``)."""
+
+    destination: StaffDestination
+
+    @property
+    def platform(self) -> str:
+        return str(self.destination.platform)
+
+    @property
+    def queue(self) -> str:
+        return str(self.destination.value)
+
+
+Recipient = ToParticipant | ToStaff
+
+
+class OutboxError(ValueError):
+    """A row cannot be added as asked (e.g. a staff destination that is not configured)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAddresses:
+    """The configured staff destinations (``[staff] matrix_room`` / ``telegram_chat``)."""
+
+    matrix_room: str | None = None
+    telegram_chat: int | None = None
+
+    def address_of(self, destination: StaffDestination) -> str | None:
+        if destination is StaffDestination.MATRIX_ROOM:
+            return self.matrix_room or None
+        return str(self.telegram_chat) if self.telegram_chat is not None else None
+
+
+def payload_context(txn_id: str) -> str:
+    """What a payload is bound to when sealed: its row's transaction id."""
     return outbox_payload_context(txn_id)
 
 
@@ -55,6 +171,7 @@ def encode_message(message: Outbound) -> str:
             "formatted": [[part.text, part.html] for part in message.formatted],
         },
         ensure_ascii=False,
+        separators=(",", ":"),
     )
 
 
@@ -74,189 +191,318 @@ def decode_message(payload: str) -> Outbound:
     )
 
 
+class Wakeup:
+    """In-process doorbell of the senders, one per platform. ``ring`` after a commit."""
+
+    __slots__ = ("_listeners",)
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+
+    def subscribe(self, platform: str, listener: Callable[[], None]) -> None:
+        self._listeners.setdefault(platform, []).append(listener)
+
+    def ring(self, platform: str) -> None:
+        for listener in self._listeners.get(platform, ()):
+            listener()
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressRow:
+    platform: str
+    language: str
+    status: OutboxStatus
+    reason: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Counts of one bulk send (by ``ref``): by status, platform, language and failure reason."""
+
+    ref: str
+    rows: tuple[ProgressRow, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(r.count for r in self.rows)
+
+    @property
+    def finished(self) -> int:
+        """Rows that will not change any more (sent, failed, unreachable)."""
+        return sum(r.count for r in self.rows if r.status.is_final)
+
+    @property
+    def by_status(self) -> dict[OutboxStatus, int]:
+        return self._sum(lambda r: r.status)
+
+    @property
+    def by_platform(self) -> dict[str, dict[OutboxStatus, int]]:
+        return self._nested(lambda r: r.platform)
+
+    @property
+    def by_language(self) -> dict[str, dict[OutboxStatus, int]]:
+        return self._nested(lambda r: r.language)
+
+    @property
+    def by_reason(self) -> dict[str, int]:
+        """Why rows failed or could not reach their recipient (short codes, never content)."""
+        return self._sum(lambda r: r.reason or "unknown", only=lambda r: r.status in _UNSUCCESSFUL)
+
+    def _sum(self, key: Callable[[ProgressRow], Any], only: Callable[[ProgressRow], bool] = lambda r: True) -> dict[Any, int]:
+        counts: dict[Any, int] = {}
+        for row in self.rows:
+            if only(row):
+                counts[key(row)] = counts.get(key(row), 0) + row.count
+        return counts
+
+    def _nested(self, key: Callable[[ProgressRow], str]) -> dict[str, dict[OutboxStatus, int]]:
+        counts: dict[str, dict[OutboxStatus, int]] = {}
+        for row in self.rows:
+            inner = counts.setdefault(key(row), {})
+            inner[row.status] = inner.get(row.status, 0) + row.count
+        return counts
+
+
+_UNSUCCESSFUL = frozenset({OutboxStatus.FAILED, OutboxStatus.UNREACHABLE})
+
+
+@dataclass(slots=True)
+class _PendingWake:
+    platforms: set[str] = field(default_factory=set)
+
+
 class Outbox:
-    """Adds messages to the outbox inside the caller's transaction."""
+    """Adds, cancels and counts outbox rows, always inside the caller's transaction."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_keys", "_staff", "_wakeup")
 
-    def __init__(self, keys: KeyRing) -> None:
+    def __init__(self, keys: KeyRing, staff: StaffAddresses | None = None, wakeup: Wakeup | None = None) -> None:
         self._keys = keys
+        self._staff = staff or StaffAddresses()
+        self._wakeup = wakeup or Wakeup()
+
+    @property
+    def wakeup(self) -> Wakeup:
+        return self._wakeup
+
+    @property
+    def staff_addresses(self) -> StaffAddresses:
+        return self._staff
+
+    def staff_recipients(self) -> list[ToStaff]:
+        """Every configured staff destination, e.g. to notify staff wherever they are."""
+        return [ToStaff(d) for d in StaffDestination if self._staff.address_of(d) is not None]
 
     async def enqueue(
-        self, session: AsyncSession, participant_id: int, platform: str, kind: str, message: Outbound,
+        self,
+        session: AsyncSession,
+        to: Recipient,
+        kind: OutboxKind,
+        message: Outbound,
+        *,
         ref: str | None = None,
-    ) -> OutboxMessage:
-        txn_id = uuid.uuid4().hex
-        row = OutboxMessage(
-            participant_id=participant_id, platform=platform, kind=kind, ref=ref, txn_id=txn_id,
-            payload_enc=self._keys.seal_text(encode_message(message), _context(txn_id)),
-            status=PENDING, attempts=0, next_attempt_at=utcnow(),
-        )
-        session.add(row)
-        await session.flush()
-        return row
+        not_before: dt.datetime | None = None,
+        priority: Priority | None = None,
+    ) -> int:
+        """Queue ``message`` for ``to`` in the caller's transaction; returns the row id.
+
+        ``ref`` names a bulk send (e.g. ``"bulletin:12"``) for :meth:`cancel` and
+        :meth:`progress`; ``not_before`` schedules it (timezone-aware); ``priority``
+        defaults to the kind's (:data:`DEFAULT_PRIORITY`). Raises :class:`OutboxError` for
+        a staff destination that is not configured or a participant without a data key.
+        """
+        [row_id] = await self.enqueue_many(session, [(to, message)], kind, ref=ref, not_before=not_before,
+                                           priority=priority)
+        return row_id
+
+    async def enqueue_many(
+        self,
+        session: AsyncSession,
+        items: Iterable[tuple[Recipient, Outbound]],
+        kind: OutboxKind,
+        *,
+        ref: str | None = None,
+        not_before: dt.datetime | None = None,
+        priority: Priority | None = None,
+    ) -> list[int]:
+        """:meth:`enqueue` for a whole audience: keys loaded in bulk, rows inserted in one statement.
+
+        Returns the row ids in the order of ``items``. Use it for bulletins and launches to
+        thousands of people.
+        """
+        batch = list(items)
+        if not batch:
+            return []
+        if not_before is not None and not_before.tzinfo is None:
+            raise OutboxError("not_before must be timezone-aware")
+        rank = int(priority if priority is not None else DEFAULT_PRIORITY.get(kind, Priority.NORMAL))
+        keys = await self._data_keys(session, {to.participant_id for to, _ in batch if isinstance(to, ToParticipant)})
+        now = utcnow()
+        due = max(now, not_before) if not_before is not None else now
+        values: list[dict[str, Any]] = []
+        for to, message in batch:
+            txn_id = uuid.uuid4().hex
+            plaintext = encode_message(message)
+            if isinstance(to, ToParticipant):
+                sealed = keys[to.participant_id].seal(plaintext, payload_context(txn_id))
+                participant_id, staff = to.participant_id, None
+            else:
+                if self._staff.address_of(to.destination) is None:
+                    raise OutboxError(f"{to.destination.value} is not configured")
+                sealed = self._keys.seal_text(plaintext, payload_context(txn_id))
+                participant_id, staff = None, to.destination.value
+            values.append({
+                "participant_id": participant_id, "staff_destination": staff, "queue": to.queue,
+                "platform": to.platform, "kind": kind.value, "priority": rank, "ref": ref,
+                "language": message.language[:8], "payload_enc": sealed, "status": OutboxStatus.PENDING.value,
+                "attempts": 0, "not_before": not_before, "next_attempt_at": due, "txn_id": txn_id,
+                "created_at": now,
+            })
+        ids: list[int] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start:start + 500]
+            statement = insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True)
+            result = await session.execute(statement, chunk)
+            ids.extend(result.scalars().all())
+        if len(values) >= _ANALYZE_AFTER and _is_postgresql(session):
+            # A large send changes the table's shape at once, and autovacuum may not notice for a
+            # minute: without current statistics the senders' claim query is planned for a tiny
+            # table and scans the backlog for every row. ANALYZE here sees this transaction's rows.
+            await session.execute(text("ANALYZE outbox"))
+        await self._wake_on_commit(session, {v["platform"] for v in values})
+        return ids
 
     async def cancel(self, session: AsyncSession, ref: str) -> int:
         """Delete the rows of bulk send ``ref`` that were not sent yet; returns how many.
 
-        Rows a sender holds at this moment (``sending``) are finishing and are left alone.
+        Rows a sender holds at this moment (``sending``) are finishing and are left alone;
+        what was sent stays counted.
         """
         result = await session.execute(
-            delete(OutboxMessage).where(OutboxMessage.ref == ref, OutboxMessage.status == PENDING)
+            delete(OutboxMessage).where(OutboxMessage.ref == ref, OutboxMessage.status == OutboxStatus.PENDING.value)
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def read(self, row: OutboxMessage) -> Outbound:
-        return decode_message(self._keys.open_text(row.payload_enc, _context(row.txn_id)))
+    async def progress(self, session: AsyncSession, ref: str) -> Progress:
+        """Counts of bulk send ``ref`` by platform, language, status and failure reason."""
+        rows = await session.execute(
+            select(OutboxMessage.platform, OutboxMessage.language, OutboxMessage.status, OutboxMessage.last_error,
+                   func.count())
+            .where(OutboxMessage.ref == ref)
+            .group_by(OutboxMessage.platform, OutboxMessage.language, OutboxMessage.status, OutboxMessage.last_error)
+        )
+        return Progress(ref, tuple(
+            ProgressRow(platform, language, OutboxStatus(status), reason if status in _UNSUCCESSFUL else None, count)
+            for platform, language, status, reason, count in rows
+        ))
 
+    @staticmethod
+    def unsent_condition(to: Recipient, now: dt.datetime) -> ColumnElement[bool]:
+        """Rows of ``to`` that are due (or were) and not sent yet: a live reply must queue behind them."""
+        return and_(
+            OutboxMessage.platform == to.platform, OutboxMessage.queue == to.queue,
+            OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),
+            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+        )
 
-@dataclass(frozen=True, slots=True)
-class DrainReport:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    unreachable: int = 0
+    @staticmethod
+    def queued_for(participant_id: ColumnElement[int] | InstrumentedAttribute[int], platform: str) -> ColumnElement[bool]:
+        """Whether a participant (a column, to go into the turn's own query) has rows a live reply
+        must not overtake: :meth:`has_unsent` without a statement of its own."""
+        now = utcnow()
+        return exists().where(
+            OutboxMessage.participant_id == participant_id, OutboxMessage.platform == platform,
+            OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),
+            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+        )
 
-    @property
-    def handled(self) -> int:
-        return self.sent + self.retried + self.failed + self.unreachable
+    async def has_unsent(self, session: AsyncSession, to: Recipient) -> bool:
+        """Whether ``to`` has unsent rows that a live reply must not overtake."""
+        found = await session.scalar(select(OutboxMessage.id).where(self.unsent_condition(to, utcnow())).limit(1))
+        return found is not None
 
+    async def enqueue_behind(self, session: AsyncSession, to: Recipient, messages: Sequence[Outbound]) -> list[int]:
+        """Queue live replies behind ``to``'s unsent rows, keeping the order. Those rows now stand
+        between a person and their answer, so they go first (interactive priority, not behind the
+        rest of a bulletin), and rows held back by a retry are due now: the person just wrote, so
+        the platform reaches them."""
+        now = utcnow()
+        unsent = self.unsent_condition(to, now)
+        await session.execute(update(OutboxMessage).where(unsent).values(priority=int(Priority.INTERACTIVE)))
+        await session.execute(
+            update(OutboxMessage)
+            .where(unsent, OutboxMessage.status == OutboxStatus.PENDING.value, OutboxMessage.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+        return await self.enqueue_many(session, [(to, m) for m in messages], OutboxKind.REPLY)
 
-class OutboxSender:
-    """Drains one transport's rows at its rate and records every outcome."""
+    async def read(self, session: AsyncSession, row: OutboxMessage) -> Outbound | None:
+        """The message of an unsent row (None once it is final: the payload is erased)."""
+        if row.payload_enc is None:
+            return None
+        key = None
+        if row.participant_id is not None and not KeyRing.is_master_token(row.payload_enc):
+            key = (await self._data_keys(session, {row.participant_id}))[row.participant_id]
+        return self.open_payload(row.payload_enc, row.txn_id, key)
 
-    def __init__(
-        self, database: Database, outbox: Outbox, participants: Participants, transport: Transport,
-        settings: OutboxSettings, rate_per_second: float, clock: Callable[[], dt.datetime] = utcnow,
-        only_for: Pseudonym | None = None,
-    ) -> None:
-        """``only_for``: serve one person's rows only. Each console window is one person, and
-        several may share a database: a window must not print (and use up) another's messages."""
-        self._only_for = only_for
-        self._db = database
-        self._outbox = outbox
-        self._participants = participants
-        self._transport = transport
-        self._settings = settings
-        self._pacer = Pacer(rate_per_second)
-        self._clock = clock
-        self._wake = asyncio.Event()
+    def open_payload(self, sealed: bytes, txn_id: str, data_key: DataKey | None) -> Outbound:
+        """The message of a row (the engine's one way in): person's key, or master key for staff."""
+        context = payload_context(txn_id)
+        if data_key is None or KeyRing.is_master_token(sealed):  # staff rows, and rows queued before 0004
+            plaintext = self._keys.open_text(sealed, context)
+        else:
+            plaintext = data_key.open(sealed, context)
+        return decode_message(plaintext)
 
-    def wake(self) -> None:
-        """Tell the sender new rows are due (saves waiting for the next poll)."""
-        self._wake.set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                report = await self.drain_once()
-            except Exception as exc:  # the loop must survive a database hiccup
-                log.error("outbox drain failed: %s", describe(exc))
-                report = DrainReport()
-            if report.handled:
-                continue
-            self._wake.clear()
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            await asyncio.wait(waiters, timeout=self._settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-
-    async def drain_once(self) -> DrainReport:
-        claimed = await self._claim()
-        # One queue per recipient keeps each person's messages in order, while different
-        # recipients are served concurrently: a platform's per-chat pause holds up one chat only.
-        queues: dict[int, list[int]] = {}
-        for row_id, participant_id in claimed:
-            queues.setdefault(participant_id, []).append(row_id)
-        outcomes: list[str] = []
-        gate = asyncio.Semaphore(self._settings.concurrency)
-
-        async def drain_queue(row_ids: list[int]) -> None:
-            async with gate:
-                for row_id in row_ids:
-                    outcomes.append(await self._deliver(row_id))
-
-        await asyncio.gather(*(drain_queue(ids) for ids in queues.values()))
-        sent, retried = outcomes.count(SENT), outcomes.count(PENDING)
-        failed, unreachable = outcomes.count(FAILED), outcomes.count(UNREACHABLE)
-        if claimed:
-            log.info("outbox %s: sent=%d retry=%d failed=%d unreachable=%d",
-                     self._transport.platform, sent, retried, failed, unreachable)
-        return DrainReport(sent, retried, failed, unreachable)
-
-    async def _claim(self) -> list[tuple[int, int]]:
-        now = self._clock()
-        async with self._db.sessions.begin() as session:
-            query = (
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.platform == self._transport.platform,
-                    or_(
-                        and_(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now),
-                        and_(OutboxMessage.status == SENDING, OutboxMessage.lease_until <= now),
-                    ),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(self._settings.batch_size)
+    async def _data_keys(self, session: AsyncSession, participant_ids: set[int]) -> dict[int, DataKey]:
+        keys: dict[int, DataKey] = {}
+        ordered = sorted(participant_ids)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            rows = await session.execute(
+                select(ParticipantKey.participant_id, ParticipantKey.wrapped).where(ParticipantKey.participant_id.in_(chunk))
             )
-            if self._only_for is not None:
-                query = query.where(OutboxMessage.participant_id.in_(
-                    select(Participant.id).where(Participant.pseudonym == self._only_for)))
-            if not self._db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = list(await session.scalars(query))
-            lease = now + dt.timedelta(seconds=self._settings.lease_seconds)
-            for row in rows:
-                row.status, row.lease_until, row.attempts = SENDING, lease, row.attempts + 1
-            return [(row.id, row.participant_id) for row in rows]
+            for participant_id, wrapped in rows:
+                keys[participant_id] = self._keys.unwrap(wrapped, str(participant_id))
+        missing = participant_ids - keys.keys()
+        if missing:
+            raise OutboxError(f"{len(missing)} recipient(s) have no data key (erased)")
+        return keys
 
-    async def _deliver(self, row_id: int) -> str:
-        async with self._db.sessions.begin() as session:
-            row = await session.get(OutboxMessage, row_id)
-            if row is None:  # erased meanwhile (/delete_me cascades)
-                return FAILED
-            address = await self._participants.address_of(session, row.participant_id, row.platform)
-            if address is None:
-                return self._finish(row, UNREACHABLE, "no_address")
-            message = self._outbox.read(row)
-            txn_id = row.txn_id
-        await self._pacer.wait()
-        try:
-            await self._transport.send(address, message, SendOptions(transaction_id=txn_id))
-        except RecipientUnreachable as exc:
-            return await self._record(row_id, UNREACHABLE, exc.reason, unreachable=True)
-        except TransientDeliveryError as exc:
-            return await self._record(row_id, PENDING, exc.reason, retry_after=exc.retry_after)
-        except PermanentDeliveryError as exc:
-            return await self._record(row_id, FAILED, exc.reason)
-        except Exception as exc:  # an unexpected transport bug: retry, never lose the row
-            log.error("outbox send raised %s", describe(exc))
-            return await self._record(row_id, PENDING, type(exc).__name__)
-        return await self._record(row_id, SENT, None)
+    async def _wake_on_commit(self, session: AsyncSession, platforms: set[str]) -> None:
+        """Ring the senders once the caller's transaction commits (never before: they would find nothing)."""
+        pending: _PendingWake | None = session.info.get("outbox_wake")
+        if pending is None:
+            pending = session.info["outbox_wake"] = _PendingWake()
+            wakeup = self._wakeup
+            sync_session = session.sync_session
 
-    async def _record(
-        self, row_id: int, status: str, reason: str | None, *, retry_after: float | None = None,
-        unreachable: bool = False,
-    ) -> str:
-        async with self._db.sessions.begin() as session:
-            row = await session.get(OutboxMessage, row_id)
-            if row is None:
-                return status
-            if unreachable:
-                await self._participants.mark_unreachable(session, row.participant_id, row.platform, reason or "")
-            if status == PENDING and row.attempts >= self._settings.max_attempts:
-                status = FAILED
-            if status == PENDING:
-                row.next_attempt_at = self._clock() + dt.timedelta(seconds=self._backoff(row.attempts, retry_after))
-            return self._finish(row, status, reason)
+            def committed(_: Session) -> None:
+                for platform in pending.platforms:
+                    wakeup.ring(platform)
+                pending.platforms.clear()
 
-    def _finish(self, row: OutboxMessage, status: str, reason: str | None) -> str:
-        row.status, row.last_error, row.lease_until = status, reason[:64] if reason else None, None
-        if status == SENT:
-            row.sent_at = self._clock()
-        return status
+            def rolled_back(_: Session) -> None:
+                pending.platforms.clear()
 
-    def _backoff(self, attempts: int, retry_after: float | None) -> float:
-        exponential = self._settings.base_backoff_seconds * 2 ** max(attempts - 1, 0)
-        jittered = min(exponential, self._settings.max_backoff_seconds) * random.uniform(0.8, 1.2)
-        return max(jittered, retry_after or 0.0)
+            event.listen(sync_session, "after_commit", committed)
+            event.listen(sync_session, "after_rollback", rolled_back)
+        new = platforms - pending.platforms
+        pending.platforms.update(platforms)
+        if new and _is_postgresql(session):
+            for platform in sorted(new):  # transactional: delivered to listeners on commit only
+                await session.execute(text("SELECT pg_notify(:channel, :platform)"),
+                                      {"channel": NOTIFY_CHANNEL, "platform": platform})
+
+
+_ANALYZE_AFTER = 500
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def recipients_for(participants: Sequence[tuple[int, str]]) -> list[ToParticipant]:
+    """Convenience: ``[(participant_id, platform), ...]`` as recipients."""
+    return [ToParticipant(pid, platform) for pid, platform in participants]

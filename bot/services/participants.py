@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Address, Platform, Pseudonym
@@ -17,8 +19,10 @@ from bot.storage.models import (
 )
 
 
-def _address_context(participant_id: int, platform: str) -> str:
-    return address_context(participant_id, platform)
+def _cache(session: AsyncSession, name: str) -> dict[Any, Any]:
+    """Per-transaction memory (``session.info``): gone with the session, so a key unwrapped for
+    one turn never outlives it (an erased person's key is not kept anywhere)."""
+    return session.info.setdefault(name, {})  # type: ignore[no-any-return]
 
 
 class Participants:
@@ -32,6 +36,28 @@ class Participants:
     async def find(self, session: AsyncSession, pseudonym: Pseudonym) -> Participant | None:
         return await session.scalar(select(Participant).where(Participant.pseudonym == pseudonym))
 
+    async def find_for_turn(self, session: AsyncSession, pseudonym: Pseudonym, platform: str,
+                            also: ColumnElement[bool] | None = None) -> tuple[Participant | None, bool]:
+        """The person with their wrapped key and their address on ``platform``, in one statement
+        (what a turn needs: :meth:`data_key` and :meth:`remember_address` then read nothing more),
+        and the value of ``also`` for them (e.g. whether messages are queued for them)."""
+        query = (
+            select(Participant, ParticipantKey.wrapped, ParticipantAddress,
+                   also if also is not None else literal(False))
+            .outerjoin(ParticipantKey, ParticipantKey.participant_id == Participant.id)
+            .outerjoin(ParticipantAddress, and_(ParticipantAddress.participant_id == Participant.id,
+                                                ParticipantAddress.platform == platform))
+            .where(Participant.pseudonym == pseudonym)
+        )
+        row = (await session.execute(query)).first()
+        if row is None:
+            return None, False
+        participant, wrapped, address, flag = row
+        if wrapped is not None:
+            _cache(session, "wrapped_keys")[participant.id] = wrapped
+        _cache(session, "addresses")[(participant.id, platform)] = address
+        return participant, bool(flag)
+
     async def register(
         self, session: AsyncSession, pseudonym: Pseudonym, language: str, address: Address
     ) -> Participant:
@@ -39,16 +65,25 @@ class Participants:
         session.add(participant)
         await session.flush()
         data_key, wrapped = self._keys.new_data_key(str(participant.id))
+        _cache(session, "data_keys")[participant.id] = data_key
         session.add(ParticipantKey(participant_id=participant.id, wrapped=wrapped.blob, master_key_id=wrapped.key_id))
         await self._store_address(session, participant.id, data_key, address)
         await session.flush()
         return participant
 
     async def data_key(self, session: AsyncSession, participant_id: int) -> DataKey:
-        row = await session.get(ParticipantKey, participant_id)
-        if row is None:
-            raise LookupError("participant has no data key (erased)")
-        return self._keys.unwrap(row.wrapped, str(participant_id))
+        """The person's key, unwrapped once per transaction however often a turn needs it."""
+        keys: dict[int, DataKey] = _cache(session, "data_keys")
+        key = keys.get(participant_id)
+        if key is None:
+            wrapped = _cache(session, "wrapped_keys").get(participant_id)
+            if wrapped is None:
+                row = await session.get(ParticipantKey, participant_id)
+                if row is None:
+                    raise LookupError("participant has no data key (erased)")
+                wrapped = row.wrapped
+            key = keys[participant_id] = self._keys.unwrap(wrapped, str(participant_id))
+        return key
 
     async def remember_address(self, session: AsyncSession, participant: Participant, address: Address) -> None:
         """Keep the reply address current (a Matrix DM room can change) and mark it reachable."""
@@ -67,7 +102,7 @@ class Participants:
         if row is None or not row.reachable:
             return None
         key = await self.data_key(session, participant_id)
-        return Address(Platform(platform), key.open(row.address_enc, _address_context(participant_id, platform)))
+        return Address(Platform(platform), key.open(row.address_enc, address_context(participant_id, platform)))
 
     async def mark_unreachable(self, session: AsyncSession, participant_id: int, platform: str, reason: str) -> None:
         await session.execute(
@@ -83,18 +118,26 @@ class Participants:
         if participant is None:
             return False
         await session.execute(delete(Participant).where(Participant.id == participant.id))
+        for name in ("data_keys", "wrapped_keys"):
+            _cache(session, name).pop(participant.id, None)
         return True
 
     async def _store_address(self, session: AsyncSession, participant_id: int, key: DataKey, address: Address) -> None:
-        row = await session.scalar(
-            select(ParticipantAddress).where(
-                ParticipantAddress.participant_id == participant_id, ParticipantAddress.platform == address.platform
+        loaded: dict[tuple[int, str], ParticipantAddress | None] = _cache(session, "addresses")
+        if (participant_id, address.platform) in loaded:
+            row = loaded[(participant_id, address.platform)]
+        else:
+            row = await session.scalar(
+                select(ParticipantAddress).where(
+                    ParticipantAddress.participant_id == participant_id, ParticipantAddress.platform == address.platform
+                )
             )
-        )
-        sealed = key.seal(address.value, _address_context(participant_id, address.platform))
+        sealed = key.seal(address.value, address_context(participant_id, address.platform))
         if row is None:
-            session.add(ParticipantAddress(participant_id=participant_id, platform=address.platform, address_enc=sealed))
+            row = ParticipantAddress(participant_id=participant_id, platform=address.platform, address_enc=sealed)
+            session.add(row)
+            loaded[(participant_id, address.platform)] = row
             return
-        if row.reachable and key.open(row.address_enc, _address_context(participant_id, address.platform)) == address.value:
+        if row.reachable and key.open(row.address_enc, address_context(participant_id, address.platform)) == address.value:
             return
         row.address_enc, row.reachable, row.unreachable_reason = sealed, True, None

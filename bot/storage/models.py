@@ -10,6 +10,7 @@ import datetime as dt
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -212,22 +214,38 @@ STALE_DIALOG_STATES = RetentionRule(
 
 
 class OutboxMessage(Base):
-    """One bulk message waiting for, or done with, delivery. Written in the same
-    transaction as the work that creates it; drained at the platform's rate."""
+    """One message waiting for, or done with, delivery (see :mod:`bot.services.outbox`).
+
+    Written in the same transaction as the work that creates it. It addresses a participant
+    (``participant_id``) or a staff destination (``staff_destination``, resolved from the
+    configuration when sent); ``queue`` names the recipient, whose rows leave in ``id`` order.
+    The payload is sealed, and erased (NULL) once the row is final; the rest is the metadata
+    delivery statistics need.
+    """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "platform", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "platform", "status", "priority", "next_attempt_at", "id"),
+        Index("ix_outbox_queue", "platform", "queue", "status", "id"),
+        CheckConstraint("(participant_id IS NULL) <> (staff_destination IS NULL)", name="one_recipient"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    staff_destination: Mapped[str | None] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(40))
     platform: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1)
     ref: Mapped[str | None] = mapped_column(String(64), index=True)
-    payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    payload_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[dt.datetime | None]
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[dt.datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
     txn_id: Mapped[str] = mapped_column(String(64), unique=True)
     last_error: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -238,7 +256,8 @@ def outbox_payload_context(txn_id: str) -> str:
     return f"outbox.payload:{txn_id}"
 
 
-OUTBOX_PAYLOAD = SealedColumn(OutboxMessage.payload_enc, lambda row: outbox_payload_context(row.txn_id), SealKey.MASTER)
+# A participant's row is sealed with their data key, a staff destination's with the master key.
+OUTBOX_PAYLOAD = SealedColumn(OutboxMessage.payload_enc, lambda row: outbox_payload_context(row.txn_id), SealKey.PER_ROW)
 OLD_OUTBOX = RetentionRule("outbox", OutboxMessage, lambda cutoff: OutboxMessage.created_at < cutoff, "outbox_days")
 
 

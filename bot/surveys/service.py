@@ -22,7 +22,7 @@ from bot.core.i18n import I18n
 from bot.core.model import Outbound
 from bot.core.security import KeyRing
 from bot.services.audit import AuditLog
-from bot.services.outbox import Outbox
+from bot.services.outbox import Outbox, OutboxKind, ToParticipant
 from bot.services.participants import Participants
 from bot.storage.db import Database
 from bot.storage.models import (
@@ -128,11 +128,16 @@ class Surveys:
                    Participant.id.not_in(self._unfinished(survey.id)))
             .order_by(Participant.id)
         )
-        invited = 0
+        messages: dict[str, Outbound] = {}
+        invitations: list[tuple[ToParticipant, Outbound]] = []
         for participant_id, language, platform in members:
-            await self._invite(session, run, survey, participant_id, language, platform)
-            invited += 1
+            session.add(SurveyInvitation(run_id=run.id, participant_id=participant_id, status=INVITED))
+            if language not in messages:
+                messages[language] = self._invitation_message(survey, language, reminder=False)
+            invitations.append((ToParticipant(participant_id, platform), messages[language]))
         await session.flush()
+        await self._outbox.enqueue_many(session, invitations, OutboxKind.SURVEY_INVITATION, ref=run_ref(run.id))
+        invited = len(invitations)
         await self.audit.append(session, actor, "survey.launch", survey.id,
                                 {"group": group_code, "invited": invited, "again": again})
         return Launch(run.id, invited)
@@ -156,7 +161,7 @@ class Surveys:
     async def _invite(self, session: AsyncSession, run: SurveyRun, survey: Survey, participant_id: int,
                       language: str, platform: str) -> None:
         session.add(SurveyInvitation(run_id=run.id, participant_id=participant_id, status=INVITED))
-        await self._outbox.enqueue(session, participant_id, platform, "survey.invitation",
+        await self._outbox.enqueue(session, ToParticipant(participant_id, platform), OutboxKind.SURVEY_INVITATION,
                                    self._invitation_message(survey, language, reminder=False), ref=run_ref(run.id))
 
     async def invite_late_joiners(self, session: AsyncSession, participant_id: int | None = None) -> int:
@@ -228,7 +233,8 @@ class Surveys:
             if survey is None or not survey.is_open(now.date()):
                 continue
             invitation.reminded_at = now
-            await self._outbox.enqueue(session, invitation.participant_id, platform, "survey.reminder",
+            await self._outbox.enqueue(session, ToParticipant(invitation.participant_id, platform),
+                                       OutboxKind.SURVEY_REMINDER,
                                        self._invitation_message(survey, language, reminder=True),
                                        ref=run_ref(invitation.run_id))
             sent += 1

@@ -37,6 +37,7 @@ class ConsoleTransport:
     capabilities = Capabilities(buttons=False, html=False, images=False, max_text_length=1_000_000,
                                 flood_limited=False)
     rate_per_second = 100.0  # a terminal has no rate limit; this only paces queued messages
+    paces_sends = False
 
     def __init__(self, stdin: TextIO, stdout: TextIO, user_id: str = CONSOLE_USER) -> None:
         if not valid_user_name(user_id):

@@ -265,6 +265,10 @@ class MatrixTransport:
     def rate_per_second(self) -> float:
         return self.options.rate_per_second
 
+    @property
+    def paces_sends(self) -> bool:
+        return False  # the outbox spaces bulk sends to ``rate_per_second``
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, on_inbound: InboundHandler) -> None:

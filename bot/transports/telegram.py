@@ -31,6 +31,7 @@ from bot.core.transport import (
 )
 from bot.transports.telegram_delivery import RetryPolicy, call_telegram
 from bot.transports.telegram_dispatch import ChatQueues
+from bot.transports.telegram_http import BotApiSender
 from bot.transports.telegram_mapping import (
     TELEGRAM,
     CallbackDataTooLong,
@@ -92,6 +93,7 @@ class TelegramOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_retry_after_seconds: float = 30.0
     max_concurrent_chats: int = 64
+    send_connections: int = 64  # HTTP connections for sending text (the outbox sends this many at once)
     max_chat_backlog: int = 50
     startup_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
@@ -151,6 +153,8 @@ class TelegramTransport:
         self._app.add_handler(TypeHandler(Update, self._on_update))
         self._app.add_error_handler(self._on_error)
         self._queues = ChatQueues(options.max_concurrent_chats, options.max_chat_backlog)
+        self._sender = BotApiSender(options.api_base_url, options.token, self._limiter,
+                                    pool_size=options.send_connections, timeout_seconds=options.read_timeout_seconds)
         self._background: set[asyncio.Task[None]] = set()
         self._webhook: WebhookReceiver | None = None
         self._on_inbound: InboundHandler | None = None
@@ -161,6 +165,11 @@ class TelegramTransport:
     @property
     def rate_per_second(self) -> float:
         return self._options.rate_per_second
+
+    @property
+    def paces_sends(self) -> bool:
+        """Every send goes through the rate limiter (overall, per chat, ``RetryAfter``)."""
+        return True
 
     async def wait_stopped(self) -> None:
         """Returns when polling failed for good (``failure`` says why) or :meth:`stop` was called."""
@@ -173,6 +182,7 @@ class TelegramTransport:
     async def start(self, on_inbound: InboundHandler) -> None:
         """Check the token, publish the command menus, then poll or listen for the webhook."""
         self._on_inbound = on_inbound
+        await self._sender.start()
         await self._initialize()
         await self._publish_commands()
         await self._app.start()
@@ -210,6 +220,7 @@ class TelegramTransport:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self._ready.clear()
+        await self._sender.close()
         await self._app.shutdown()
         self._ended.set()
         log.info("telegram transport stopped")
@@ -361,15 +372,15 @@ class TelegramTransport:
             raise PermanentDeliveryError("callback_data_too_long") from None
         if not parts:
             raise PermanentDeliveryError("empty")
-        sent: Message | None = None
+        bulk = options is not None and options.bulk
+        message_id = 0
         for part in parts:
-            sent = await call_telegram(partial(self._send_part, chat_id, part, message.sensitive),
-                                       self._options.retry)
-        assert sent is not None
-        return Delivery(message_id=str(sent.message_id))
+            message_id = await call_telegram(partial(self._send_part, chat_id, part, message.sensitive, bulk),
+                                             self._options.retry)
+        return Delivery(message_id=str(message_id))
 
     async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
-        """editMessageText: the message's text replaced in place (one part; no keyboard)."""
+        """editMessageText: the message's text replaced in place (its first part; no keyboard)."""
         if not self._ready.is_set():
             raise TransientDeliveryError("not_started")
         try:
@@ -392,21 +403,16 @@ class TelegramTransport:
                 raise
         return Delivery(message_id=message_id)
 
-    async def _send_part(self, chat_id: int, part: Part, sensitive: bool) -> Message:
-        bot = self._app.bot
-        sent: Message
-        if part.image is not None:
-            sent = await bot.send_photo(
+    async def _send_part(self, chat_id: int, part: Part, sensitive: bool, bulk: bool) -> int:
+        if part.image is not None:  # uploads stay with PTB (multipart)
+            photo = await self._app.bot.send_photo(
                 chat_id, InputFile(part.image, filename=part.image_name), caption=part.text or None,
-                reply_markup=part.keyboard, protect_content=sensitive,
+                reply_markup=part.keyboard, protect_content=sensitive, rate_limit_args=bulk or None,
             )
-        else:
-            sent = await bot.send_message(
-                chat_id, part.text, reply_markup=part.keyboard, protect_content=sensitive,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-                parse_mode=ParseMode.HTML if part.html else None,
-            )
-        return sent
+            return photo.message_id
+        markup = part.keyboard.to_dict() if part.keyboard is not None else None
+        return await self._sender.send_message(chat_id, part.text, reply_markup=markup, protect_content=sensitive,
+                                               bulk=bulk, html=part.html)
 
     # ------------------------------------------------------------------ introspection for operators
     @property

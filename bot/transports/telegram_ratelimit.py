@@ -9,6 +9,10 @@ and overall (``rate_per_second``), keeps each chat's messages in order, and obey
 Limits hold where Telegram measures them, at its end, whatever the network's jitter: a
 request is only released once the request it must be spaced from has been *answered*
 (so has certainly arrived) at least one period ago.
+
+Requests marked bulk (``rate_limit_args=True``, as the outbox's sends are) wait while any
+other request waits for its turn, so an answer to a person who is waiting is not queued
+behind a bulletin.
 """
 
 from __future__ import annotations
@@ -67,11 +71,50 @@ class _Ticket:
     """One released request; ``done_at`` is when its answer (or failure) came back."""
 
     done_at: float | None = None
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    _finished: asyncio.Event | None = None  # made only if someone has to wait for this answer
 
     def finish(self, at: float) -> None:
         self.done_at = at
-        self.finished.set()
+        if self._finished is not None:
+            self._finished.set()
+
+    async def wait(self) -> None:
+        if self.done_at is None:
+            if self._finished is None:
+                self._finished = asyncio.Event()
+            await self._finished.wait()
+
+
+class _Turns:
+    """A mutex whose waiters are served interactive first, then bulk, each in arrival order."""
+
+    __slots__ = ("_busy", "_waiting")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
+
+    async def acquire(self, bulk: bool) -> None:
+        if not self._busy and not self._waiting[0] and not self._waiting[1]:
+            self._busy = True
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[1 if bulk else 0].append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # the turn was handed over just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for lane in self._waiting:
+            while lane:
+                future = lane.popleft()
+                if not future.done():
+                    future.set_result(None)
+                    return
+        self._busy = False
 
 
 @dataclass(slots=True)
@@ -81,7 +124,7 @@ class _ChatSlot:
     window: _Window | None = None
 
 
-class TelegramRateLimiter(BaseRateLimiter[None]):
+class TelegramRateLimiter(BaseRateLimiter[bool | None]):
     """Per-chat and overall pacing plus bounded ``RetryAfter`` handling (see module doc)."""
 
     __slots__ = (
@@ -97,7 +140,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         "_max_retry_after",
         "_max_tracked",
         "_next_overall",
-        "_overall_lock",
+        "_turns",
         "_paused_until",
         "_recent",
     )
@@ -117,8 +160,9 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
         self._interval = 1.0 / rate_per_second
-        # At most ``_burst`` requests reach Telegram in any ``_burst_period`` (30 per second by default).
-        self._burst = max(1, int(rate_per_second))
+        # At most ``_burst`` requests reach Telegram in any ``_burst_period`` (30 per second by default;
+        # capped so that a lifted limit does not keep thousands of tickets around).
+        self._burst = max(1, min(int(rate_per_second), 100))
         self._burst_period = self._burst / rate_per_second
         self._recent: deque[_Ticket] = deque()
         self._chat_interval = max(per_chat_interval, 0.0)
@@ -128,7 +172,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         self._max_retry_after = max_retry_after
         self._clock = clock
         self._chats: dict[str, _ChatSlot] = {}
-        self._overall_lock = asyncio.Lock()
+        self._turns = _Turns()
         self._next_overall = 0.0
         self._paused_until = 0.0
         self._max_tracked = max_tracked_chats
@@ -146,7 +190,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: None,
+        rate_limit_args: bool | None,
     ) -> JSONResult:
         new_message = endpoint.startswith(_NEW_MESSAGE_PREFIXES) and endpoint not in _NOT_A_MESSAGE
         if not (new_message or endpoint.startswith(_EDIT_PREFIX)) or "chat_id" not in data:
@@ -155,12 +199,13 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         slot = self._acquire_slot(key)
         try:
             async with slot.lock:  # FIFO: a chat's messages leave in the order they were sent
-                return await self._send_paced(callback, args, kwargs, key, slot, new_message)
+                return await self._send_paced(callback, args, kwargs, key, slot, new_message, bool(rate_limit_args))
         finally:
             self._release_slot(key, slot)
 
     async def _send_paced(self, callback: Callable[..., Coroutine[Any, Any, JSONResult]], args: Any,
-                          kwargs: dict[str, Any], key: str, slot: _ChatSlot, new_message: bool) -> JSONResult:
+                          kwargs: dict[str, Any], key: str, slot: _ChatSlot, new_message: bool,
+                          bulk: bool) -> JSONResult:
         retries = 0
         if slot.window is None:
             slot.window = self._window_for(key)
@@ -168,7 +213,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         while True:
             if new_message:
                 await self._sleep_until(window.next_allowed)
-            ticket = await self._overall_ticket()
+            ticket = await self._overall_ticket(bulk)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
@@ -199,16 +244,17 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                 return
             await asyncio.sleep(wait)
 
-    async def _overall_ticket(self) -> _Ticket:
+    async def _overall_ticket(self, bulk: bool) -> _Ticket:
         """Release a request: ``1/rate`` after the previous one, and ``burst_period`` after the
-        request ``burst`` places earlier was answered."""
-        async with self._overall_lock:
+        request ``burst`` places earlier was answered. Interactive requests are served first."""
+        await self._turns.acquire(bulk)
+        try:
             while True:
                 now = self._clock()
                 if len(self._recent) >= self._burst:
                     head = self._recent[0]
                     if head.done_at is None:
-                        await head.finished.wait()
+                        await head.wait()
                         continue
                     if head.done_at + self._burst_period > now:
                         await asyncio.sleep(head.done_at + self._burst_period - now)
@@ -224,6 +270,8 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
             ticket = _Ticket()
             self._recent.append(ticket)
             return ticket
+        finally:
+            self._turns.release()
 
     def _acquire_slot(self, key: str) -> _ChatSlot:
         slot = self._chats.get(key)

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,11 +166,42 @@ class SimUser:
         return self.api.post_callback_query(self, sent, data)
 
 
+class RateLimits:
+    """Telegram's sending limits, judged on this server's clock: a send that would exceed one
+    is refused with 429 and counted in ``refused``."""
+
+    def __init__(self, overall: int = 30, chat_interval: float = 1.0, group_messages: int = 20,
+                 group_period: float = 60.0) -> None:
+        self.overall, self.chat_interval = overall, chat_interval
+        self.group_messages, self.group_period = group_messages, group_period
+        self.refused = 0
+        self._recent: deque[float] = deque()
+        self._chats: dict[int, deque[float]] = {}
+
+    def check(self, chat_id: int, at: float) -> None:
+        while self._recent and self._recent[0] <= at - 1.0:
+            self._recent.popleft()
+        sent = self._chats.setdefault(chat_id, deque())
+        group = chat_id < 0
+        period, size = (self.group_period, self.group_messages) if group else (self.chat_interval, 1)
+        while sent and sent[0] <= at - period:
+            sent.popleft()
+        if len(self._recent) >= self.overall or len(sent) >= size:
+            self.refused += 1
+            raise too_many_requests(1)
+        self._recent.append(at)
+        sent.append(at)
+
+
 class LocalBotApi:
     """The server. ``await start()``, hand ``base_url`` and ``token`` to the bot, ``await close()``."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *, bot_username: str = "civicbot_local_bot") -> None:
+    def __init__(self, token: str = DEFAULT_TOKEN, *, bot_username: str = "civicbot_local_bot",
+                 enforce_limits: bool = False) -> None:
+        """``enforce_limits``: answer 429 to sends beyond Telegram's limits (30 a second overall,
+        one a second per private chat, 20 a minute per group), measured at arrival."""
         self.token = token
+        self.limits = RateLimits() if enforce_limits else None
         self.bot_user = {
             "id": int(token.split(":", 1)[0]), "is_bot": True, "first_name": "Local test bot",
             "username": bot_username, "can_join_groups": True, "can_read_all_group_messages": False,
@@ -355,6 +387,8 @@ class LocalBotApi:
         try:
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
+            if self.limits is not None and method.lower() in SEND_METHODS and chat_id is not None:
+                self.limits.check(chat_id, call.at)
             fault = self.faults.take(method.lower(), chat_id)
             if fault is not None:
                 if fault.delay:

@@ -67,9 +67,10 @@ def settings_for(api: LocalBotApi, tmp_path: Path, staff: list[SimUser], **bulle
         telegram=TelegramSettings(token=api.token, api_base_url=api.base_url,  # type: ignore[arg-type]
                                   rate_per_second=1000.0, per_chat_interval_seconds=0.0),
         staff=StaffSettings(members=[f"telegram:{s.id}" for s in staff], telegram_chat=GROUP),
+        # window: rows claimed at once, as with Telegram's real limits (30); a cancel stops the rest
         outbox=OutboxSettings(base_backoff_seconds=0.2, max_backoff_seconds=1.0, poll_seconds=0.2, batch_size=200,
-                              concurrency=32, max_attempts=30),
-        bulletins=BulletinSettings(progress_interval_seconds=1.0, check_seconds=0.5, **bulletins),  # type: ignore[arg-type]
+                              concurrency=32, max_attempts=30, window=32),
+        bulletins=BulletinSettings(progress_interval_seconds=1.0, check_seconds=1.0, **bulletins),  # type: ignore[arg-type]
         limits=LimitsSettings(flood_messages=1000),
     )
 

@@ -180,3 +180,18 @@ async def test_webhook_blocks_polling_and_delivers_with_the_secret(bot_api: Loca
         assert await bot.get_updates(timeout=0) == ()
     finally:
         await runner.cleanup()
+
+
+async def test_enforced_limits_refuse_what_telegram_would(bot_api: LocalBotApi, bot: Bot) -> None:
+    from botapi_server import RateLimits
+
+    bot_api.limits = RateLimits(overall=3, chat_interval=1.0)
+    first, second, third, fourth = (bot_api.user() for _ in range(4))
+    await bot.send_message(first.id, "one")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(first.id, "again at once")  # one a second per private chat
+    await bot.send_message(second.id, "two")
+    await bot.send_message(third.id, "three")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(fourth.id, "four")  # three a second overall
+    assert bot_api.limits.refused == 2 and len(bot_api.sent) == 3

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botapi_server import LocalBotApi, SimUser
+from botapi_server import LocalBotApi, RateLimits, SimUser
 from sqlalchemy import select
 from telegram_support import Conversation, running_bot
 
@@ -18,7 +18,8 @@ from bot.app import Bot
 from bot.config import Settings, TelegramSettings
 from bot.core.model import Address, Outbound, Platform
 from bot.core.security import KeyRing
-from bot.services.outbox import OutboxSender
+from bot.services.delivery import OutboxSender
+from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.models import DialogState, OutboxMessage, ParticipantAddress
 from bot.transports.telegram_mapping import RLM
 from tests.support import make_settings
@@ -141,7 +142,7 @@ async def bulletins(bot: Bot, participant_ids: list[int], rounds: int) -> None:
     async with bot.services.database.sessions.begin() as session:
         for n in range(rounds):
             for pid in participant_ids:
-                await bot.services.outbox.enqueue(session, pid, "telegram", "bulletin",
+                await bot.services.outbox.enqueue(session, ToParticipant(pid, "telegram"), OutboxKind.BULLETIN,
                                                   Outbound(f"Bulletin {n}"), ref=f"b{n}")
 
 
@@ -155,6 +156,7 @@ async def test_outbox_drains_200_messages_within_telegrams_limits(
 ) -> None:
     settings = settings_for(bot_api, tmp_path, per_chat_interval_seconds=1.0)  # the defaults: 1/s, 30/s
     assert settings.telegram.rate_per_second == 30
+    bot_api.limits = RateLimits()  # the server refuses (429) anything beyond Telegram's limits
     async with running_bot(settings, keys) as (bot, _):
         users = [bot_api.user() for _ in range(50)]
         await bulletins(bot, await registered(bot, users), rounds=4)
@@ -162,6 +164,7 @@ async def test_outbox_drains_200_messages_within_telegrams_limits(
         async with bot.services.database.sessions() as session:
             assert set(await session.scalars(select(OutboxMessage.status))) == {"sent"}
     assert len(bot_api.sent) == 200
+    assert bot_api.limits.refused == 0 and {c.status for c in bot_api.calls_to("sendMessage")} == {200}
     times = sorted(m.at for m in bot_api.sent)  # arrival times at the server
     assert all(times[i + 30] - times[i] >= 1.0 for i in range(len(times) - 30))
     for user in users:

@@ -2,7 +2,7 @@
 subscriptions and the staff notices that follow a send.
 
 Revision ID: 0006_bulletins
-Revises: 0003
+Revises: 0004_delivery
 Create Date: 2026-12-02 02:43:20.011240
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006_bulletins'
-down_revision = '0003'
+down_revision = '0004_delivery'
 branch_labels = None
 depends_on = None
 

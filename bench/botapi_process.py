@@ -1,0 +1,180 @@
+"""The suite's local Bot API server in a process of its own, with a small control API.
+
+A benchmark that ran the server in its own event loop would measure the server's work as the
+bot's. Here the server has its own process (its own core on a two-core machine); the
+benchmark creates people, reads what arrived and when, through ``/control/...``. Times are
+the server's own clock (``time.monotonic`` at arrival), as Telegram would judge them.
+
+Run: ``python -m bench.botapi_process [--limits]``; prints ``PORT <n>`` when ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "telegram"))
+from botapi_server import LocalBotApi, SimUser  # noqa: E402  (the test tier's local Bot API server)
+
+
+class ControlledBotApi(LocalBotApi):
+    """LocalBotApi plus ``/control`` routes for a benchmark in another process."""
+
+    def __init__(self, *, enforce_limits: bool) -> None:
+        super().__init__(enforce_limits=enforce_limits)
+        self.people: dict[int, SimUser] = {}
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_post("/control/users", self._c_users)
+        app.router.add_post("/control/say", self._c_say)
+        app.router.add_get("/control/stats", self._c_stats)
+        app.router.add_get("/control/chat", self._c_chat)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def _c_users(self, request: web.Request) -> web.Response:
+        count = int((await request.json())["count"])
+        users = [self.user() for _ in range(count)]
+        self.people.update((u.id, u) for u in users)
+        return web.json_response([u.id for u in users])
+
+    async def _c_say(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        at = time.monotonic()
+        self.people[int(body["user"])].say(str(body["text"]))
+        return web.json_response({"at": at})
+
+    async def _c_chat(self, request: web.Request) -> web.Response:
+        chat_id = int(request.query["id"])
+        return web.json_response([{"at": m.at, "text": m.text} for m in self.sent_to(chat_id)])
+
+    async def _c_stats(self, request: web.Request) -> web.Response:
+        sends = [c for c in self.calls if c.method.lower() == "sendmessage"]
+        ok = sorted(c.at for c in sends if c.status == 200)
+        per_chat = Counter(m.chat_id for m in self.sent)
+        texts = Counter((m.chat_id, m.text) for m in self.sent)
+        stats: dict[str, Any] = {
+            "sent": len(self.sent),
+            "send_calls": len(sends),
+            "status": Counter(str(c.status) for c in sends),
+            "refused_by_limits": self.limits.refused if self.limits else 0,
+            "first_at": ok[0] if ok else None,
+            "last_at": ok[-1] if ok else None,
+            "chats": len(per_chat),
+            "repeated_texts": sum(n - 1 for n in texts.values() if n > 1),
+            "max_in_any_second": _max_in_window(ok, 1.0),
+        }
+        return web.json_response(stats)
+
+
+def _max_in_window(times: list[float], width: float) -> int:
+    best, start = 0, 0
+    for end, at in enumerate(times):
+        while times[start] <= at - width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def serve(enforce_limits: bool) -> None:
+    api = ControlledBotApi(enforce_limits=enforce_limits)
+    await api.start()
+    print(f"PORT {api.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await api.close()
+
+
+class BotApiProcess:
+    """Starts the server process and talks to its control API (``async with``)."""
+
+    def __init__(self, *, enforce_limits: bool = False) -> None:
+        self.enforce_limits = enforce_limits
+        self.token = LocalBotApi().token
+        self.port = 0
+        self._process: subprocess.Popen[str] | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    async def __aenter__(self) -> BotApiProcess:
+        args = [sys.executable, "-m", "bench.botapi_process"] + (["--limits"] if self.enforce_limits else [])
+        root = Path(__file__).resolve().parent.parent
+        self._process = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, text=True,
+                                         env={**os.environ, "PYTHONPATH": str(root)})
+        assert self._process.stdout is not None
+        line = await asyncio.get_running_loop().run_in_executor(None, self._process.stdout.readline)
+        if not line.startswith("PORT "):
+            raise RuntimeError("the Bot API server process did not start")
+        self.port = int(line.split()[1])
+        self._http = aiohttp.ClientSession(base_url=f"http://127.0.0.1:{self.port}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self._process is not None:
+            self._process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(10)
+            if self._process.poll() is None:
+                self._process.kill()
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        assert self._http is not None
+        async with self._http.request(method, path, **kwargs) as response:
+            return json.loads(await response.read())
+
+    async def users(self, count: int) -> list[int]:
+        ids: list[int] = []
+        while len(ids) < count:
+            ids += await self._json("POST", "/control/users", json={"count": min(count - len(ids), 5000)})
+        return ids
+
+    async def say(self, user_id: int, text: str) -> float:
+        return float((await self._json("POST", "/control/say", json={"user": user_id, "text": text}))["at"])
+
+    async def chat(self, user_id: int) -> list[dict[str, Any]]:
+        return list(await self._json("GET", "/control/chat", params={"id": str(user_id)}))
+
+    async def stats(self) -> dict[str, Any]:
+        return dict(await self._json("GET", "/control/stats"))
+
+    async def wait_sent(self, count: int, timeout: float, interval: float = 0.05) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = await self.stats()
+            if stats["sent"] >= count:
+                return stats
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {stats['sent']} of {count} messages arrived")
+            await asyncio.sleep(interval)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limits", action="store_true", help="refuse sends beyond Telegram's limits (429)")
+    asyncio.run(serve(parser.parse_args().limits))

@@ -2,6 +2,7 @@
 # Build:  docker build -t civicbot .
 # Keys:   docker run --rm -v civicbot-data:/data civicbot civicbot keys generate
 # Run:    docker run -d -v civicbot-data:/data -e CIVICBOT_TELEGRAM__TOKEN=... civicbot
+# Several workers on PostgreSQL behind Caddy: docker-compose.yml (README, "Operations").
 # Webhook: add -p 8443:8443 -e CIVICBOT_TELEGRAM__MODE=webhook -e CIVICBOT_TELEGRAM__WEBHOOK_URL=... \
 #          -e CIVICBOT_TELEGRAM__WEBHOOK_SECRET=...  (behind a TLS-terminating reverse proxy)
 FROM python:3.11-slim
@@ -20,8 +21,8 @@ COPY config ./config
 RUN pip install -e . \
  && pybabel compile -D bot -d locales --statistics \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin civicbot \
- && mkdir -p /data \
- && chown civicbot:civicbot /data
+ && mkdir -p /data/matrix-store \
+ && chown -R civicbot:civicbot /data
 
 # Everything the bot writes lives in the /data volume: database, key file, Matrix device store.
 # Inside the container the Telegram webhook (telegram.mode = "webhook") listens on every
@@ -33,10 +34,12 @@ ENV CIVICBOT_DATABASE__URL=sqlite+aiosqlite:////data/civicbot.db \
     CIVICBOT_TELEGRAM__WEBHOOK_LISTEN=0.0.0.0 \
     CIVICBOT_TELEGRAM__WEBHOOK_PORT=8443
 
-# The Telegram webhook (only used with telegram.mode = "webhook"; polling needs no port).
-EXPOSE 8443
-
 USER civicbot
 WORKDIR /data
 VOLUME ["/data"]
+# 8443: Telegram webhook (telegram.mode = "webhook"); 9464: /healthz, /readyz, /metrics
+# (observability.listen, off unless set). SIGTERM stops gracefully within
+# runtime.shutdown_grace_seconds: give the container longer than that to stop.
+EXPOSE 8443 9464
+STOPSIGNAL SIGTERM
 CMD ["civicbot", "run"]

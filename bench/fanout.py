@@ -194,10 +194,8 @@ async def civicbot_real_limits(api: BotApiProcess, bulk: int, seconds: float, wo
     recipients = await api.users(bulk // per_person)
     askers = await api.users(10)
     async with database_url("sqlite", workdir) as url, civicbot(api, url, workdir, lifted=False) as bot:
-        ids = await register(bot.services.database, bot.services.keys, "telegram", recipients)
-        for asker in askers:  # registered the usual way, so their /help goes through a whole turn
-            await onboard(api, asker)
-        await api.wait_sent(len(askers) * 4, timeout=60)
+        registered = await register(bot.services.database, bot.services.keys, "telegram", askers + recipients)
+        ids = registered[len(askers):]  # the askers are registered people outside the bulletin's audience
         enqueue_seconds = await enqueue(bot, list(itertools.chain.from_iterable([ids] * per_person)), "bulletin")
         before = (await api.stats())["sent"]
         stop = asyncio.Event()
@@ -222,11 +220,6 @@ async def civicbot_real_limits(api: BotApiProcess, bulk: int, seconds: float, wo
                 "refused": stats["refused_by_limits"], "status": stats["status"],
                 "max_in_any_second": stats["max_in_any_second"], "reply_seconds": latencies,
                 "progress_sent": progress.by_status.get("sent", 0)}  # type: ignore[call-overload]
-
-
-async def onboard(api: BotApiProcess, user_id: int) -> None:
-    for step in ("/start",):
-        await api.say(user_id, step)
 
 
 async def answered_after(api: BotApiProcess, user_id: int, asked_at: float, timeout: float) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench import fanout, fanout_matrix, matrix_round_trip, memory, telegram_round_trip
+from bench import fanout, fanout_matrix, matrix_round_trip, memory, telegram_round_trip, workers
 
 
 def main() -> int:
@@ -30,6 +30,8 @@ def main() -> int:
     results["memory < 200 MB"] = memory.report(100_000, 10_000)
     print()
     asyncio.run(matrix_round_trip.main(peers=10, messages=5, rounds=3))  # reported; no target of its own
+    print()
+    asyncio.run(workers.main(people=1000 if options.quick else 2000))  # PostgreSQL, one and two workers
     print()
     print("Summary")
     for name, met in results.items():

@@ -9,6 +9,7 @@ Building and running are separate steps (:func:`assemble`, then :meth:`Bot.start
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -19,6 +20,8 @@ from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings, missing_directories
@@ -36,6 +39,21 @@ from bot.core.transport import Transport, TransportStartupError
 from bot.dialogs.menu import MenuDialog
 from bot.dialogs.onboarding import onboarding_state
 from bot.features import FEATURES
+from bot.operations.duties import (
+    Duty,
+    FailureWatch,
+    JobWrapper,
+    LeaderTransportDuty,
+    SchedulerDuty,
+    SenderDuty,
+    TransportSlot,
+    TurnGate,
+)
+from bot.operations.health import HealthServer, ListenAddress
+from bot.operations.jobs import exclusive
+from bot.operations.leader import Leadership, LeaderTimings, PostgresLeader, SoleLeader
+from bot.operations.metrics import DatabaseStats, MeasuredTransport, Metrics, TransportCounters
+from bot.operations.worker import Worker
 from bot.services.audit import AuditLog
 from bot.services.delivery import OutboxSender, run_delivery
 from bot.services.organisations import Organisations
@@ -186,16 +204,27 @@ def retention_job(services: Services) -> RetentionJob:
     return RetentionJob(services.database, services.settings.retention, features.retention(), erase=erase)
 
 
-def build_scheduler(services: Services, clock: Clock = utcnow) -> AsyncIOScheduler:
-    """The retention purge, and every enabled feature's jobs, run on the event loop."""
+def build_scheduler(services: Services, clock: Clock = utcnow, *, wrap: JobWrapper | None = None,
+                    purge_now: bool = False) -> AsyncIOScheduler:
+    """The retention purge, and every enabled feature's jobs, run on the event loop.
+
+    ``wrap`` decorates each job by its id (metrics, the cross-worker job lock); ``purge_now``
+    also runs the purge at once (a worker that just became the leader).
+    """
     settings = services.settings
     features = services.get(FeatureSet)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(_on_loop(retention_job(services)), IntervalTrigger(hours=settings.retention.purge_interval_hours),
-                      id="retention", coalesce=True, max_instances=1)
-    for job in features.jobs():
-        scheduler.add_job(_on_loop(job.factory(services, clock)), job.trigger(settings), id=job.id,
-                          coalesce=True, max_instances=1)
+
+    def job(name: str, function: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any, Any, None]]:
+        return _on_loop(wrap(name, function) if wrap is not None else function)
+
+    first_purge = {"next_run_time": dt.datetime.now(dt.UTC)} if purge_now else {}
+    scheduler.add_job(job("retention", retention_job(services)),
+                      IntervalTrigger(hours=settings.retention.purge_interval_hours),
+                      id="retention", coalesce=True, max_instances=1, **first_purge)
+    for scheduled in features.jobs():
+        scheduler.add_job(job(scheduled.id, scheduled.factory(services, clock)), scheduled.trigger(settings),
+                          id=scheduled.id, coalesce=True, max_instances=1)
     return scheduler
 
 
@@ -370,6 +399,7 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
 
     With no platform configured the console chat starts only for a person at a terminal
     (or with ``console``): a container that lost its token must stop, not chat with /dev/null.
+    With a platform configured, this process is one worker among any number (:func:`run_worker`).
     """
     use_console = console or not settings.has_platform
     if use_console and not console and not stdin.isatty():
@@ -377,10 +407,12 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
     if not valid_user_name(user):
         raise StartupError("--user: a console user name is one word of at most 64 characters")
     check_directories(settings)
-    console_transport = ConsoleTransport(stdin, stdout, user) if use_console else None
+    if not use_console:
+        return await run_worker(settings)
+    console_transport = ConsoleTransport(stdin, stdout, user)
 
     def transports(services: Services) -> Sequence[Transport]:
-        return [console_transport] if console_transport is not None else build_platform_transports(services)
+        return [console_transport]
 
     extra_staff = [f"console:{user}"] if as_staff else []
     bot = await assemble(settings, transports=transports, extra_staff=extra_staff)
@@ -392,7 +424,158 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
             # What was queued for this person while their window was closed comes first.
             await bot.senders[console_transport.platform].drain_once()
         await bot.start()
-        return await bot.wait(signals=not use_console)
+        return await bot.wait(signals=False)
     finally:
         with suppress(asyncio.CancelledError):
             await bot.stop()
+
+
+# ---------------------------------------------------------------------- several workers
+
+
+async def run_worker(settings: Settings) -> int:
+    """One worker among any number on one PostgreSQL (or the only one on SQLite), until a signal."""
+    bot, worker = await assemble_worker(settings)
+    try:
+        return await worker.run()
+    finally:
+        with suppress(asyncio.CancelledError):
+            await bot.stop()
+
+
+def build_leadership(settings: Settings, database: Database) -> Leadership:
+    """PostgreSQL elects one leader among the workers; SQLite's single process always leads."""
+    if database.is_sqlite:
+        return SoleLeader()
+    runtime = settings.runtime
+    return PostgresLeader(settings.database.url, LeaderTimings(
+        retry_seconds=runtime.leader_retry_seconds, check_seconds=runtime.leader_check_seconds,
+        check_timeout_seconds=runtime.leader_check_timeout_seconds,
+        step_down_seconds=runtime.shutdown_grace_seconds,
+    ))
+
+
+@dataclass
+class WorkerTransports:
+    """Transports every worker runs, and the slots of those only the leader runs (with their builders)."""
+
+    shared: list[Transport] = field(default_factory=list)
+    slots: list[TransportSlot] = field(default_factory=list)
+    builds: dict[str, Callable[[], Transport]] = field(default_factory=dict)
+
+    def running(self) -> list[Transport]:
+        return [*self.shared, *(s.current for s in self.slots if s.current is not None)]
+
+
+def worker_transports(services: Services, metrics: Metrics, grace_seconds: float) -> WorkerTransports:
+    """Telegram in webhook mode on every worker (the reverse proxy spreads the updates); the Matrix
+    sync and Telegram long polling on the leader only, built afresh for each term."""
+    settings, i18n = services.settings, services.i18n
+    parts = WorkerTransports()
+    if settings.telegram.enabled:
+        from bot.transports.telegram import from_settings as telegram_from_settings
+
+        menus = services.get(FeatureSet).command_table().menus(i18n)
+
+        def telegram() -> Transport:
+            return MeasuredTransport(telegram_from_settings(settings, services.keys, i18n, menus,
+                                                            shutdown_grace_seconds=grace_seconds), metrics)
+
+        if settings.telegram.mode == "webhook":
+            parts.shared.append(telegram())
+        else:
+            parts.builds["telegram"] = telegram
+    if settings.matrix.enabled:
+        from bot.transports.matrix import from_settings as matrix_from_settings
+
+        def matrix() -> Transport:
+            return MeasuredTransport(matrix_from_settings(settings, services.keys, i18n,
+                                                          language_of=participant_language(services, "matrix")),
+                                     metrics)
+
+        parts.builds["matrix"] = matrix
+    for build in parts.builds.values():
+        sample = build()  # nothing connects before start(); only its platform, capabilities and rate are read
+        parts.slots.append(TransportSlot(sample.platform, sample.capabilities, sample.rate_per_second,
+                                         sample.paces_sends))
+    return parts
+
+
+async def assemble_worker(settings: Settings, *, keys: KeyRing | None = None, metrics: Metrics | None = None,
+                          leadership: Leadership | None = None) -> tuple[Bot, Worker]:
+    """The bot and the worker that runs it: what ``civicbot run`` runs on the platforms.
+
+    On the leader only: the Matrix sync, Telegram long polling, the outbox senders (so each
+    platform's per-bot rate is paced in one place, whatever the number of workers) and the
+    scheduler.
+    """
+    metrics = metrics if metrics is not None else Metrics(CollectorRegistry(auto_describe=True))
+    grace = settings.runtime.shutdown_grace_seconds
+    part_grace = max(grace * 0.75 - 0.5, 0.5)  # what each component gets; the rest is for the lock and exit
+    parts = WorkerTransports()
+
+    def transports(services: Services) -> Sequence[Transport]:
+        built = worker_transports(services, metrics, part_grace)
+        parts.shared, parts.slots, parts.builds = built.shared, built.slots, built.builds
+        return [*built.shared, *built.slots]
+
+    bot = await assemble(settings, keys=keys, transports=transports)
+    try:
+        return bot, build_worker(bot, parts, metrics, part_grace, leadership)
+    except BaseException:
+        await bot.stop()
+        raise
+
+
+def build_worker(bot: Bot, parts: WorkerTransports, metrics: Metrics, part_grace: float,
+                 leadership: Leadership | None = None) -> Worker:
+    services = bot.services
+    settings, database = services.settings, services.database
+    gate, failures = TurnGate(), FailureWatch()
+    handler = gate.wrap(metrics.measure_turns(bot.router.handle))
+    duties: list[Duty] = [
+        LeaderTransportDuty(slot, parts.builds[str(slot.platform)], handler, gate, failures, part_grace,
+                            hold_back_turns=str(slot.platform) == "matrix")
+        for slot in parts.slots
+    ]
+    if bot.senders:
+        # Every platform's sender, and on PostgreSQL the LISTEN that wakes them when a follower
+        # commits rows. At a stop they finish what they claimed (at most their window).
+        duties.append(SenderDuty("outbox senders", lambda stop: run_delivery(
+            bot.senders, database, services.outbox.wakeup, stop), None, part_grace))
+    # The features' workers (the bulletin progress reporter) follow the senders: on the leader only,
+    # where the platform transports run.
+    duties.extend(SenderDuty(worker.name, worker.factory(services, bot.transports), None, part_grace)
+                  for worker in bot.features.workers())
+
+    def scheduler(track: JobWrapper) -> AsyncIOScheduler:
+        def wrap(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+            return track(name, exclusive(database, name, metrics.measure_job(name, job)))
+
+        return build_scheduler(services, wrap=wrap, purge_now=True)
+
+    duties.append(SchedulerDuty(scheduler, part_grace))
+    leadership = leadership if leadership is not None else build_leadership(settings, database)
+
+    health = None
+    if settings.observability.listen:
+        stats = DatabaseStats(database, settings.observability.stats_refresh_seconds)
+        metrics.registry.register(stats)
+        metrics.registry.register(TransportCounters(parts.running, parts.slots))
+        head = migrate.head_revision()
+
+        async def database_answers() -> bool:
+            async with database.sessions() as session:
+                return (await session.scalar(text("SELECT 1"))) == 1
+
+        async def schema_current() -> bool:
+            return await migrate.current_revision(database) == head
+
+        async def transports_connected() -> bool:
+            return all(getattr(t, "ready", True) for t in parts.running())
+
+        health = HealthServer(ListenAddress.parse(settings.observability.listen), metrics,
+                              {"database": database_answers, "migrations": schema_current,
+                               "transports": transports_connected}, stats)
+    return Worker(leadership, handler, parts.shared, duties, failures, settings.runtime.shutdown_grace_seconds,
+                  health, metrics.set_leader)

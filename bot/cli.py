@@ -72,11 +72,19 @@ def _parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool, quiet: bool) -> None:
+def _configure_logging(verbose: bool, quiet: bool, json_lines: bool = False) -> None:
     # A running platform bot logs what it does. Every other verb prints only its own output,
     # and in the console chat stdout is the conversation: logs go to stderr and stay quiet.
+    # ``json_lines``: one JSON object per line for log collectors (the same privacy rules).
     level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        from bot.operations.jsonlog import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -86,7 +94,8 @@ def main(argv: list[str] | None = None, features: Sequence[Feature] = FEATURES) 
     console = args.verb == "run" and (args.console or False)
     try:
         settings = load_settings(args.config)
-        _configure_logging(args.verbose, args.verb != "run" or console or not settings.has_platform)
+        _configure_logging(args.verbose, args.verb != "run" or console or not settings.has_platform,
+                           settings.logging.format == "json")
         if args.verb == "run":
             from bot.app import run
 

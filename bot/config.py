@@ -120,6 +120,7 @@ class RetentionSettings(_Section):
     inactive_participant_days: int = Field(default=730, ge=1)
     expired_invite_days: int = Field(default=30, ge=1)
     processed_event_days: int = Field(default=7, ge=1)  # dedupe memory for redelivered events
+    checkin_days: int = Field(default=730, ge=1)  # associations' check-in history (cycles, answers, flags)
     bulletin_days: int = Field(default=365, ge=1)  # finished bulletin sends, with who received them
     purge_interval_hours: float = Field(default=24.0, gt=0)
 
@@ -163,11 +164,60 @@ class BulletinSettings(_Section):
     late_after_minutes: float = Field(default=5.0, ge=0)  # a send starting later than this gets a note in its summary
 
 
+ContentPlatform = Literal["matrix", "telegram", "console"]
+
+
+def _matrix_only() -> list[ContentPlatform]:
+    return ["matrix"]
+
+
+class CheckinSettings(_Section):
+    """Check-ins with associations (templates in ``directory``; schedules are set by staff)."""
+
+    directory: Path = Path("config/checkins")  # YAML templates; an invalid one stops the bot at start
+    reminder_after_hours: float = Field(default=48.0, gt=0)  # one reminder for an unanswered check-in
+    escalate_after_missed: int = Field(default=2, ge=1)  # missed in a row -> one notice to staff
+    check_minutes: float = Field(default=1.0, gt=0)  # how often the scheduler wakes the feature
+    # Where staff see what associations answered (notices and /checkin show): end-to-end encrypted
+    # platforms only, by default. Elsewhere staff get notices without the answers.
+    content_platforms: list[ContentPlatform] = Field(default_factory=_matrix_only)
+
+
 class BrandingSettings(_Section):
     """The deploying organisation's texts: configuration, never code, so the bot stays neutral."""
 
     organisation: str | None = None
     matrix_address: str | None = None  # offered to Telegram users for confidential matters
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = "text"  # json: one object per line for log collectors
+
+
+class ObservabilitySettings(_Section):
+    """Health, readiness and Prometheus metrics over HTTP; off unless ``listen`` is set."""
+
+    listen: str | None = None  # e.g. "127.0.0.1:9464"; "0.0.0.0:9464" inside a container
+    stats_refresh_seconds: float = Field(default=10.0, ge=0)  # database figures are read at most this often
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must look like HOST:PORT, e.g. 127.0.0.1:9464")
+        return value
+
+
+class RuntimeSettings(_Section):
+    """Several workers on one PostgreSQL: the leader's lock and a graceful stop."""
+
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0)  # SIGTERM: finish work in flight, then exit 0
+    leader_retry_seconds: float = Field(default=1.0, gt=0)  # how often a follower tries to become the leader
+    leader_check_seconds: float = Field(default=2.0, gt=0)  # how often the leader proves it still is
+    leader_check_timeout_seconds: float = Field(default=3.0, gt=0)  # a leader that cannot prove it steps down
 
 
 class Settings(BaseSettings):
@@ -188,6 +238,10 @@ class Settings(BaseSettings):
     i18n: I18nSettings = Field(default_factory=I18nSettings)
     branding: BrandingSettings = Field(default_factory=BrandingSettings)
     surveys: SurveySettings = Field(default_factory=SurveySettings)
+    checkins: CheckinSettings = Field(default_factory=CheckinSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     bulletins: BulletinSettings = Field(default_factory=BulletinSettings)
 
     @property

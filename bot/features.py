@@ -5,6 +5,7 @@ service of another (list that one first)."""
 from __future__ import annotations
 
 from bot.bulletins.feature import BULLETINS
+from bot.checkins.feature import CHECKINS
 from bot.conversation.feature import Feature
 from bot.handlers.features import CONVERSATION, DELIVERY, ERASURE, LANGUAGE, ONBOARDING, PRIVACY, STAFF_ADMIN
 from bot.surveys.feature import SURVEYS
@@ -18,5 +19,6 @@ FEATURES: tuple[Feature, ...] = (
     STAFF_ADMIN,
     DELIVERY,
     SURVEYS,
+    CHECKINS,
     BULLETINS,
 )

@@ -7,6 +7,7 @@ the bot sends, so tests can read it like a person would.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -16,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Bot, running
-from bot.config import DatabaseSettings, SecuritySettings, Settings, StaffSettings, SurveySettings
-from bot.conversation.feature import Feature
+from bot.config import (
+    CheckinSettings,
+    DatabaseSettings,
+    SecuritySettings,
+    Settings,
+    StaffSettings,
+    SurveySettings,
+)
+from bot.conversation.feature import Clock, Feature
 from bot.core.model import (
     Address,
     Capabilities,
@@ -33,6 +41,7 @@ from bot.core.security import KeyRing
 from bot.core.transport import InboundHandler
 
 SURVEYS_DIR = Path(__file__).resolve().parent.parent / "config" / "surveys"
+CHECKINS_DIR = Path(__file__).resolve().parent.parent / "config" / "checkins"
 POSTGRES_ADMIN_URL = os.environ.get("CIVICBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -148,6 +157,7 @@ class Chat:
 
 def make_settings(db_url: str, tmp_path: Path, staff: list[str] | None = None, **sections: object) -> Settings:
     sections.setdefault("surveys", SurveySettings(directory=SURVEYS_DIR))
+    sections.setdefault("checkins", CheckinSettings(directory=CHECKINS_DIR))
     return Settings(
         database=DatabaseSettings(url=db_url),
         security=SecuritySettings(key_file=tmp_path / "keys.json"),
@@ -156,16 +166,43 @@ def make_settings(db_url: str, tmp_path: Path, staff: list[str] | None = None, *
     )
 
 
+class MovedClock:
+    """The time of the timed features in a test: starts where the test says, moves when it says."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def set(self, when: dt.datetime) -> None:
+        self.now = when
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
 @asynccontextmanager
 async def open_chat(settings: Settings, keys: KeyRing, transport: RecordingTransport | None = None,
-                    features: Iterable[Feature] | None = None) -> AsyncIterator[Chat]:
+                    features: Iterable[Feature] | None = None, clock: Clock | None = None) -> AsyncIterator[Chat]:
     """A bot instance on the settings' database, wired as ``civicbot run`` wires it (outbox senders
     and scheduler not running: tests drain the outbox when they mean to). Open it twice on one
-    database to simulate a restart."""
+    database to simulate a restart. ``clock``: the time of the timed features (check-ins)."""
     recording = transport or RecordingTransport()
-    async with running(settings, keys=keys, transports=lambda services: [recording], features=features,
-                       upgrade=True, senders=False) as bot:
+    async with running(settings, keys=keys, transports=lambda services: [recording],
+                       features=with_clock(clock, features), upgrade=True, senders=False) as bot:
         yield Chat(bot, recording)
+
+
+def with_clock(clock: Clock | None, features: Iterable[Feature] | None = None) -> Iterable[Feature] | None:
+    """The features (default: all), with check-ins on ``clock``."""
+    if clock is None:
+        return features
+    from bot.checkins.feature import checkins_feature
+    from bot.features import FEATURES
+
+    return tuple(checkins_feature(clock) if f.name == "checkins" else f for f in features or FEATURES)
 
 
 @asynccontextmanager

@@ -202,3 +202,54 @@ def test_xlsx_export_without_output_writes_a_default_file(tmp_path: Path) -> Non
     assert written.exists() and stat.S_IMODE(written.stat().st_mode) == 0o600
     second = civicbot("survey", "export", "bulletin-feedback", "--format", "xlsx", cwd=tmp_path, env=env)
     assert second.stdout == f"0 responses written to bulletin-feedback-{today}-2.xlsx\n"  # never overwritten
+
+
+def test_checkin_verbs_do_what_the_staff_commands_do(tmp_path: Path) -> None:
+    env = {"CIVICBOT_CHECKINS__DIRECTORY": str(Path(__file__).resolve().parent.parent / "config" / "checkins")}
+    staff = civicbot("run", "--console", "--as-staff", cwd=tmp_path, env=env,
+                     stdin="/org add fam association Families of Sinjar\n/org add ngo cso\n/checkin invite fam\n")
+    code = next(line for line in staff.stdout.splitlines() if line.startswith("Contact-person code"))
+    code = code.split(":", 1)[1].strip().strip("\u2068\u2069")
+    person = civicbot("run", "--console", cwd=tmp_path, env=env, stdin=f"/start\n4\n1\n{code}\n")
+    assert "You have joined" in person.stdout
+
+    refused = [
+        (("schedule", "fam", "--every", "14d", "--at", "10:00", "--tz", "Mars/Base"),
+         "civicbot: There is no time zone called Mars/Base. Use a name like Asia/Damascus or Europe/Berlin."),
+        (("schedule", "ngo", "--every", "14d", "--at", "10:00", "--tz", "UTC"),
+         "civicbot: ngo is not an association (it is registered as cso); check-ins are for associations."),
+        (("schedule", "nowhere", "--cron", "0 10 * * mon", "--tz", "UTC"),
+         "civicbot: There is no organisation with the code nowhere."),
+        (("schedule", "fam", "--cron", "0 10 * *", "--tz", "UTC"),
+         "civicbot: 0 10 * * is not a valid cron expression. Give five fields: minute, hour, day of the month, "
+         "month and day of the week, like “0 10 * * mon”."),
+        (("pause", "fam"), "civicbot: Association fam has no check-in schedule. Set one with /checkin schedule."),
+    ]
+    for args, line in refused:
+        result = civicbot("checkin", *args, cwd=tmp_path, env=env)
+        assert (result.returncode, result.stderr.strip()) == (1, line), args
+    scheduled = civicbot("checkin", "schedule", "fam", "--every", "2w", "--at", "10:00", "--tz", "Asia/Damascus",
+                         cwd=tmp_path, env=env)
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert scheduled.stdout.startswith("Check-ins with fam: every 2 weeks at 10:00, Asia/Damascus, template default. "
+                                       "The next one is due ")
+    now = civicbot("checkin", "now", "fam", cwd=tmp_path, env=env)
+    assert now.stdout.strip() == "Check-in 1 sent to fam: 1 person will receive it."
+
+    answered = civicbot("run", "--console", cwd=tmp_path, env=env, stdin="nothing new\n")
+    assert "Thank you. We have noted that there is nothing new." in answered.stdout
+
+    listing = civicbot("checkin", "list", cwd=tmp_path, env=env)
+    assert listing.stdout.startswith("fam — every 2 weeks at 10:00, Asia/Damascus\n")
+    assert "(nothing new)" in listing.stdout and "never answered" not in listing.stdout
+    export = civicbot("checkin", "export", "--format", "csv", cwd=tmp_path, env=env)
+    rows = export.stdout.lstrip("\ufeff").splitlines()
+    assert rows[0].startswith("association,checkin,template,due_at,status,answered_on,language,nothing_new,flags,"
+                              "situation,needs,updates,call")
+    assert rows[1].startswith("fam,1,default,") and ",answered," in rows[1] and ",en,yes,," in rows[1]
+    with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
+        pseudonym = db.execute("select pseudonym from participants").fetchone()[0]
+        actions = [row[0] for row in db.execute("select action from audit_log where actor = 'cli' order by id")]
+    assert pseudonym not in export.stdout
+    assert actions == ["checkin.schedule", "checkin.now", "checkin.export"]
+    assert civicbot("audit", "verify", cwd=tmp_path).returncode == 0

@@ -39,13 +39,22 @@ class Command:
     needs_participant: bool = False
     usage: tuple[Usage, ...] = ()
     """Help lines for commands with arguments or sub-verbs; default: one line with the description."""
+    staff_usage: tuple[Usage, ...] = ()
+    """Help lines only staff see, for a command everyone may use whose verbs only staff have
+    (``/checkin``: a contact person answers their association's check-in; staff schedule them)."""
 
     def help_lines(self, tr: Translator) -> list[str]:
         """Laid out by the translator: in Arabic and Sorani the command reads left to right and
         the line right to left, though it starts with the command."""
         if not self.usage:
             return [tr.layout(f"/{self.name} – {tr._(self.description)}")]
-        return [tr.layout(f"/{self.name} {u.args} – {tr._(u.description)}".replace("  ", " ")) for u in self.usage]
+        return self._lines(tr, self.usage)
+
+    def staff_help_lines(self, tr: Translator) -> list[str]:
+        return self._lines(tr, self.staff_usage)
+
+    def _lines(self, tr: Translator, usage: tuple[Usage, ...]) -> list[str]:
+        return [tr.layout(f"/{self.name} {u.args} – {tr._(u.description)}".replace("  ", " ")) for u in usage]
 
 
 class CommandTable:
@@ -70,7 +79,7 @@ class CommandTable:
         public = [line for c in self if not c.staff_only for line in c.help_lines(tr)]
         text = "\n".join((tr._(PARTICIPANT_HELP), *public))
         if staff:
-            lines = [line for c in self if c.staff_only for line in c.help_lines(tr)]
+            lines = [line for c in self for line in (c.help_lines(tr) if c.staff_only else c.staff_help_lines(tr))]
             text += "\n\n" + "\n".join((tr._(STAFF_HELP), *lines))
         return text
 

@@ -33,6 +33,9 @@ STALE_BUTTON = N_("This button is no longer valid. Here is the current question 
 PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or the option's text.")
 
 
+_ABSENT = "dialog_states_absent"  # session.info: pseudonyms this transaction found without a state
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """What to ask. ``accepts_text`` means free text is a valid answer besides the choices."""
@@ -120,11 +123,8 @@ class DialogEngine:
         return name in self._dialogs
 
     async def load(self, session: AsyncSession, pseudonym: Pseudonym) -> State | None:
-        row = await session.get(DialogState, pseudonym)
-        if row is None or row.dialog not in self._dialogs:
-            return None
-        data = json.loads(self._keys.open_text(row.data_enc, dialog_state_context(pseudonym)))
-        return State(row.dialog, row.step, row.language, data, row.prompt_id)
+        state = await read_state(session, self._keys, pseudonym)
+        return state if state is not None and state.dialog in self._dialogs else None
 
     async def clear(self, session: AsyncSession, pseudonym: Pseudonym) -> None:
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
@@ -134,7 +134,7 @@ class DialogEngine:
 
     async def show(self, turn: Turn, state: State) -> None:
         """Render the state's prompt with a fresh prompt id and store the state."""
-        state.prompt_id = secrets.token_urlsafe(6)
+        state.prompt_id = new_prompt_id()
         state.language = turn.tr.language
         prompt = self._dialogs[state.dialog].prompt(turn, state)
         # Where only whole labels count (a number or a text is the answer), numbering the choices
@@ -173,12 +173,34 @@ class DialogEngine:
             await self.show(turn, new)
 
     async def _save(self, session: AsyncSession, pseudonym: Pseudonym, state: State) -> None:
-        sealed = self._keys.seal_text(json.dumps(state.data, ensure_ascii=False), dialog_state_context(pseudonym))
-        row = await session.get(DialogState, pseudonym)
-        if row is None:
-            session.add(DialogState(pseudonym=pseudonym, dialog=state.dialog, step=state.step,
-                                    prompt_id=state.prompt_id, language=state.language, data_enc=sealed))
-        else:
-            row.dialog, row.step, row.prompt_id, row.language = state.dialog, state.step, state.prompt_id, state.language
-            row.data_enc, row.updated_at = sealed, utcnow()
-        await session.flush()
+        await write_state(session, self._keys, pseudonym, state)
+
+
+def new_prompt_id() -> str:
+    return secrets.token_urlsafe(6)
+
+
+async def read_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym) -> State | None:
+    """A person's stored state, whatever dialog it belongs to."""
+    row = await session.get(DialogState, pseudonym)
+    if row is None:
+        session.info.setdefault(_ABSENT, set()).add(pseudonym)  # so that writing needs no second look
+        return None
+    data = json.loads(keys.open_text(row.data_enc, dialog_state_context(pseudonym)))
+    return State(row.dialog, row.step, row.language, data, row.prompt_id)
+
+
+async def write_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym, state: State) -> None:
+    """Store a state, sealed. Also used outside a turn (a check-in that arrives as a prompt),
+    under the same per-person lock a turn holds."""
+    sealed = keys.seal_text(json.dumps(state.data, ensure_ascii=False), dialog_state_context(pseudonym))
+    absent: set[str] = session.info.get(_ABSENT, set())
+    row = None if pseudonym in absent else await session.get(DialogState, pseudonym)
+    absent.discard(pseudonym)
+    if row is None:
+        session.add(DialogState(pseudonym=pseudonym, dialog=state.dialog, step=state.step,
+                                prompt_id=state.prompt_id, language=state.language, data_enc=sealed))
+    else:
+        row.dialog, row.step, row.prompt_id, row.language = state.dialog, state.step, state.prompt_id, state.language
+        row.data_enc, row.updated_at = sealed, utcnow()
+    await session.flush()

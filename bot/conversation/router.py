@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +34,7 @@ from bot.core.notices import (
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
 from bot.services.outbox import OutboxKind, ToParticipant
+from bot.storage.db import lock_person
 from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,9 @@ class Router:
         language = services.i18n.resolve(inbound.language_hint)
         try:
             async with services.database.sessions.begin() as session:
-                if not services.database.is_sqlite:
-                    # Several workers on one PostgreSQL: one turn per person at a time across all of
-                    # them (the in-process lock covers one worker; SQLite has a single writer anyway).
-                    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                          {"key": int(pseudonym[:15], 16)})
+                # Several workers on one PostgreSQL: one turn per person at a time across all of them
+                # (the in-process lock covers one worker; SQLite has a single writer anyway).
+                await lock_person(session, pseudonym)
                 participant, queued = await services.participants.find_for_turn(
                     session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
                 state = await self._engine.load(session, pseudonym)

@@ -8,7 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from bot.storage.models import (
     Group,
     InviteCode,
     Organisation,
+    OrganisationContact,
     Participant,
     invite_groups,
     memberships,
@@ -109,12 +110,15 @@ class Organisations:
         )
 
     async def create_invite(
-        self, session: AsyncSession, organisation: Organisation, groups: list[Group], valid_days: int
+        self, session: AsyncSession, organisation: Organisation, groups: list[Group], valid_days: int,
+        *, contact_person: bool = False,
     ) -> NewInvite:
+        """``contact_person``: whoever redeems it also answers for the organisation (check-ins)."""
         raw = "".join(secrets.choice(_ALPHABET) for _ in range(12))
         expires = utcnow() + dt.timedelta(days=valid_days)
         invite = InviteCode(
-            code_digest=self._keys.secret_digest("invite", raw), organisation_id=organisation.id, expires_at=expires
+            code_digest=self._keys.secret_digest("invite", raw), organisation_id=organisation.id, expires_at=expires,
+            contact_person=contact_person,
         )
         session.add(invite)
         await session.flush()
@@ -139,12 +143,23 @@ class Organisations:
         if expires <= utcnow():
             return RedeemResult.EXPIRED, None
         invite.redeemed_at = utcnow()
+        if participant.organisation_id != invite.organisation_id:
+            # Someone who moves to another organisation no longer answers for the one they left.
+            await session.execute(delete(OrganisationContact).where(OrganisationContact.participant_id == participant.id))
         participant.organisation_id = invite.organisation_id
+        if invite.contact_person:
+            await self._add_contact(session, invite.organisation_id, participant.id)
         group_ids = list(await session.scalars(select(invite_groups.c.group_id).where(invite_groups.c.invite_id == invite.id)))
         if group_ids:
             await self._join(session, participant.id, group_ids)
         org = await session.get(Organisation, invite.organisation_id)
         return RedeemResult.OK, org
+
+    async def _add_contact(self, session: AsyncSession, organisation_id: int, participant_id: int) -> None:
+        row = {"organisation_id": organisation_id, "participant_id": participant_id, "since": utcnow().date()}
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(OrganisationContact).values([row])
+        await session.execute(stmt.on_conflict_do_nothing())
 
     async def _join(self, session: AsyncSession, participant_id: int, group_ids: list[int]) -> None:
         rows = [{"participant_id": participant_id, "group_id": gid, "joined_on": utcnow().date()} for gid in group_ids]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -62,3 +62,10 @@ def _begin_immediate(connection: Any) -> None:
     """Take SQLite's write lock when a transaction begins, not at its first write: a turn reads
     the dialog state and writes it back, and another worker must not slip in between."""
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def lock_person(session: AsyncSession, pseudonym: str) -> None:
+    """Work on one person's conversation one transaction at a time, across workers: a PostgreSQL
+    advisory lock held until the transaction ends (SQLite transactions already hold the write lock)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(pseudonym[:15], 16)})

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -182,6 +183,8 @@ class InviteCode(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     redeemed_at: Mapped[dt.datetime | None]
+    # Whoever redeems it becomes a contact person of the organisation (answers its check-ins).
+    contact_person: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 SPENT_INVITES = RetentionRule(
@@ -364,6 +367,131 @@ class ProcessedEvent(Base):
 
 PROCESSED_EVENTS = RetentionRule(
     "processed_events", ProcessedEvent, lambda cutoff: ProcessedEvent.seen_at < cutoff, "processed_event_days")
+
+
+# -- check-ins with associations ------------------------------------------------------------
+# An association's history (cycles, answers, flags) belongs to the association: it is sealed
+# with the master key and stays when a contact person is erased; only the link to them goes.
+
+
+class OrganisationContact(Base):
+    """A member the organisation named to answer for it (check-ins). Erased with the person."""
+
+    __tablename__ = "organisation_contacts"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True,
+                                                index=True)
+    since: Mapped[dt.date] = mapped_column(Date, default=lambda: utcnow().date())
+
+
+class CheckinSchedule(Base):
+    """An association's rhythm (every N days at a local time, or cron, in its time zone) and the
+    next due time, which the scheduled job claims and advances."""
+
+    __tablename__ = "checkin_schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), unique=True)
+    template_id: Mapped[str] = mapped_column(String(48))
+    timezone: Mapped[str] = mapped_column(String(64))
+    every_days: Mapped[int | None] = mapped_column(Integer)
+    at_time: Mapped[str | None] = mapped_column(String(5))
+    anchor_on: Mapped[dt.date | None] = mapped_column(Date)
+    cron: Mapped[str | None] = mapped_column(String(120))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_due_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CheckinCycle(Base):
+    """One check-in of one association: open, then answered or missed. ``(organisation, seq)`` and
+    ``(organisation, due_at)`` are unique, so a doubled claim of the same due time cannot create it twice."""
+
+    __tablename__ = "checkin_cycles"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "seq", name="uq_checkin_cycles_organisation_seq"),
+        UniqueConstraint("organisation_id", "due_at", name="uq_checkin_cycles_organisation_due"),
+        Index("ix_checkin_cycles_open", "status", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    template_id: Mapped[str] = mapped_column(String(48))
+    due_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_at: Mapped[dt.datetime]
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    reminded_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]
+    answered_at: Mapped[dt.datetime | None]
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="SET NULL"), index=True)
+    language: Mapped[str | None] = mapped_column(String(8))
+    nothing_new: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[dt.datetime | None]
+
+
+class CheckinDelivery(Base):
+    """A contact person who was sent a cycle; their unfinished answer is sealed with their key."""
+
+    __tablename__ = "checkin_deliveries"
+    __table_args__ = (UniqueConstraint("cycle_id", "participant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("checkin_cycles.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    progress_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sent_at: Mapped[dt.datetime]
+
+
+class CheckinAnswer(Base):
+    """One answer of a cycle: an option id, a number, or free text sealed with the master key
+    (the association's, kept when the person who typed it is erased)."""
+
+    __tablename__ = "checkin_answers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("checkin_cycles.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[str] = mapped_column(String(48))
+    option_id: Mapped[str | None] = mapped_column(String(48))
+    number_value: Mapped[int | None] = mapped_column(Integer)
+    text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class CheckinFlag(Base):
+    """A flag an answer raised (need, call request, safety); open until staff acknowledge it."""
+
+    __tablename__ = "checkin_flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("checkin_cycles.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    flag: Mapped[str] = mapped_column(String(16))
+    question_id: Mapped[str] = mapped_column(String(48))
+    option_id: Mapped[str] = mapped_column(String(48))
+    raised_at: Mapped[dt.datetime]
+    acked_at: Mapped[dt.datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+def checkin_answer_context(answer_id: str) -> str:
+    return f"checkin_answers.text:{answer_id}"
+
+
+def checkin_progress_context(delivery_id: int) -> str:
+    return f"checkin_deliveries.progress:{delivery_id}"
+
+
+# The association's free text (the master key: kept when the person who typed it is erased);
+# a contact person's unfinished answer (their own key).
+CHECKIN_ANSWER_TEXT = SealedColumn(CheckinAnswer.text_enc, lambda row: checkin_answer_context(row.id), SealKey.MASTER)
+CHECKIN_PROGRESS = SealedColumn(CheckinDelivery.progress_enc, lambda row: checkin_progress_context(row.id),
+                                SealKey.PARTICIPANT)
+# An association's history goes with its cycles (answers, flags and deliveries cascade).
+CHECKIN_HISTORY = RetentionRule("checkin_cycles", CheckinCycle, lambda cutoff: CheckinCycle.due_at < cutoff,
+                                "checkin_days")
 
 
 # -- Bulletins --------------------------------------------------------------------------------

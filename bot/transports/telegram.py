@@ -419,6 +419,21 @@ class TelegramTransport:
     def dropped_updates(self) -> int:
         return self._queues.dropped
 
+    @property
+    def ready(self) -> bool:
+        """Started and not stopping: sends go out (the worker's /readyz)."""
+        return self._ready.is_set()
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers from the Bot API so far."""
+        return self._limiter.retry_after_seen
+
+    @property
+    def webhook_refused(self) -> int:
+        """Webhook calls refused for a missing or wrong secret."""
+        return self._webhook.rejected if self._webhook is not None else 0
+
 
 def from_settings(settings: Any, keys: Any = None, i18n: Any = None,
                   commands: CommandMenus | None = None, **overrides: Any) -> TelegramTransport:

@@ -143,6 +143,7 @@ class TelegramRateLimiter(BaseRateLimiter[bool | None]):
         "_turns",
         "_paused_until",
         "_recent",
+        "retry_after_seen",
     )
 
     def __init__(
@@ -176,6 +177,7 @@ class TelegramRateLimiter(BaseRateLimiter[bool | None]):
         self._next_overall = 0.0
         self._paused_until = 0.0
         self._max_tracked = max_tracked_chats
+        self.retry_after_seen = 0  # 429 answers (for the operators' metrics)
 
     async def initialize(self) -> None:
         """Nothing to set up: all state is in memory."""
@@ -217,6 +219,7 @@ class TelegramRateLimiter(BaseRateLimiter[bool | None]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                self.retry_after_seen += 1
                 delay = retry_after_seconds(exc)
                 # Telegram's flood control covers the whole bot: hold every send, not just this chat.
                 self._paused_until = max(self._paused_until, self._clock() + delay)

@@ -10,10 +10,12 @@ from botapi_server import LocalBotApi, SentMessage, SimUser
 
 from bot.app import Bot, build_platform_transports, running
 from bot.config import Settings
+from bot.conversation.feature import Clock
 from bot.core.model import Inbound, Outbound
 from bot.core.security import KeyRing
 from bot.transports.telegram import TelegramTransport
 from bot.transports.telegram_delivery import RetryPolicy
+from tests.support import with_clock
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.05, max_backoff_seconds=0.2)
 
@@ -55,12 +57,13 @@ class Inbox:
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings, keys: KeyRing, *,
-                      outbox_loop: bool = False) -> AsyncIterator[tuple[Bot, TelegramTransport]]:
+async def running_bot(settings: Settings, keys: KeyRing, *, outbox_loop: bool = False,
+                      clock: Clock | None = None) -> AsyncIterator[tuple[Bot, TelegramTransport]]:
     """The application's own wiring (``bot.app.running``, as ``civicbot run``) around a Telegram
-    transport with short timeouts; with ``outbox_loop`` also the outbox senders running."""
+    transport with short timeouts; with ``outbox_loop`` also the outbox senders running; ``clock``
+    for the timed features (check-ins)."""
     options = {"retry": FAST_RETRY, "poll_timeout_seconds": 2, "shutdown_grace_seconds": 5.0}
-    async with running(settings, keys=keys, upgrade=True, senders=outbox_loop,
+    async with running(settings, keys=keys, upgrade=True, senders=outbox_loop, features=with_clock(clock),
                        transports=lambda services: build_platform_transports(services, telegram=options)) as bot:
         transport = bot.transports["telegram"]
         assert isinstance(transport, TelegramTransport)

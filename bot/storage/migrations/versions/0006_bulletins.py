@@ -2,7 +2,7 @@
 subscriptions and the staff notices that follow a send.
 
 Revision ID: 0006_bulletins
-Revises: 0004_delivery
+Revises: 0007_checkins
 Create Date: 2026-12-02 02:43:20.011240
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006_bulletins'
-down_revision = '0004_delivery'
+down_revision = '0007_checkins'
 branch_labels = None
 depends_on = None
 

@@ -10,6 +10,13 @@ from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cases.commands import DIALOGS as CASE_DIALOGS
+from bot.cases.commands import PARTICIPANT_COMMANDS as CASE_COMMANDS
+from bot.cases.commands import STAFF_COMMANDS as CASE_STAFF_COMMANDS
+from bot.cases.commands import person_text, staff_room_text
+from bot.cases.jobs import CaseUpkeepJob
+from bot.cases.service import THREAD_KIND, CaseService
+from bot.cases.threads import CaseThreads
 from bot.config import Settings
 from bot.core.context import Services
 from bot.core.flood import FloodGuard
@@ -33,6 +40,7 @@ from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
+from bot.services.staff_destinations import StaffDestinations
 from bot.services.survey_definitions import Survey, SurveyError, load_directory
 from bot.services.surveys import ReminderJob, Surveys
 from bot.storage import migrate
@@ -91,7 +99,10 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
     i18n = I18n(settings.i18n.default_language)
     participants = Participants(keys)
     outbox = Outbox(keys)
+    audit = AuditLog()
     definitions = load_surveys(settings) if surveys is None else surveys
+    members = [*settings.staff.members, *extra_staff, *settings.staff.admins]
+    staff_destinations = StaffDestinations(keys, settings.staff.matrix_room, settings.staff.telegram_chat, members)
     return Services(
         settings=settings,
         database=database,
@@ -101,17 +112,20 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
         participants=participants,
         organisations=Organisations(keys),
         outbox=outbox,
-        audit=AuditLog(),
+        audit=audit,
         surveys=Surveys(definitions, keys, participants, outbox, i18n),
+        staff_destinations=staff_destinations,
+        cases=CaseService(settings, keys, i18n, participants, outbox, staff_destinations, audit,
+                          {"console": ConsoleTransport.capabilities.max_text_length}),
     )
 
 
 def build_commands() -> CommandTable:
-    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *STAFF_COMMANDS))
+    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *CASE_COMMANDS, *STAFF_COMMANDS, *CASE_STAFF_COMMANDS))
 
 
 def build_engine(keys: KeyRing) -> DialogEngine:
-    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog())
+    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog(), *CASE_DIALOGS)
     return DialogEngine({d.name: d for d in dialogs}, keys)
 
 
@@ -131,10 +145,15 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     router = Router(
         services, build_engine(services.keys), build_commands(), by_platform,
         FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
+        idle_text=(person_text,), staff_room_text=(staff_room_text,),
     )
+    for transport in transports:
+        services.cases.learn_text_limit(str(transport.platform), transport.capabilities.max_text_length)
+    hooks = {THREAD_KIND: CaseThreads(services.staff_destinations)}
     senders: dict[str, OutboxSender] = {
         str(t.platform): OutboxSender(
-            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t)
+            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t),
+            staff=services.staff_destinations, hooks=hooks,
         )
         for t in transports
     }
@@ -182,6 +201,9 @@ def _scheduler(services: Services) -> AsyncIOScheduler:
     reminders = ReminderJob(services.database, services.surveys, services.settings.surveys.reminder_after_hours)
     scheduler.add_job(reminders, "interval", minutes=services.settings.surveys.reminder_check_minutes,
                       id="survey-reminders", coalesce=True, max_instances=1)
+    cases = CaseUpkeepJob(services.database, services.cases)
+    scheduler.add_job(cases, "interval", minutes=services.settings.contacts.check_minutes,
+                      id="case-upkeep", coalesce=True, max_instances=1)
     return scheduler
 
 
@@ -200,6 +222,10 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
         )
         bot = build_bot(services, transports)
         await RetentionJob(database, settings.retention)()
+        await CaseUpkeepJob(database, services.cases)()
+        if settings.contacts.enabled and not services.staff_destinations.rooms:
+            log.warning("contact requests are on, but neither staff.matrix_room nor staff.telegram_chat is set: "
+                        "staff learn of new cases only through /cases")
         scheduler = _scheduler(services)
         scheduler.start()
         stop = asyncio.Event()

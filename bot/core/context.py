@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cases.service import CaseService
 from bot.config import Settings
 from bot.core.i18n import I18n, Translator
 from bot.core.model import Capabilities, Choice, Inbound, Outbound, PromptId, Pseudonym
@@ -19,6 +20,7 @@ from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox
 from bot.services.participants import Participants
+from bot.services.staff_destinations import StaffDestinations
 from bot.services.surveys import Surveys
 from bot.storage.db import Database
 from bot.storage.models import Participant
@@ -38,6 +40,8 @@ class Services:
     outbox: Outbox
     audit: AuditLog
     surveys: Surveys
+    staff_destinations: StaffDestinations
+    cases: CaseService
 
 
 @dataclass(slots=True)

@@ -8,8 +8,9 @@ fails, the person gets a localized answer and no exception escapes to the transp
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
@@ -23,6 +24,7 @@ from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
     NOT_REGISTERED,
+    SAFE_CHANNEL,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
     UNKNOWN_COMMAND,
@@ -37,17 +39,25 @@ from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
+IdleText = Callable[[Turn, State | None, DialogEngine], Awaitable[bool]]
+"""Text that is no command and answers no dialog (none is active, or the menu's choices do not
+match it): a feature may take it (an open contact request does). True when taken."""
+StaffRoomText = Callable[[Turn], Awaitable[bool]]
+"""Text in the staff room or staff chat that is no command (a reply in a case's thread)."""
 
 class Router:
     """The one entry point of the dialogue core, shared by every transport."""
 
     def __init__(self, services: Services, engine: DialogEngine, commands: CommandTable,
-                 transports: Mapping[str, Transport], flood: FloodGuard) -> None:
+                 transports: Mapping[str, Transport], flood: FloodGuard, idle_text: Sequence[IdleText] = (),
+                 staff_room_text: Sequence[StaffRoomText] = ()) -> None:
         self._services = services
         self._engine = engine
         self._commands = commands
         self._transports = transports
         self._flood = flood
+        self._idle_text = tuple(idle_text)
+        self._staff_room_text = tuple(staff_room_text)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def handle(self, inbound: Inbound) -> None:
@@ -59,6 +69,8 @@ class Router:
                 return
             async with self._serialised(pseudonym):
                 replies, participant_id = await self._handle(inbound, pseudonym, verdict)
+            if inbound.thread_root is not None:  # answered where it was said: in the same thread
+                replies = [dataclasses.replace(reply, thread_root=inbound.thread_root) for reply in replies]
             await self._send(inbound.address, replies, participant_id)
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
@@ -95,7 +107,7 @@ class Router:
                     if participant is not None:
                         await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
                     return [], None
-                if participant is not None:
+                if participant is not None and not inbound.in_staff_room:  # a shared room is nobody's address
                     await services.participants.remember_address(session, participant, inbound.address)
                 await self._dispatch(turn, state)
                 return turn.replies, turn.participant.id if turn.participant is not None else None
@@ -116,7 +128,8 @@ class Router:
         inbound, tr = turn.inbound, turn.tr
         limit = self._services.settings.limits.max_message_chars
         if inbound.kind is InboundKind.UNSUPPORTED:
-            turn.say(tr._(UNSUPPORTED_MEDIA))
+            channel = self._services.settings.branding.safe_channel
+            turn.say(tr._(UNSUPPORTED_MEDIA) + (f"\n{tr._(SAFE_CHANNEL, channel=channel)}" if channel else ""))
             return
         if inbound.kind is InboundKind.TEXT and len(inbound.text) > limit:
             turn.say(tr._(TOO_LONG, limit=limit))
@@ -134,6 +147,16 @@ class Router:
             else:
                 await command.handler(turn, args, self._engine)
             return
+        if inbound.in_staff_room:  # staff talk among themselves there; only case threads concern the bot
+            for staff_hook in self._staff_room_text:
+                if await staff_hook(turn):
+                    return
+            return
+        if inbound.kind is InboundKind.TEXT:
+            idle = state is None or state.dialog == "menu"
+            for hook in self._idle_text if idle else ():
+                if await hook(turn, state, self._engine):
+                    return
         if state is not None:
             await self._engine.handle(turn, state)
         elif inbound.kind is InboundKind.CHOICE:

@@ -24,6 +24,8 @@ class DeleteMeDialog(Dialog):
         if key == "keep":
             turn.say(_("Nothing was erased."))
             return menu_state(turn)
+        if turn.participant is not None:  # open contact requests are withdrawn, and staff are told
+            await turn.services.cases.erase_participant(turn.session, turn.participant.id)
         await turn.services.participants.erase(turn.session, turn.pseudonym)
         turn.participant = None
         turn.say(_(

@@ -116,6 +116,15 @@ class DialogEngine:
         data = json.loads(self._keys.open_text(row.data_enc, f"dialog_states.data:{pseudonym}"))
         return State(row.dialog, row.step, row.language, data, row.prompt_id)
 
+    def matches_choice(self, turn: Turn, state: State) -> bool:
+        """Whether the inbound text answers the state's prompt by one of its choices."""
+        dialog = self._dialogs.get(state.dialog)
+        if dialog is None:
+            return False
+        prompt = dialog.prompt(turn, state)
+        return bool(prompt.choices) and match_choice(turn.inbound.text, prompt.choices,
+                                                     exact_only=prompt.exact_labels) is not None
+
     async def clear(self, session: AsyncSession, pseudonym: Pseudonym) -> None:
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
 

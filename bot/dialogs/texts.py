@@ -38,6 +38,17 @@ PLATFORM_READS = N_(
     "Important: Telegram itself can read this chat, because bot chats are not end-to-end encrypted. "
     "Do not send sensitive details here."
 )
+CASES_HELP = N_(
+    "/contact – ask to talk to staff in confidence\n"
+    "/case – the status of your request\n"
+    "/withdraw – withdraw your request"
+)
+CASES_STAFF_HELP = N_(
+    "/cases – open contact requests, with their waiting times\n"
+    "/claim <reference> – take a contact request\n"
+    "/reply <reference> <text> – answer the person (they never see who answered)\n"
+    "/close <reference> – close it; the person is told"
+)
 MATRIX_OFFER = N_("For confidential matters, contact us on Matrix, which is end-to-end encrypted: %(address)s")
 
 
@@ -50,7 +61,16 @@ def privacy_notice(turn: Turn) -> str:
         "• Kept: until you erase it, and deleted automatically after %(n)s days without use.",
         days,
     )
-    parts = ["\n".join((turn.tr._(PRIVACY_STORED), kept, turn.tr._(PRIVACY_SEEN)))]
+    lines = [turn.tr._(PRIVACY_STORED), kept, turn.tr._(PRIVACY_SEEN)]
+    if turn.services.cases.available:
+        lines.insert(2, turn.tr.n_(
+            "• Requests to talk to staff: what you write is encrypted so that only staff can read it, and "
+            "deleted %(n)s day after the request is closed.",
+            "• Requests to talk to staff: what you write is encrypted so that only staff can read it, and "
+            "deleted %(n)s days after the request is closed.",
+            settings.retention.cases_days,
+        ))
+    parts = ["\n".join(lines)]
     if turn.capabilities.platform_reads_messages:
         parts.append(turn.tr._(PLATFORM_READS))
         if settings.branding.matrix_address:
@@ -59,5 +79,10 @@ def privacy_notice(turn: Turn) -> str:
 
 
 def help_text(turn: Turn) -> str:
-    text = turn.tr._(HELP)
-    return f"{text}\n\n{turn.tr._(STAFF_HELP)}" if turn.role.is_staff else text
+    parts = [turn.tr._(HELP)]
+    if turn.services.cases.available:
+        parts.append(turn.tr._(CASES_HELP))
+    if turn.role.is_staff:
+        parts.append(turn.tr._(STAFF_HELP))
+        parts.append(turn.tr._(CASES_STAFF_HELP))
+    return "\n\n".join(parts)

@@ -15,19 +15,21 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
 from bot.core.logsafe import describe
-from bot.core.model import Choice, Direction, Outbound, PromptId, SendOptions
+from bot.core.model import Address, Choice, Delivery, Direction, Outbound, PromptId, SendOptions
 from bot.core.pacing import Pacer
 from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.participants import Participants
+from bot.services.staff_destinations import StaffDestinations
 from bot.storage.db import Database
 from bot.storage.models import OutboxMessage, utcnow
 
@@ -51,6 +53,7 @@ def encode_message(message: Outbound) -> str:
             "language": message.language,
             "image": base64.b64encode(message.image).decode() if message.image else None,
             "image_name": message.image_name,
+            "thread_root": message.thread_root,
         },
         ensure_ascii=False,
     )
@@ -67,6 +70,7 @@ def decode_message(payload: str) -> Outbound:
         language=data["language"],
         image=base64.b64decode(data["image"]) if data["image"] else None,
         image_name=data["image_name"],
+        thread_root=data.get("thread_root"),
     )
 
 
@@ -92,8 +96,34 @@ class Outbox:
         await session.flush()
         return row
 
+    async def enqueue_staff(
+        self, session: AsyncSession, destination: str, platform: str, kind: str, message: Outbound,
+        ref: str | None = None,
+    ) -> OutboxMessage:
+        """A message to a staff destination (``bot.services.staff_destinations``), not to a participant."""
+        txn_id = uuid.uuid4().hex
+        row = OutboxMessage(
+            participant_id=None, destination=destination, platform=platform, kind=kind, ref=ref, txn_id=txn_id,
+            payload_enc=self._keys.seal_text(encode_message(message), _context(txn_id)),
+            status=PENDING, attempts=0, next_attempt_at=utcnow(),
+        )
+        session.add(row)
+        await session.flush()
+        return row
+
     def read(self, row: OutboxMessage) -> Outbound:
         return decode_message(self._keys.open_text(row.payload_enc, _context(row.txn_id)))
+
+
+class DeliveryHook(Protocol):
+    """Lets the feature that queued a kind of row finish it at send time (e.g. a Matrix thread root
+    known only once an earlier row was sent) and learn what was sent."""
+
+    async def prepare(self, session: AsyncSession, row: OutboxMessage, message: Outbound) -> Outbound | None:
+        """The message to send, or None to try again shortly (an earlier row must go first)."""
+
+    async def delivered(self, session: AsyncSession, row: OutboxMessage, delivery: Delivery) -> None:
+        """Called in the transaction that records the row as sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +144,11 @@ class OutboxSender:
     def __init__(
         self, database: Database, outbox: Outbox, participants: Participants, transport: Transport,
         settings: OutboxSettings, rate_per_second: float, clock: Callable[[], dt.datetime] = utcnow,
+        staff: StaffDestinations | None = None, hooks: Mapping[str, DeliveryHook] | None = None,
     ) -> None:
         self._db = database
+        self._staff = staff
+        self._hooks = dict(hooks or {})
         self._outbox = outbox
         self._participants = participants
         self._transport = transport
@@ -147,9 +180,9 @@ class OutboxSender:
         claimed = await self._claim()
         # One queue per recipient keeps each person's messages in order, while different
         # recipients are served concurrently: a platform's per-chat pause holds up one chat only.
-        queues: dict[int, list[int]] = {}
-        for row_id, participant_id in claimed:
-            queues.setdefault(participant_id, []).append(row_id)
+        queues: dict[int | str, list[int]] = {}
+        for row_id, recipient in claimed:
+            queues.setdefault(recipient, []).append(row_id)
         outcomes: list[str] = []
         gate = asyncio.Semaphore(self._settings.concurrency)
 
@@ -166,7 +199,7 @@ class OutboxSender:
                      self._transport.platform, sent, retried, failed, unreachable)
         return DrainReport(sent, retried, failed, unreachable)
 
-    async def _claim(self) -> list[tuple[int, int]]:
+    async def _claim(self) -> list[tuple[int, int | str]]:
         now = self._clock()
         async with self._db.sessions.begin() as session:
             query = (
@@ -187,21 +220,30 @@ class OutboxSender:
             lease = now + dt.timedelta(seconds=self._settings.lease_seconds)
             for row in rows:
                 row.status, row.lease_until, row.attempts = SENDING, lease, row.attempts + 1
-            return [(row.id, row.participant_id) for row in rows]
+            return [(row.id, row.participant_id if row.participant_id is not None else row.destination or "")
+                    for row in rows]
 
     async def _deliver(self, row_id: int) -> str:
         async with self._db.sessions.begin() as session:
             row = await session.get(OutboxMessage, row_id)
             if row is None:  # erased meanwhile (/delete_me cascades)
                 return FAILED
-            address = await self._participants.address_of(session, row.participant_id, row.platform)
+            address = await self._address(session, row)
             if address is None:
                 return self._finish(row, UNREACHABLE, "no_address")
-            message = self._outbox.read(row)
+            message: Outbound | None = self._outbox.read(row)
+            hook = self._hooks.get(row.kind)
+            if hook is not None and message is not None:
+                message = await hook.prepare(session, row, message)
+            if message is None:  # not yet: an earlier row has to be sent first
+                row.status, row.lease_until = PENDING, None
+                row.next_attempt_at = self._clock() + dt.timedelta(seconds=self._settings.base_backoff_seconds)
+                row.attempts = max(row.attempts - 1, 0)
+                return PENDING
             txn_id = row.txn_id
         await self._pacer.wait()
         try:
-            await self._transport.send(address, message, SendOptions(transaction_id=txn_id))
+            delivery = await self._transport.send(address, message, SendOptions(transaction_id=txn_id))
         except RecipientUnreachable as exc:
             return await self._record(row_id, UNREACHABLE, exc.reason, unreachable=True)
         except TransientDeliveryError as exc:
@@ -211,18 +253,27 @@ class OutboxSender:
         except Exception as exc:  # an unexpected transport bug: retry, never lose the row
             log.error("outbox send raised %s", describe(exc))
             return await self._record(row_id, PENDING, type(exc).__name__)
-        return await self._record(row_id, SENT, None)
+        return await self._record(row_id, SENT, None, delivery=delivery)
+
+    async def _address(self, session: AsyncSession, row: OutboxMessage) -> Address | None:
+        if row.participant_id is not None:
+            return await self._participants.address_of(session, row.participant_id, row.platform)
+        target = self._staff.resolve(row.destination or "") if self._staff is not None else None
+        return target.address if target is not None and target.platform == row.platform else None
 
     async def _record(
         self, row_id: int, status: str, reason: str | None, *, retry_after: float | None = None,
-        unreachable: bool = False,
+        unreachable: bool = False, delivery: Delivery | None = None,
     ) -> str:
         async with self._db.sessions.begin() as session:
             row = await session.get(OutboxMessage, row_id)
             if row is None:
                 return status
-            if unreachable:
+            if unreachable and row.participant_id is not None:
                 await self._participants.mark_unreachable(session, row.participant_id, row.platform, reason or "")
+            hook = self._hooks.get(row.kind)
+            if status == SENT and delivery is not None and hook is not None:
+                await hook.delivered(session, row, delivery)
             if status == PENDING and row.attempts >= self._settings.max_attempts:
                 status = FAILED
             if status == PENDING:
@@ -233,6 +284,10 @@ class OutboxSender:
         row.status, row.last_error, row.lease_until = status, reason[:64] if reason else None, None
         if status == SENT:
             row.sent_at = self._clock()
+        if status != PENDING:
+            # Done with for good: the content goes (confidential case messages above all); the
+            # metadata stays for the delivery statistics until retention.
+            row.payload_enc = b""
         return status
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:

@@ -167,7 +167,9 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_due", "platform", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    # A participant, or else a staff destination ("staff:room", "staff:chat", "staff:member:<pseudonym>").
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    destination: Mapped[str | None] = mapped_column(String(96))
     platform: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
     ref: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -262,3 +264,49 @@ class ProcessedEvent(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+# -- Confidential contact requests (bot/cases) ------------------------------------------------
+
+
+class Case(Base):
+    """A person's request to talk to staff. Metadata only: the content is in ``case_messages``,
+    sealed twice. ``participant_id`` becomes NULL when the person is erased; the case stays
+    (withdrawn, with no content) until retention purges it."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="SET NULL"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    topic: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open, claimed, closed, withdrawn
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[dt.datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # a staff actor as the audit log names it
+    closed_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    waiting_since: Mapped[dt.datetime | None]  # the person's oldest message no staff member has answered
+    last_person_at: Mapped[dt.datetime | None]
+    last_staff_at: Mapped[dt.datetime | None]
+    claim_reminded_at: Mapped[dt.datetime | None]
+    answer_reminded_at: Mapped[dt.datetime | None]
+    staff_room: Mapped[str | None] = mapped_column(String(255))  # the staff room its thread is in ...
+    staff_thread_root: Mapped[str | None] = mapped_column(String(255), index=True)  # ... and the thread's first event
+
+
+class CaseMessage(Base):
+    """One message of a case, from the person or from staff: sealed to the staff public key,
+    then with the person's data key (``bot/cases/crypto.py``)."""
+
+    __tablename__ = "case_messages"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(8))  # person or staff: never which staff member
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    staff_key_id: Mapped[str] = mapped_column(String(16))
+    body_enc: Mapped[bytes] = mapped_column(LargeBinary)

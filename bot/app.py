@@ -160,6 +160,20 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     return Bot(services, router, by_platform, senders)
 
 
+def platform_text_limits(settings: Settings) -> dict[str, int]:
+    """The longest message each configured platform takes, without starting its transport (for the CLI)."""
+    limits = {"console": ConsoleTransport.capabilities.max_text_length}
+    if settings.telegram.enabled:
+        from bot.transports.telegram import TelegramTransport
+
+        limits["telegram"] = TelegramTransport.capabilities.max_text_length
+    if settings.matrix.enabled:
+        from bot.transports.matrix import MatrixTransport
+
+        limits["matrix"] = MatrixTransport.capabilities.max_text_length
+    return limits
+
+
 def _rate_for(settings: Settings, transport: Transport) -> float:
     return {"telegram": settings.telegram.rate_per_second, "matrix": settings.matrix.rate_per_second}.get(
         transport.platform, 100.0

@@ -1,4 +1,4 @@
-"""The ``civicbot`` command: run, db upgrade, keys generate."""
+"""The ``civicbot`` command: run, db upgrade, keys, audit, survey, cases."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     audit = verbs.add_parser("audit", help="the staff action log", parents=[config])
     audit_verbs = audit.add_subparsers(dest="audit_verb", required=True)
     audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
+
+    from bot.cases.cli import add_parser as add_cases_parser
+
+    add_cases_parser(verbs, [config])
 
     survey = verbs.add_parser("survey", help="survey definitions and runs", parents=[config])
     survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot import survey_cli
 
             return survey_cli.main(args, settings)
+        if args.verb == "cases":
+            from bot.cases import cli as cases_cli
+
+            return cases_cli.main(args, settings)
         if args.keys_verb == "rotate":
             return asyncio.run(_keys_rotate(settings, args.retire))
         return _keys_generate(settings, args.output)

@@ -69,8 +69,8 @@ def when_label(tr: Translator, when: str) -> str:
 
 
 def duration(tr: Translator, span: dt.timedelta) -> str:
-    """``"3 hours"``: minutes below an hour, hours below two days, then days."""
-    minutes = max(int(span.total_seconds() // 60), 0)
+    """``"3 hours"``: minutes (at least one) below an hour, hours below two days, then days."""
+    minutes = max(int(span.total_seconds() // 60), 1)
     if minutes < 60:
         return tr.n_("%(n)s minute", "%(n)s minutes", minutes)
     hours = minutes // 60

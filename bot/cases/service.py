@@ -207,6 +207,7 @@ class CaseService:
         recent = await session.scalar(
             select(func.count()).select_from(CaseMessage).where(
                 CaseMessage.case_id == case.id, CaseMessage.author == Author.PERSON.value,
+                CaseMessage.seq > 1,  # the request itself does not count
                 CaseMessage.created_at > now - dt.timedelta(hours=1))
         )
         if (recent or 0) >= self._contacts.max_messages_per_hour:
@@ -288,7 +289,7 @@ class CaseService:
                      language=person_tr.language),
             ref=f"case:{case.id}",
         )
-        case.last_staff_at, case.waiting_since = now, None
+        case.last_staff_at, case.waiting_since, case.answer_reminded_at = now, None, None
         if case.status == Status.OPEN.value:
             case.status, case.claimed_by, case.claimed_at = Status.CLAIMED.value, actor, now
         await self._audit.append(session, actor, "case.reply", reference, {"via": via})
@@ -350,7 +351,7 @@ class CaseService:
         if case.participant_id is not None:
             try:
                 key = await self._participants.data_key(session, case.participant_id)
-            except LookupError:
+            except (LookupError, DecryptionError):  # erased, or wrapped by a retired master key
                 key = None
         entries = []
         rows = await session.scalars(select(CaseMessage).where(CaseMessage.case_id == case.id)
@@ -395,8 +396,8 @@ class CaseService:
         )
         for case in list(waiting):
             assert case.waiting_since is not None
-            if case.answer_reminded_at is not None and aware(case.answer_reminded_at) >= aware(case.waiting_since):
-                continue  # this spell of waiting was reminded of already
+            if case.answer_reminded_at is not None:
+                continue  # this spell of waiting was reminded of already (an answer ends the spell)
             case.answer_reminded_at = now
             await self._remind(session, case, tr._(texts.REMIND_ANSWER, reference=case.reference,
                                                    age=texts.duration(tr, now - aware(case.waiting_since))))

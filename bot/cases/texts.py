@@ -69,12 +69,12 @@ def when_label(tr: Translator, when: str) -> str:
 
 
 def duration(tr: Translator, span: dt.timedelta) -> str:
-    """``"3 hours"``: minutes (at least one) below an hour, hours below two days, then days."""
+    """``"3 hours"``: minutes (at least one) below an hour, hours below three days, then days."""
     minutes = max(int(span.total_seconds() // 60), 1)
     if minutes < 60:
         return tr.n_("%(n)s minute", "%(n)s minutes", minutes)
     hours = minutes // 60
-    if hours < 48:
+    if hours < 72:
         return tr.n_("%(n)s hour", "%(n)s hours", hours)
     return tr.n_("%(n)s day", "%(n)s days", hours // 24)
 

@@ -39,6 +39,12 @@ class Received:
     body: str
     formatted_body: str | None
     decrypted: bool
+    relates_to: dict[str, Any] | None = None  # m.relates_to (threads, replies), as sent
+
+    @property
+    def thread_root(self) -> str | None:
+        relates = self.relates_to or {}
+        return str(relates["event_id"]) if relates.get("rel_type") == "m.thread" else None
 
 
 async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
@@ -99,6 +105,7 @@ class Peer:
         self.received.append(Received(
             room.room_id, event.event_id, event.sender, content.get("msgtype", ""), event.body,
             content.get("formatted_body"), bool(getattr(event, "decrypted", False)),
+            content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else None,
         ))
 
     async def _on_image(self, room: Any, event: Any) -> None:

@@ -548,3 +548,20 @@ async def test_logs_carry_no_case_content(sqlite_url: str, tmp_path: Path, keys:
     assert caplog.records
     for needle in (DESCRIPTION, FOLLOW_UP, ANSWER, "chat-2018", ALICE):
         assert needle not in text, needle
+
+
+async def test_a_key_removed_from_the_configuration_stops_new_content_but_not_the_bot(
+        sqlite_url: str, tmp_path: Path, keys: KeyRing, private: StaffPrivateKey) -> None:
+    async with case_world(case_settings(sqlite_url, tmp_path, private), keys, private) as world:
+        person = world.people.person("2019")
+        await onboard(person)
+        reference = await request_contact(person)
+    async with case_world(case_settings(sqlite_url, tmp_path, None), keys, None) as world:
+        (answer,) = await world.staff_in_chat(f"/reply {reference} hello")
+        assert answer.text == "Contact requests are not available yet."
+        assert reference in plain((await world.staff_in_chat("/cases"))[0].text)
+        person = world.people.person("2019")
+        replies = await person.send("is anyone there?")
+        assert all("Sent to staff" not in r.text for r in replies)
+        assert plain((await world.staff_in_chat(f"/close {reference}"))[0].text) == \
+            f"{reference} is closed; the person was told."

@@ -177,6 +177,8 @@ def render_result(tr: Translator, result: StaffResult) -> str:
             return tr._(texts.REPLY_TOO_LONG, length=result.length, limit=result.limit)
         case Outcome.EMPTY:
             return tr._(texts.REPLY_EMPTY)
+        case Outcome.UNAVAILABLE:
+            return tr._(texts.NOT_AVAILABLE)
         case Outcome.ALREADY:
             return tr._(texts.CLAIMED_ALREADY, reference=reference)
         case Outcome.TAKEN_OVER:

@@ -49,6 +49,7 @@ class Outcome(enum.Enum):
     ERASED = "erased"  # withdrawn because the person erased their data
     TOO_LONG = "too_long"
     EMPTY = "empty"
+    UNAVAILABLE = "unavailable"  # no staff public key configured: nothing can be stored safely
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +271,8 @@ class CaseService:
         text = text.strip()
         if not text:
             return StaffResult(Outcome.EMPTY, reference)
+        if not self.available:
+            return StaffResult(Outcome.UNAVAILABLE, reference)
         case, refused = await self._active(session, reference)
         if case is None:
             return refused

@@ -101,6 +101,11 @@ async def test_contact_request_as_a_thread_in_the_encrypted_staff_room(
         refused = await room_message(staff_peer, staff_room, bot_id, "Only staff members can answer cases", before)
         assert refused.thread_root == root.event_id
 
+        # /claim typed in the thread needs no reference.
+        await staff_peer.send_content(staff_room, in_thread(root.event_id, "/claim"), to=bot_id)
+        claimed = await room_message(staff_peer, staff_room, bot_id, f"{reference} is yours now.")
+        assert claimed.thread_root == root.event_id
+
         # The staff member answers in the thread; the person gets it, without any staff identity.
         before_person = len(chat.messages)
         await staff_peer.send_content(staff_room, in_thread(root.event_id, ANSWER), to=bot_id)

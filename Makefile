@@ -1,5 +1,6 @@
 # Two commands: `make run` (set up, then the console chat on SQLite) and `make test`
-# (set up, then the whole test suite). Each creates .venv and compiles the catalogs.
+# (set up, then the import contracts and the whole test suite). Each creates .venv and
+# compiles the catalogs.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,6 +10,9 @@ LANGS := en ar ckb ku
 CATALOGS := $(foreach l,$(LANGS),locales/$(l)/LC_MESSAGES/bot.po)
 COMPILED := $(CATALOGS:.po=.mo)
 ARGS ?=
+# Independent tests run on two processes (pytest-xdist); the Matrix tier stays on one of them
+# (one Synapse). WORKERS=0 runs everything in this process.
+WORKERS ?= 2
 
 .PHONY: run test setup setup-test i18n-extract i18n-update i18n-compile bench clean
 
@@ -16,7 +20,8 @@ run: setup i18n-compile
 	$(BIN)/civicbot run $(ARGS)
 
 test: setup-test i18n-compile
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup $(ARGS)
 
 setup: $(VENV)/.installed-run
 setup-test: $(VENV)/.installed-test

@@ -43,13 +43,10 @@ from nio import (  # type: ignore[import-untyped]
     RoomSendResponse,
 )
 
-from bot.app import build_bot, build_services
+from bot.app import Bot, assemble, build_platform_transports
 from bot.config import LimitsSettings, MatrixSettings
-from bot.core.model import Inbound
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
-from bot.transports.matrix import MatrixTransport, from_settings, quiet_library_logging
+from bot.transports.matrix import MatrixTransport, quiet_library_logging
 from tests.support import make_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "matrix"))
@@ -182,24 +179,25 @@ class Civicbot:
             limits=LimitsSettings(flood_messages=10_000),  # the flood guard is not what is measured
         )
         self.keys = KeyRing.generate()
-        self.database = Database(self.settings.database.url)
+        self.bot: Bot | None = None
         self.transport: MatrixTransport | None = None
         self.handle_seconds: list[float] = []  # filled only with --breakdown
         self.send_seconds: list[float] = []
 
     async def start(self, breakdown: bool) -> None:
-        await migrate.upgrade(self.database)
-        services = build_services(self.settings, self.database, self.keys)
-        transport = from_settings(self.settings, self.keys, services.i18n, sync_timeout_ms=SYNC_TIMEOUT_MS,
-                                  backoff_initial=0.2, backoff_max=1.0, connect_timeout=30.0)
+        """The wiring of ``civicbot run`` (with shorter sync timeouts), optionally timed."""
+        options = {"sync_timeout_ms": SYNC_TIMEOUT_MS, "backoff_initial": 0.2, "backoff_max": 1.0,
+                   "connect_timeout": 30.0}
+        bot = await assemble(self.settings, keys=self.keys,
+                             transports=lambda services: build_platform_transports(services, matrix=options))
+        transport = bot.transports["matrix"]
         assert isinstance(transport, MatrixTransport)
-        bot = build_bot(services, [transport])
-        self.transport = transport
-        handler: Callable[[Inbound], Awaitable[None]] = bot.router.handle
+        self.bot, self.transport = bot, transport
         if breakdown:
-            handler = self._timed(handler, self.handle_seconds)
+            router = bot.router
+            router.handle = self._timed(router.handle, self.handle_seconds)  # type: ignore[method-assign]
             transport.send = self._timed(transport.send, self.send_seconds)  # type: ignore[method-assign,assignment]
-        await transport.start(handler)
+        await bot.start()
 
     @staticmethod
     def _timed(function: Callable[..., Awaitable[Any]], into: list[float]) -> Callable[..., Awaitable[Any]]:
@@ -212,9 +210,8 @@ class Civicbot:
         return timed
 
     async def stop(self) -> None:
-        if self.transport is not None:
-            await self.transport.stop()
-        await self.database.dispose()
+        if self.bot is not None:
+            await self.bot.stop()
 
 
 # -- the run ------------------------------------------------------------------------------------

@@ -22,12 +22,9 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bot.app import build_bot, build_commands, build_services
+from bot.app import build_platform_transports, running
 from bot.config import LimitsSettings, TelegramSettings
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
-from bot.transports.telegram import from_settings
 from tests.support import make_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "telegram"))
@@ -73,24 +70,17 @@ async def civicbot(people_count: int, text: str, workdir: Path) -> float:
                                 rate_per_second=100_000, per_chat_interval_seconds=0)
     settings = make_settings(f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, telegram=telegram,
                              limits=LimitsSettings(flood_messages=10_000))
-    keys = KeyRing.generate()
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
-                              poll_timeout_seconds=2)
-    bot = build_bot(services, [transport])
     try:
-        await transport.start(bot.router.handle)
-        people = [api.user() for _ in range(people_count)]
-        started = time.perf_counter()
-        for person in people:
-            person.say(text)
-        await _everyone_answered(api, people, timeout=120)
-        elapsed = time.perf_counter() - started
+        # The wiring of ``civicbot run`` itself, with a shorter long-poll.
+        async with running(settings, keys=KeyRing.generate(), transports=lambda services: build_platform_transports(
+                services, telegram={"poll_timeout_seconds": 2})):
+            people = [api.user() for _ in range(people_count)]
+            started = time.perf_counter()
+            for person in people:
+                person.say(text)
+            await _everyone_answered(api, people, timeout=120)
+            elapsed = time.perf_counter() - started
     finally:
-        await transport.stop()
-        await database.dispose()
         await api.close()
     return elapsed
 

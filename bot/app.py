@@ -1,53 +1,56 @@
-"""Wiring: builds the services, the router and the transports from the settings, and runs them."""
+"""Wiring: builds the services, the router and the transports from the settings and the list of
+features, and runs them.
+
+Building and running are separate steps (:func:`assemble`, then :meth:`Bot.start` /
+:meth:`Bot.wait` / :meth:`Bot.stop`), so tests and benchmarks use exactly the wiring of
+``civicbot run``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TextIO
+from types import MappingProxyType
+from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cases.commands import DIALOGS as CASE_DIALOGS
-from bot.cases.commands import PARTICIPANT_COMMANDS as CASE_COMMANDS
-from bot.cases.commands import STAFF_COMMANDS as CASE_STAFF_COMMANDS
-from bot.cases.commands import person_text, staff_room_text
-from bot.cases.jobs import CaseUpkeepJob
-from bot.cases.service import THREAD_KIND, CaseService
-from bot.cases.threads import CaseThreads
 from bot.config import Settings
-from bot.core.context import Services
+from bot.conversation.engine import MENU, DialogEngine
+from bot.conversation.feature import Clock, Feature, FeatureSet, FeatureStartupError
+from bot.conversation.router import Router
+from bot.conversation.turn import Services
 from bot.core.flood import FloodGuard
 from bot.core.i18n import I18n
+from bot.core.logsafe import describe
 from bot.core.roles import StaffDirectory
-from bot.core.router import Router
 from bot.core.security import KeyFileError, KeyRing
-from bot.core.transport import Transport
-from bot.dialogs.delete_me import DeleteMeDialog
-from bot.dialogs.engine import DialogEngine
-from bot.dialogs.language import LanguageDialog
+from bot.core.transport import Transport, TransportStartupError
 from bot.dialogs.menu import MenuDialog
-from bot.dialogs.onboarding import OnboardingDialog
-from bot.dialogs.survey import SurveyDialog
-from bot.handlers.basics import BASIC_COMMANDS
-from bot.handlers.registry import CommandTable
-from bot.handlers.staff import STAFF_COMMANDS
-from bot.handlers.surveys import SURVEY_COMMANDS
+from bot.dialogs.onboarding import onboarding_state
+from bot.features import FEATURES
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, OutboxSender
 from bot.services.participants import Participants
 from bot.services.retention import RetentionJob
 from bot.services.staff_destinations import StaffDestinations
-from bot.services.survey_definitions import Survey, SurveyError, load_directory
-from bot.services.surveys import ReminderJob, Surveys
 from bot.storage import migrate
 from bot.storage.db import Database
+from bot.storage.models import Participant, utcnow
 from bot.transports.console import CONSOLE_USER, ConsoleTransport
 
 log = logging.getLogger(__name__)
+
+TransportFactory = Callable[[Services], Sequence[Transport]]
+"""Builds the transports once the services exist (Telegram needs the command menus, Matrix the
+participants' languages)."""
 
 
 class StartupError(Exception):
@@ -68,11 +71,12 @@ def load_keys(settings: Settings) -> KeyRing:
         raise StartupError(f"security.key_file: {exc}") from None
 
 
-async def open_database(settings: Settings) -> Database:
-    """SQLite is migrated automatically; PostgreSQL must have been upgraded explicitly."""
+async def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
+    """SQLite is migrated automatically; PostgreSQL must have been upgraded explicitly
+    (``upgrade=True`` does it, for tests and ``civicbot db upgrade``)."""
     database = Database(settings.database.url, echo=settings.database.echo)
     try:
-        if database.is_sqlite:
+        if database.is_sqlite or upgrade:
             await migrate.upgrade(database)
         elif not await migrate.is_current(database):
             raise StartupError("database.url: the schema is not current; run 'civicbot db upgrade' first")
@@ -85,79 +89,84 @@ async def open_database(settings: Settings) -> Database:
     return database
 
 
-def load_surveys(settings: Settings) -> dict[str, Survey]:
-    """Every survey definition, validated; an invalid one stops the bot with its problems."""
-    try:
-        return load_directory(settings.surveys.directory)
-    except SurveyError as exc:
-        raise StartupError(f"surveys.directory: invalid survey definition: {exc.problems[0]}"
-                           + (f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else "")) from None
+def feature_set(settings: Settings, features: Iterable[Feature] | None = None) -> FeatureSet:
+    return FeatureSet(FEATURES if features is None else features, settings)
+
+
+def check_features(features: FeatureSet, settings: Settings) -> None:
+    """Every enabled feature's own configuration check, before anything is created."""
+    for feature in features:
+        if feature.check is not None:
+            try:
+                feature.check(settings)
+            except FeatureStartupError as exc:
+                raise StartupError(str(exc)) from None
 
 
 def build_services(settings: Settings, database: Database, keys: KeyRing, extra_staff: Sequence[str] = (),
-                   surveys: Mapping[str, Survey] | None = None) -> Services:
-    i18n = I18n(settings.i18n.default_language)
-    participants = Participants(keys)
-    outbox = Outbox(keys)
-    audit = AuditLog()
-    definitions = load_surveys(settings) if surveys is None else surveys
+                   features: Iterable[Feature] | FeatureSet | None = None) -> Services:
+    """The cross-cutting services, then each enabled feature's own service, in list order."""
+    chosen = features if isinstance(features, FeatureSet) else feature_set(settings, features)
+    provided: dict[type, object] = {FeatureSet: chosen}
     members = [*settings.staff.members, *extra_staff, *settings.staff.admins]
-    staff_destinations = StaffDestinations(keys, settings.staff.matrix_room, settings.staff.telegram_chat, members)
-    return Services(
+    services = Services(
         settings=settings,
         database=database,
         keys=keys,
-        i18n=i18n,
+        i18n=I18n(settings.i18n.default_language),
         staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
-        participants=participants,
+        participants=Participants(keys),
         organisations=Organisations(keys),
-        outbox=outbox,
-        audit=audit,
-        surveys=Surveys(definitions, keys, participants, outbox, i18n),
-        staff_destinations=staff_destinations,
-        cases=CaseService(settings, keys, i18n, participants, outbox, staff_destinations, audit,
-                          {"console": ConsoleTransport.capabilities.max_text_length}),
+        outbox=Outbox(keys),
+        audit=AuditLog(),
+        staff_destinations=StaffDestinations(keys, settings.staff.matrix_room, settings.staff.telegram_chat, members),
+        text_limits=platform_text_limits(settings),
+        provided=MappingProxyType(provided),
     )
+    for factory in chosen.services():
+        try:
+            service = factory(services)
+        except FeatureStartupError as exc:
+            raise StartupError(str(exc)) from None
+        provided[type(service)] = service
+    return services
 
 
-def build_commands() -> CommandTable:
-    return CommandTable((*BASIC_COMMANDS, *SURVEY_COMMANDS, *CASE_COMMANDS, *STAFF_COMMANDS, *CASE_STAFF_COMMANDS))
+def build_engine(features: FeatureSet, keys: KeyRing) -> DialogEngine:
+    """Every enabled feature's dialogs, and the main menu built from their entries."""
+    dialogs = {MENU: MenuDialog(features.menu()), **{d.name: d for d in features.dialogs()}}
+    return DialogEngine(dialogs, keys)
 
 
-def build_engine(keys: KeyRing) -> DialogEngine:
-    dialogs = (OnboardingDialog(), MenuDialog(), LanguageDialog(), DeleteMeDialog(), SurveyDialog(), *CASE_DIALOGS)
-    return DialogEngine({d.name: d for d in dialogs}, keys)
+def build_platform_transports(services: Services, *, telegram: Mapping[str, Any] | None = None,
+                              matrix: Mapping[str, Any] | None = None) -> list[Transport]:
+    """Telegram and Matrix transports for the configured platforms (``telegram``/``matrix``: option
+    overrides, for tests and benchmarks that need shorter timeouts)."""
+    settings, i18n = services.settings, services.i18n
+    transports: list[Transport] = []
+    if settings.telegram.enabled:
+        from bot.transports.telegram import from_settings as telegram_from_settings
+
+        menus = services.get(FeatureSet).command_table().menus(i18n)
+        transports.append(telegram_from_settings(settings, services.keys, i18n, menus, **(telegram or {})))
+    if settings.matrix.enabled:
+        from bot.transports.matrix import from_settings as matrix_from_settings
+
+        transports.append(matrix_from_settings(settings, services.keys, i18n,
+                                               language_of=participant_language(services, "matrix"),
+                                               **(matrix or {})))
+    return transports
 
 
-@dataclass
-class Bot:
-    """A running instance: the router, its transports, their outbox senders and the scheduler."""
+def participant_language(services: Services, platform: str) -> Callable[[str], Awaitable[str | None]]:
+    """For a transport that speaks before the core does (Matrix notices): the person's language, if known."""
 
-    services: Services
-    router: Router
-    transports: dict[str, Transport]
-    senders: dict[str, OutboxSender] = field(default_factory=dict)
+    async def language_of(user_id: str) -> str | None:
+        async with services.database.sessions() as session:
+            participant = await services.participants.find(session, services.keys.pseudonym(platform, user_id))
+            return participant.language if participant is not None else None
 
-
-def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
-    settings = services.settings
-    by_platform: dict[str, Transport] = {str(t.platform): t for t in transports}
-    router = Router(
-        services, build_engine(services.keys), build_commands(), by_platform,
-        FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
-        idle_text=(person_text,), staff_room_text=(staff_room_text,),
-    )
-    for transport in transports:
-        services.cases.learn_text_limit(str(transport.platform), transport.capabilities.max_text_length)
-    hooks = {THREAD_KIND: CaseThreads(services.staff_destinations)}
-    senders: dict[str, OutboxSender] = {
-        str(t.platform): OutboxSender(
-            services.database, services.outbox, services.participants, t, settings.outbox, _rate_for(settings, t),
-            staff=services.staff_destinations, hooks=hooks,
-        )
-        for t in transports
-    }
-    return Bot(services, router, by_platform, senders)
+    return language_of
 
 
 def platform_text_limits(settings: Settings) -> dict[str, int]:
@@ -174,117 +183,191 @@ def platform_text_limits(settings: Settings) -> dict[str, int]:
     return limits
 
 
-def _rate_for(settings: Settings, transport: Transport) -> float:
-    return {"telegram": settings.telegram.rate_per_second, "matrix": settings.matrix.rate_per_second}.get(
-        transport.platform, 100.0
-    )
+def retention_job(services: Services) -> RetentionJob:
+    """The purge over every feature's retention rules; expiring people get every erasure hook."""
+    features = services.get(FeatureSet)
+
+    async def erase(session: AsyncSession, participant: Participant) -> None:
+        await features.erase(session, services, participant)
+
+    return RetentionJob(services.database, services.settings.retention, features.retention(), erase=erase)
 
 
-def participant_language(services: Services, platform: str) -> Callable[[str], Awaitable[str | None]]:
-    """For a transport that speaks before the core does (Matrix notices): the person's language, if known."""
-
-    async def language_of(user_id: str) -> str | None:
-        async with services.database.sessions() as session:
-            participant = await services.participants.find(session, services.keys.pseudonym(platform, user_id))
-            return participant.language if participant is not None else None
-
-    return language_of
-
-
-def build_platform_transports(settings: Settings, services: Services) -> list[Transport]:
-    """Telegram and Matrix transports for the configured platforms."""
-    transports: list[Transport] = []
-    i18n = services.i18n
-    if settings.telegram.enabled:
-        from bot.transports.telegram import from_settings as telegram_from_settings
-
-        transports.append(telegram_from_settings(settings, services.keys, i18n, build_commands().menus(i18n)))
-    if settings.matrix.enabled:
-        from bot.transports.matrix import from_settings as matrix_from_settings
-
-        transports.append(matrix_from_settings(settings, services.keys, i18n,
-                                               language_of=participant_language(services, "matrix")))
-    return transports
-
-
-def _scheduler(services: Services) -> AsyncIOScheduler:
+def build_scheduler(services: Services, clock: Clock = utcnow) -> AsyncIOScheduler:
+    """The retention purge, and every enabled feature's jobs, run on the event loop."""
+    settings = services.settings
+    features = services.get(FeatureSet)
     scheduler = AsyncIOScheduler(timezone="UTC")
-    retention = RetentionJob(services.database, services.settings.retention)
-    scheduler.add_job(retention, "interval", hours=services.settings.retention.purge_interval_hours,
+    scheduler.add_job(_on_loop(retention_job(services)), IntervalTrigger(hours=settings.retention.purge_interval_hours),
                       id="retention", coalesce=True, max_instances=1)
-    reminders = ReminderJob(services.database, services.surveys, services.settings.surveys.reminder_after_hours)
-    scheduler.add_job(reminders, "interval", minutes=services.settings.surveys.reminder_check_minutes,
-                      id="survey-reminders", coalesce=True, max_instances=1)
-    cases = CaseUpkeepJob(services.database, services.cases)
-    scheduler.add_job(cases, "interval", minutes=services.settings.contacts.check_minutes,
-                      id="case-upkeep", coalesce=True, max_instances=1)
+    for job in features.jobs():
+        scheduler.add_job(_on_loop(job.factory(services, clock)), job.trigger(settings), id=job.id,
+                          coalesce=True, max_instances=1)
     return scheduler
 
 
-async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
-    """Run until EOF (console) or a signal (platforms). Returns the exit code."""
-    surveys = load_surveys(settings)  # first: an invalid definition stops the bot before it touches anything
-    keys = load_keys(settings)
-    database = await open_database(settings)
-    try:
-        extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
-        services = build_services(settings, database, keys, extra_staff, surveys)
-        use_console = console or not settings.has_platform
-        transports: list[Transport] = (
-            [ConsoleTransport(stdin, stdout)] if use_console
-            else build_platform_transports(settings, services)
-        )
-        bot = build_bot(services, transports)
-        await RetentionJob(database, settings.retention)()
-        await CaseUpkeepJob(database, services.cases)()
-        if settings.contacts.enabled and not services.staff_destinations.rooms:
-            log.warning("contact requests are on, but neither staff.matrix_room nor staff.telegram_chat is set: "
-                        "staff learn of new cases only through /cases")
-        scheduler = _scheduler(services)
-        scheduler.start()
-        stop = asyncio.Event()
-        sender_tasks = [asyncio.create_task(s.run(stop)) for s in bot.senders.values()]
-        exit_code = 0
+def _on_loop(job: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any, Any, None]]:
+    """APScheduler runs only coroutine *functions* on the loop; a callable object with an async
+    ``__call__`` would go to a thread and its coroutine never run."""
+
+    async def run() -> None:
+        await job()
+
+    return run
+
+
+@dataclass
+class Bot:
+    """One assembled bot: services, router, transports, an outbox sender per transport, the scheduler.
+
+    ``start`` connects the transports and starts the senders and the scheduler; ``wait`` returns
+    the exit code once a transport ends (end of input, or a fatal failure) or a signal arrives;
+    ``stop`` stops everything and closes the database.
+    """
+
+    services: Services
+    router: Router
+    transports: dict[str, Transport]
+    senders: dict[str, OutboxSender] = field(default_factory=dict)
+    scheduler: AsyncIOScheduler | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _started: list[Transport] = field(default_factory=list)
+
+    @property
+    def features(self) -> FeatureSet:
+        return self.services.get(FeatureSet)
+
+    async def start(self, *, senders: bool = True, scheduler: bool = True) -> None:
+        for transport in self.transports.values():
+            await transport.start(self.router.handle)
+            self._started.append(transport)
+        if senders:
+            self._tasks = [asyncio.create_task(s.run(self._stop)) for s in self.senders.values()]
+        if scheduler:
+            self.scheduler = build_scheduler(self.services)
+            self.scheduler.start()
+
+    async def wait(self, *, signals: bool = False) -> int:
+        """0 at end of input (after delivering what was queued) or on SIGINT/SIGTERM; 1 when a
+        transport stopped for good, so a supervisor restarts the bot instead of leaving it half deaf."""
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stopped.set)
+        signal_task: asyncio.Future[object] = asyncio.ensure_future(stopped.wait())
+        watched: dict[asyncio.Future[object], Transport] = {
+            asyncio.ensure_future(t.wait_stopped()): t for t in self.transports.values()}
         try:
-            for transport in transports:
-                await transport.start(bot.router.handle)
-            if use_console:
-                await transports[0].run_until_eof()  # type: ignore[attr-defined]
-                # Deliver what the session queued (invitations, reminders) before the chat ends.
-                await bot.senders[transports[0].platform].drain_once()
-            else:
-                exit_code = await _wait_for_signal_or_failure(transports)
+            done, _ = await asyncio.wait({signal_task, *watched}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop.set()
-            for transport in transports:
-                await transport.stop()
-            await asyncio.gather(*sender_tasks, return_exceptions=True)
-            scheduler.shutdown(wait=False)
-    finally:
+            for task in (signal_task, *watched):
+                task.cancel()
+            if signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        if signal_task in done:
+            return 0
+        code = 0
+        for task in done:
+            transport = watched[task]
+            if transport.failure is not None:
+                log.error("the %s transport stopped: %s", transport.platform, _reason(transport.failure))
+                code = 1
+            elif (sender := self.senders.get(transport.platform)) is not None:
+                await sender.drain_once()  # deliver what the session queued before the chat ends
+        return code
+
+    async def stop(self) -> None:
+        """Stop transports, senders and scheduler, then close the database. Idempotent."""
+        self._stop.set()
+        try:
+            for transport in reversed(self._started):
+                try:
+                    await transport.stop()
+                except Exception as exc:
+                    log.error("stopping the %s transport failed: %s", transport.platform, describe(exc))
+            self._started.clear()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = []
+            if self.scheduler is not None and self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+        finally:
+            await self.services.database.dispose()
+
+
+def _reason(failure: BaseException) -> str:
+    """A transport's startup errors are written to be shown (no secrets); anything else by type."""
+    return str(failure) if isinstance(failure, TransportStartupError) else type(failure).__name__
+
+
+def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
+    """The router and an outbox sender per transport, from the services' features."""
+    settings = services.settings
+    features = services.get(FeatureSet)
+    by_platform: dict[str, Transport] = {str(t.platform): t for t in transports}
+    router = Router(
+        services, build_engine(features, services.keys), features.command_table(), by_platform,
+        FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
+        newcomer=onboarding_state, idle_text=features.idle_text(), staff_room_text=features.staff_room_text(),
+    )
+    # The running transports' own limits win over what the configuration implies.
+    services.text_limits.update({platform: t.capabilities.max_text_length for platform, t in by_platform.items()})
+    hooks = {hook.kind: hook.factory(services) for hook in features.outbox_hooks()}
+    senders = {
+        platform: OutboxSender(services.database, services.outbox, services.participants, t, settings.outbox,
+                               t.rate_per_second, staff=services.staff_destinations, hooks=hooks)
+        for platform, t in by_platform.items()
+    }
+    return Bot(services, router, by_platform, senders)
+
+
+async def assemble(settings: Settings, *, keys: KeyRing | None = None, transports: TransportFactory | None = None,
+                   features: Iterable[Feature] | None = None, extra_staff: Sequence[str] = (),
+                   upgrade: bool = False) -> Bot:
+    """Everything ``civicbot run`` builds, not yet started: checks the features' configuration,
+    loads the keys (unless given), opens the database, builds services, transports and the bot."""
+    chosen = feature_set(settings, features)
+    check_features(chosen, settings)  # first: a bad definition stops the bot before it creates anything
+    keys = keys or load_keys(settings)
+    database = await open_database(settings, upgrade=upgrade)
+    try:
+        services = build_services(settings, database, keys, extra_staff, chosen)
+        built = (transports or build_platform_transports)(services)
+        return build_bot(services, built)
+    except BaseException:
         await database.dispose()
-    return exit_code
+        raise
 
 
-async def _wait_for_signal_or_failure(transports: Sequence[Transport]) -> int:
-    """Run until SIGINT/SIGTERM (exit 0), or until a transport dies for good (exit 1), so a
-    supervisor restarts the bot instead of leaving it half deaf."""
-    import signal
+@asynccontextmanager
+async def running(settings: Settings, *, keys: KeyRing | None = None, transports: TransportFactory | None = None,
+                  features: Iterable[Feature] | None = None, extra_staff: Sequence[str] = (),
+                  upgrade: bool = False, senders: bool = True, scheduler: bool = False) -> AsyncIterator[Bot]:
+    """An assembled and started bot, stopped on exit: what tests and benchmarks run."""
+    bot = await assemble(settings, keys=keys, transports=transports, features=features,
+                         extra_staff=extra_staff, upgrade=upgrade)
+    try:
+        await bot.start(senders=senders, scheduler=scheduler)
+        yield bot
+    finally:
+        await bot.stop()
 
-    loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopped.set)
-    signal_task = asyncio.ensure_future(stopped.wait())
-    watched = {asyncio.ensure_future(t.wait_stopped()): t for t in transports if hasattr(t, "wait_stopped")}
-    done, pending = await asyncio.wait({signal_task, *watched}, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    if signal_task in done:
-        return 0
-    for task in done:
-        if not task.cancelled():
-            task.exception()  # retrieved: the transport's own failure attribute says why
-        failure = getattr(watched[task], "failure", None)
-        log.error("the %s transport stopped: %s", watched[task].platform,
-                  type(failure).__name__ if failure else "no reason given")
-    return 1
+
+async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
+    """``civicbot run``: until end of input (console), a signal, or a transport's failure. Returns the exit code."""
+    use_console = console or not settings.has_platform
+
+    def transports(services: Services) -> Sequence[Transport]:
+        return [ConsoleTransport(stdin, stdout)] if use_console else build_platform_transports(services)
+
+    extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
+    bot = await assemble(settings, transports=transports, extra_staff=extra_staff)
+    try:
+        await retention_job(bot.services)()
+        await bot.start()
+        return await bot.wait(signals=not use_console)
+    finally:
+        with suppress(asyncio.CancelledError):
+            await bot.stop()

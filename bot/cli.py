@@ -1,4 +1,5 @@
-"""The ``civicbot`` command: run, db upgrade, keys, audit, survey, cases."""
+"""The ``civicbot`` command: ``run``, ``db upgrade``, ``keys generate|rotate``, and every verb group
+the features declare (``survey ...``, ``audit ...``), built from the list of features."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.conversation.feature import CliContext, CliGroup, CliVerb, Feature, FeatureSet
 from bot.core.security import KeyFileError, KeyRing
+from bot.features import FEATURES
 
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+BUILT_IN = ("run", "db", "keys")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="civicbot", description="Secure dialogue bot for civil society.")
     parser.add_argument("--config", type=Path, help="TOML configuration file (or CIVICBOT_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="more logging (never message content)")
@@ -39,28 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--retire", action="store_true",
                         help="then delete the old master keys: old backups become unreadable")
 
-    audit = verbs.add_parser("audit", help="the staff action log", parents=[config])
-    audit_verbs = audit.add_subparsers(dest="audit_verb", required=True)
-    audit_verbs.add_parser("verify", help="check the hash chain; exits 1 if an entry was changed or removed")
-
-    from bot.cases.cli import add_parser as add_cases_parser
-
-    add_cases_parser(verbs, [config])
-
-    survey = verbs.add_parser("survey", help="survey definitions and runs", parents=[config])
-    survey_verbs = survey.add_subparsers(dest="survey_verb", required=True)
-    validate = survey_verbs.add_parser("validate", help="check definition files; exits non-zero on any error")
-    validate.add_argument("files", type=Path, nargs="+")
-    survey_verbs.add_parser("list", help="defined surveys and their runs")
-    launch = survey_verbs.add_parser("launch", help="invite a group to answer a survey")
-    launch.add_argument("survey_id")
-    launch.add_argument("group")
-    close = survey_verbs.add_parser("close", help="stop accepting answers")
-    close.add_argument("survey_id")
-    export = survey_verbs.add_parser("export", help="one row per response; free text decrypted, no ids")
-    export.add_argument("survey_id")
-    export.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    export.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+    for feature in features:
+        for group in feature.cli:
+            if group.name in BUILT_IN:
+                raise ValueError(f"feature {feature.name} declares the built-in verb {group.name}")
+            sub = verbs.add_parser(group.name, help=group.help, parents=[config])
+            sub.set_defaults(feature=feature.name, group=group)
+            group_verbs = sub.add_subparsers(dest="group_verb", required=True)
+            for verb in group.verbs:
+                verb_parser = group_verbs.add_parser(verb.name, help=verb.help, description=verb.help)
+                verb.arguments(verb_parser)
+                verb_parser.set_defaults(cli_verb=verb)
     return parser
 
 
@@ -72,8 +66,8 @@ def _configure_logging(verbose: bool, console: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, features: Sequence[Feature] = FEATURES) -> int:
+    args = _parser(features).parse_args(argv)
     console = args.verb == "run" and (args.console or False)
     try:
         settings = load_settings(args.config)
@@ -85,19 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                                    stdin=sys.stdin, stdout=sys.stdout))
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
-        if args.verb == "audit":
-            return asyncio.run(_audit_verify(settings))
-        if args.verb == "survey":
-            from bot import survey_cli
-
-            return survey_cli.main(args, settings)
-        if args.verb == "cases":
-            from bot.cases import cli as cases_cli
-
-            return cases_cli.main(args, settings)
-        if args.keys_verb == "rotate":
-            return asyncio.run(_keys_rotate(settings, args.retire))
-        return _keys_generate(settings, args.output)
+        if args.verb == "keys":
+            if args.keys_verb == "rotate":
+                return asyncio.run(_keys_rotate(settings, args.retire, features))
+            return _keys_generate(settings, args.output)
+        return asyncio.run(run_verb(settings, args, features))
     except ConfigError as exc:
         print(f"civicbot: {exc}", file=sys.stderr)
         return 2
@@ -107,10 +93,34 @@ def main(argv: list[str] | None = None) -> int:
         from bot.app import StartupError
         from bot.core.transport import TransportStartupError
 
-        if isinstance(exc, (StartupError, KeyFileError, TransportStartupError)):
+        if isinstance(exc, TransportStartupError):  # the platform refused or could not be reached
+            print(f"civicbot: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, (StartupError, KeyFileError)):  # configuration to fix before anything runs
             print(f"civicbot: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+async def run_verb(settings: Settings, args: argparse.Namespace, features: Sequence[Feature]) -> int:
+    """A feature's verb, with the same services the running bot builds (for verbs that need them)."""
+    from bot.app import build_services, feature_set, load_keys, open_database
+
+    group: CliGroup = args.group
+    verb: CliVerb = args.cli_verb
+    chosen = feature_set(settings, features)
+    context = CliContext(settings)
+    if args.feature not in chosen.names():
+        return context.fail(f"'{group.name}' is not available: the {args.feature} feature is turned off", 2)
+    if not verb.needs_services:
+        return await verb.run(context, args)
+    keys = load_keys(settings)
+    database = await open_database(settings)
+    try:
+        context.opened = build_services(settings, database, keys, features=chosen)
+        return await verb.run(context, args)
+    finally:
+        await database.dispose()
 
 
 async def _db_upgrade(settings: Settings) -> int:
@@ -126,27 +136,10 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-async def _audit_verify(settings: Settings) -> int:
-    from bot.services.audit import AuditLog
-    from bot.storage.db import Database
-
-    database = Database(settings.database.url)
-    try:
-        async with database.sessions() as session:
-            check = await AuditLog().verify(session)
-    finally:
-        await database.dispose()
-    if check.ok:
-        print(f"audit log intact: {check.entries} entries")
-        return 0
-    print(f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it was removed",
-          file=sys.stderr)
-    return 1
-
-
-async def _keys_rotate(settings: Settings, retire: bool) -> int:
+async def _keys_rotate(settings: Settings, retire: bool, features: Sequence[Feature]) -> int:
     """Order matters for crash safety: the new key is saved before anything uses it, and the
-    old ones are dropped only after everything was sealed again."""
+    old ones are dropped only after everything was sealed again. Every sealed column any
+    feature declares (on or off) is reached."""
     from bot.services.key_rotation import reseal_database
     from bot.storage import migrate
     from bot.storage.db import Database
@@ -164,7 +157,7 @@ async def _keys_rotate(settings: Settings, retire: bool) -> int:
                   file=sys.stderr)
             return 2
         async with database.sessions.begin() as session:
-            report = await reseal_database(session, keys)
+            report = await reseal_database(session, keys, FeatureSet(features, settings).sealed())
     finally:
         await database.dispose()
     matrix_files = 0

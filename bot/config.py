@@ -58,6 +58,7 @@ class TelegramSettings(_Section):
     webhook_secret: SecretStr | None = None
     rate_per_second: float = Field(default=30.0, gt=0)
     per_chat_interval_seconds: float = Field(default=1.0, ge=0)
+    give_up_after_seconds: float = Field(default=600.0, gt=0)  # polling failing this long: exit 1
 
     @property
     def enabled(self) -> bool:

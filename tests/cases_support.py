@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.app import Bot, build_bot, build_services
+from bot.app import Bot, running
 from bot.cases.crypto import StaffPrivateKey
+from bot.cases.service import CaseService
 from bot.config import ContactsSettings, LimitsSettings, Settings, StaffSettings
 from bot.core.model import Address, Capabilities, Inbound, Outbound, Platform
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
 from tests.support import Chat, Person, RecordingTransport, make_settings
 
 STAFF_ROOM = "!staffroom:example.org"
@@ -70,6 +69,10 @@ class CaseWorld:
         return self.bot.services
 
     @property
+    def cases(self) -> CaseService:
+        return self.bot.services.get(CaseService)
+
+    @property
     def room(self) -> list[Outbound]:
         return self.matrix.sent.get(STAFF_ROOM, [])
 
@@ -111,17 +114,12 @@ class CaseWorld:
 @asynccontextmanager
 async def case_world(settings: Settings, keys: KeyRing, private: StaffPrivateKey | None,
                      clock: Any = None) -> AsyncIterator[CaseWorld]:
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    if clock is not None:
-        services.cases._clock = clock  # noqa: SLF001 - a moved clock for service-level tests
     telegram, matrix = telegram_like(), matrix_like()
-    bot = build_bot(services, [telegram, matrix])
-    try:
+    async with running(settings, keys=keys, transports=lambda services: [telegram, matrix], upgrade=True,
+                       senders=False) as bot:
+        if clock is not None:
+            bot.services.get(CaseService)._clock = clock  # noqa: SLF001 - a moved clock for service-level tests
         yield CaseWorld(bot, telegram, matrix, private)
-    finally:
-        await database.dispose()
 
 
 async def onboard(person: Person) -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.app import Bot, build_bot, build_services
+from bot.app import Bot, running
 from bot.config import DatabaseSettings, SecuritySettings, Settings, StaffSettings, SurveySettings
+from bot.conversation.feature import Feature
 from bot.core.model import (
     Address,
     Capabilities,
@@ -30,8 +31,6 @@ from bot.core.model import (
 )
 from bot.core.security import KeyRing
 from bot.core.transport import InboundHandler
-from bot.storage import migrate
-from bot.storage.db import Database
 
 SURVEYS_DIR = Path(__file__).resolve().parent.parent / "config" / "surveys"
 POSTGRES_ADMIN_URL = os.environ.get("CIVICBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -46,19 +45,36 @@ class RecordingTransport:
     sent: dict[str, list[Outbound]] = field(default_factory=dict)
     send_log: list[tuple[str, Outbound, SendOptions | None]] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
+    rate_per_second: float = 1000.0
+    failure: BaseException | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self, on_inbound: InboundHandler) -> None:
         self.handler = on_inbound
 
     async def stop(self) -> None:
-        return None
+        self.ended.set()
+
+    async def wait_stopped(self) -> None:
+        await self.ended.wait()
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.setdefault(address.value, []).append(message)
         self.send_log.append((address.value, message, options))
+        progress, self.progress = self.progress, asyncio.Event()
+        progress.set()
         return Delivery(message_id=str(len(self.send_log)))
+
+    async def wait_sent(self, count: int, timeout: float = 10.0) -> None:
+        """Until ``count`` messages were sent in all."""
+        async def reached() -> None:
+            while len(self.send_log) < count:
+                await self.progress.wait()
+
+        await asyncio.wait_for(reached(), timeout)
 
 
 @dataclass
@@ -128,17 +144,15 @@ def make_settings(db_url: str, tmp_path: Path, staff: list[str] | None = None, *
 
 
 @asynccontextmanager
-async def open_chat(settings: Settings, keys: KeyRing, transport: RecordingTransport | None = None) -> AsyncIterator[Chat]:
-    """A bot instance on the settings' database. Open it twice on one database to simulate a restart."""
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = transport or RecordingTransport()
-    bot = build_bot(services, [transport])
-    try:
-        yield Chat(bot, transport)
-    finally:
-        await database.dispose()
+async def open_chat(settings: Settings, keys: KeyRing, transport: RecordingTransport | None = None,
+                    features: Iterable[Feature] | None = None) -> AsyncIterator[Chat]:
+    """A bot instance on the settings' database, wired as ``civicbot run`` wires it (outbox senders
+    and scheduler not running: tests drain the outbox when they mean to). Open it twice on one
+    database to simulate a restart."""
+    recording = transport or RecordingTransport()
+    async with running(settings, keys=keys, transports=lambda services: [recording], features=features,
+                       upgrade=True, senders=False) as bot:
+        yield Chat(bot, recording)
 
 
 @asynccontextmanager
@@ -184,8 +198,8 @@ async def check_families_response(session: Any, surveys: Any, comment: str) -> d
 
     from sqlalchemy import select
 
-    from bot.services import survey_export
     from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
+    from bot.surveys import export as survey_export
 
     responses = list(await session.scalars(select(SurveyResponse)))
     assert len(responses) == 1

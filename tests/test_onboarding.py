@@ -131,8 +131,8 @@ async def test_delete_me_leaves_no_row_tied_to_the_person(db_url: str, tmp_path:
 
 
 def test_choices_accept_the_digits_of_arabic_and_sorani_keyboards() -> None:
+    from bot.conversation.engine import match_choice
     from bot.core.model import Choice
-    from bot.dialogs.engine import match_choice
 
     choices = (Choice("ar", "العربية"), Choice("ckb", "کوردی (سۆرانی)"), Choice("en", "English"))
     assert match_choice("٢", choices) == choices[1]  # Arabic-Indic two

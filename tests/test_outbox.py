@@ -90,13 +90,20 @@ async def test_drain_delivers_each_row_once_with_its_transaction_id(db_url: str,
 
 async def test_each_recipient_in_order_while_others_are_not_held_up(sqlite_url: str, tmp_path: Path,
                                                                      keys: KeyRing) -> None:
+    fast_done = asyncio.Event()
+
     class SlowFirstChat(RecordingTransport):
-        """The first recipient's chat answers slowly, as a platform's per-chat limit would."""
+        """The first recipient's chat is held (as a platform's per-chat limit would hold it) after its
+        first message, until the other recipient has had all of theirs: a sender that queued
+        everyone behind the slow chat would never get there."""
 
         async def send(self, address, message, options=None):  # type: ignore[no-untyped-def]
-            if message.text.startswith("slow"):
-                await asyncio.sleep(0.05)
-            return await super().send(address, message, options)
+            if message.text.startswith("slow") and not message.text.startswith("slow 0"):
+                await asyncio.wait_for(fast_done.wait(), 10)
+            delivery = await super().send(address, message, options)
+            if message.text.startswith("fast 4"):
+                fast_done.set()
+            return delivery
 
     transport = SlowFirstChat()
     async with open_chat(make_settings(sqlite_url, tmp_path), keys, transport) as chat:
@@ -202,10 +209,7 @@ async def test_the_run_loop_drains_and_stops(sqlite_url: str, tmp_path: Path, ke
         task = asyncio.create_task(s.run(stop))
         await enqueue(chat, pids)
         s.wake()
-        for _ in range(100):
-            if await statuses(chat) == ["sent", "sent"]:
-                break
-            await asyncio.sleep(0.02)
+        await chat.transport.wait_sent(2)
         stop.set()
         await asyncio.wait_for(task, 5)
         assert await statuses(chat) == ["sent", "sent"]

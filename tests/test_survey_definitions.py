@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.services.survey_definitions import SurveyError, load_directory, parse_survey
-from bot.services.survey_flow import first_question, next_question, remaining
+from bot.surveys.flow import first_question, next_question, remaining
+from bot.surveys.loading import SurveyError, load_directory, parse_survey
 
 SURVEYS = Path(__file__).resolve().parent.parent / "config" / "surveys"
 

@@ -14,8 +14,8 @@ from bot.config import LimitsSettings, OutboxSettings, Settings
 from bot.core.model import Direction
 from bot.core.security import KeyRing
 from bot.services.outbox import OutboxSender
-from bot.services.surveys import ReminderJob
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
+from bot.surveys.service import ReminderJob, Surveys
 from tests.support import Chat, Person, check_families_response, make_settings, open_chat
 
 CODE = re.compile(r"([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})")
@@ -101,7 +101,7 @@ async def test_families_survey_with_branching_back_skip_invalid_answers_and_rest
         assert p.last.text.startswith("Main menu")
 
         async with restarted.bot.services.database.sessions() as session:
-            row = await check_families_response(session, restarted.bot.services.surveys,
+            row = await check_families_response(session, restarted.bot.services.get(Surveys),
                                                 "Please find my brother, taken from Homs in 2014")
         exported = ",".join(row.values())
         assert keys.pseudonym("console", "7001") not in exported and "7001" not in exported
@@ -179,7 +179,7 @@ async def test_reminder_once_and_closing(db_url: str, tmp_path: Path, keys: KeyR
         await busy.press("Yes")
         services = chat.bot.services
         later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=49)
-        job = ReminderJob(services.database, services.surveys, after_hours=48, clock=lambda: later)
+        job = ReminderJob(services.database, services.get(Surveys), after_hours=48, clock=lambda: later)
         assert await job() == 2
         assert await job() == 0  # doubled trigger: no second reminder
         sender = OutboxSender(services.database, services.outbox, services.participants, chat.transport,
@@ -242,5 +242,5 @@ async def test_two_workers_do_not_lose_a_quick_tap(db_url: str, tmp_path: Path, 
         async with first.bot.services.database.sessions() as session:
             invitation = await session.scalar(select(SurveyInvitation))
             assert invitation is not None
-            progress = await first.bot.services.surveys.load_progress(session, invitation)
+            progress = await first.bot.services.get(Surveys).load_progress(session, invitation)
         assert sorted(progress["answers"]["reported-to"]) == ["authorities", "local-organisation"]

@@ -1,16 +1,13 @@
 """``civicbot cases ...``: the staff key, and the staff commands from a terminal.
 
-``keygen`` and ``show`` belong on a staff machine: the private key is written there and
-read there, never by the running bot. ``list``, ``claim``, ``reply`` and ``close`` are the
-chat commands of the same name (same function, same audit entry, actor ``cli``).
+``keygen`` and ``show`` belong on a staff machine: the private key is written there and read
+there, never by the running bot. ``list``, ``claim``, ``reply`` and ``close`` call the same
+service functions as the chat commands of the same name (same audit entries, actor ``cli``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.cases import texts
@@ -18,117 +15,11 @@ from bot.cases.commands import render_listing, render_result
 from bot.cases.crypto import StaffKeyError, StaffPrivateKey
 from bot.cases.domain import MessageKind, Request, Topic
 from bot.cases.references import normalise
-from bot.cases.service import CLI_ACTOR, Outcome, StaffResult, Transcript
-from bot.config import Settings
-from bot.core.context import Services
+from bot.cases.service import CLI_ACTOR, CaseService, Outcome, StaffResult, Transcript
+from bot.conversation.feature import CliContext, CliGroup, CliVerb
 from bot.core.i18n import Translator
 
 SUCCESS = (Outcome.DONE, Outcome.ALREADY, Outcome.TAKEN_OVER)
-
-
-def add_parser(verbs: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:  # type: ignore[type-arg]
-    cases = verbs.add_parser("cases", help="confidential contact requests", parents=parents)
-    case_verbs = cases.add_subparsers(dest="cases_verb", required=True)
-    keygen = case_verbs.add_parser("keygen", help="make the staff key pair (on a staff machine, not the server)")
-    keygen.add_argument("--output", type=Path, required=True, help="where to write the private key (mode 0600)")
-    case_verbs.add_parser("list", help="open cases with their waiting times (metadata only)")
-    show = case_verbs.add_parser("show", help="decrypt one case with the staff private key (on a staff machine)")
-    show.add_argument("reference")
-    show.add_argument("--key", type=Path, required=True, help="the private key file from 'cases keygen'")
-    claim = case_verbs.add_parser("claim", help="take a case")
-    claim.add_argument("reference")
-    reply = case_verbs.add_parser("reply", help="answer the person (they never see who answered)")
-    reply.add_argument("reference")
-    reply.add_argument("text", nargs="+")
-    close = case_verbs.add_parser("close", help="close a case; the person is told")
-    close.add_argument("reference")
-
-
-def main(args: argparse.Namespace, settings: Settings) -> int:
-    if args.cases_verb == "keygen":
-        return keygen(args.output)
-    private = None
-    if args.cases_verb == "show":
-        try:
-            private = StaffPrivateKey.load(args.key)
-        except StaffKeyError as exc:
-            print(f"civicbot: {exc}", file=sys.stderr)
-            return 2
-    if args.cases_verb != "list" and normalise(args.reference) is None:
-        print(f"civicbot: {args.reference!r} is not a case reference (they look like C-7K3Q)", file=sys.stderr)
-        return 2
-    action = _ACTIONS[args.cases_verb]
-    return asyncio.run(_with_services(settings, lambda services: action(services, args, private)))
-
-
-def keygen(output: Path) -> int:
-    private = StaffPrivateKey.generate()
-    try:
-        private.save(output)
-    except (StaffKeyError, OSError) as exc:
-        print(f"civicbot: {exc}", file=sys.stderr)
-        return 2
-    print(f"staff private key written to {output} (mode 0600): keep it on staff machines, never on the server")
-    print("put the public key into the bot's configuration:")
-    print("[contacts]")
-    print(f'staff_public_key = "{private.public.text}"')
-    return 0
-
-
-async def _with_services(settings: Settings, action: Callable[[Services], Awaitable[int]]) -> int:
-    from bot.app import build_services, load_keys, open_database, platform_text_limits
-
-    keys = load_keys(settings)
-    database = await open_database(settings)
-    try:
-        services = build_services(settings, database, keys)
-        for platform, limit in platform_text_limits(settings).items():
-            services.cases.learn_text_limit(platform, limit)
-        return await action(services)
-    finally:
-        await database.dispose()
-
-
-def _english(services: Services) -> Translator:
-    return services.i18n.translator("en")
-
-
-async def _list(services: Services, args: argparse.Namespace, private: StaffPrivateKey | None) -> int:
-    async with services.database.sessions.begin() as session:
-        listing = await services.cases.listing(session, CLI_ACTOR)
-    print(_plain(render_listing(services.cases, _english(services), listing, CLI_ACTOR)))
-    return 0
-
-
-async def _operation(services: Services, args: argparse.Namespace, private: StaffPrivateKey | None) -> int:
-    reference = normalise(args.reference) or args.reference
-    cases = services.cases
-    async with services.database.sessions.begin() as session:
-        if args.cases_verb == "claim":
-            result = await cases.claim(session, CLI_ACTOR, reference)
-        elif args.cases_verb == "close":
-            result = await cases.close(session, CLI_ACTOR, reference)
-        else:
-            result = await cases.reply(session, CLI_ACTOR, reference, " ".join(args.text), via="cli")
-    line = _plain(render_result(_english(services), result))
-    if result.outcome in SUCCESS:
-        print(line)
-        return 0
-    print(f"civicbot: {line}", file=sys.stderr)
-    return 1
-
-
-async def _show(services: Services, args: argparse.Namespace, private: StaffPrivateKey | None) -> int:
-    assert private is not None
-    reference = normalise(args.reference) or args.reference
-    async with services.database.sessions.begin() as session:
-        transcript = await services.cases.transcript(session, CLI_ACTOR, reference, private)
-    if transcript is None:
-        print(f"civicbot: {_plain(render_result(_english(services), StaffResult(Outcome.UNKNOWN, reference)))}",
-              file=sys.stderr)
-        return 1
-    print(render_transcript(services, _english(services), transcript))
-    return 0
 
 
 def _plain(text: str) -> str:
@@ -136,11 +27,80 @@ def _plain(text: str) -> str:
     return text.replace("\u2068", "").replace("\u2069", "")
 
 
-def render_transcript(services: Services, tr: Translator, transcript: Transcript) -> str:
+def _english(ctx: CliContext) -> Translator:
+    return ctx.services.i18n.translator("en")
+
+
+def _reference(ctx: CliContext, typed: str) -> str | None:
+    reference = normalise(typed)
+    if reference is None:
+        ctx.fail(f"{typed!r} is not a case reference (they look like C-7K3Q)", 2)
+    return reference
+
+
+async def keygen(ctx: CliContext, args: argparse.Namespace) -> int:
+    private = StaffPrivateKey.generate()
+    try:
+        private.save(args.output)
+    except (StaffKeyError, OSError) as exc:
+        return ctx.fail(str(exc), 2)
+    print(f"staff private key written to {args.output} (mode 0600): keep it on staff machines, never on the server",
+          file=ctx.out)
+    print("put the public key into the bot's configuration:", file=ctx.out)
+    print("[contacts]", file=ctx.out)
+    print(f'staff_public_key = "{private.public.text}"', file=ctx.out)
+    return 0
+
+
+async def list_cases(ctx: CliContext, args: argparse.Namespace) -> int:
+    cases = CaseService.from_services(ctx.services)
+    async with ctx.database.sessions.begin() as session:
+        listing = await cases.listing(session, CLI_ACTOR)
+    print(_plain(render_listing(cases, _english(ctx), listing, CLI_ACTOR)), file=ctx.out)
+    return 0
+
+
+async def _operation(ctx: CliContext, args: argparse.Namespace) -> int:
+    reference = _reference(ctx, args.reference)
+    if reference is None:
+        return 2
+    cases = CaseService.from_services(ctx.services)
+    async with ctx.database.sessions.begin() as session:
+        if args.group_verb == "claim":
+            result = await cases.claim(session, CLI_ACTOR, reference)
+        elif args.group_verb == "close":
+            result = await cases.close(session, CLI_ACTOR, reference)
+        else:
+            result = await cases.reply(session, CLI_ACTOR, reference, " ".join(args.text), via="cli")
+    line = _plain(render_result(_english(ctx), result))
+    if result.outcome in SUCCESS:
+        print(line, file=ctx.out)
+        return 0
+    return ctx.fail(line)
+
+
+async def show(ctx: CliContext, args: argparse.Namespace) -> int:
+    try:
+        private = StaffPrivateKey.load(args.key)
+    except StaffKeyError as exc:
+        return ctx.fail(str(exc), 2)
+    reference = _reference(ctx, args.reference)
+    if reference is None:
+        return 2
+    cases = CaseService.from_services(ctx.services)
+    async with ctx.database.sessions.begin() as session:
+        transcript = await cases.transcript(session, CLI_ACTOR, reference, private)
+    if transcript is None:
+        return ctx.fail(_plain(render_result(_english(ctx), StaffResult(Outcome.UNKNOWN, reference))))
+    print(render_transcript(cases, _english(ctx), transcript), file=ctx.out)
+    return 0
+
+
+def render_transcript(cases: CaseService, tr: Translator, transcript: Transcript) -> str:
     case = transcript.case
-    lines = [services.cases.case_line(tr, case),
+    lines = [cases.case_line(tr, case),
              f"status: {case.status}"
-             + (f" (claimed by {services.cases.who(case.claimed_by, tr)})" if case.claimed_by else "")
+             + (f" (claimed by {cases.who(case.claimed_by, tr)})" if case.claimed_by else "")
              + f" · opened {case.created_at:%Y-%m-%d %H:%M} UTC"
              + (f" · ended {case.closed_at:%Y-%m-%d %H:%M} UTC" if case.closed_at else ""), ""]
     if not transcript.entries:
@@ -161,6 +121,30 @@ def render_transcript(services: Services, tr: Translator, transcript: Transcript
     return _plain("\n".join(lines))
 
 
-_ACTIONS: dict[str, Callable[[Services, argparse.Namespace, StaffPrivateKey | None], Awaitable[int]]] = {
-    "list": _list, "show": _show, "claim": _operation, "reply": _operation, "close": _operation,
-}
+def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", type=Path, required=True, help="where to write the private key (mode 0600)")
+
+
+def _reference_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reference", help="the case reference, e.g. C-7K3Q")
+
+
+def _show_arguments(parser: argparse.ArgumentParser) -> None:
+    _reference_argument(parser)
+    parser.add_argument("--key", type=Path, required=True, help="the private key file from 'cases keygen'")
+
+
+def _reply_arguments(parser: argparse.ArgumentParser) -> None:
+    _reference_argument(parser)
+    parser.add_argument("text", nargs="+", help="the answer")
+
+
+CASE_VERBS = CliGroup("cases", "confidential contact requests", (
+    CliVerb("keygen", "make the staff key pair (on a staff machine, not the server)", keygen, _keygen_arguments,
+            needs_services=False),
+    CliVerb("list", "open cases with their waiting times (metadata only)", list_cases),
+    CliVerb("show", "decrypt one case with the staff private key (on a staff machine)", show, _show_arguments),
+    CliVerb("claim", "take a case", _operation, _reference_argument),
+    CliVerb("reply", "answer the person (they never see who answered)", _operation, _reply_arguments),
+    CliVerb("close", "close a case; the person is told", _operation, _reference_argument),
+))

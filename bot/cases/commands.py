@@ -14,40 +14,52 @@ from bot.cases import texts
 from bot.cases.dialogs import ContactDialog, WithdrawDialog, contact_entry
 from bot.cases.references import normalise
 from bot.cases.service import CaseService, Listing, Outcome, StaffResult, aware
-from bot.core.context import Turn
+from bot.conversation.commands import Command, Usage
+from bot.conversation.engine import MENU, DialogEngine, State
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_, Translator
 from bot.core.model import InboundKind
-from bot.dialogs.engine import DialogEngine, State
-from bot.handlers.registry import Command
 from bot.services import staff_destinations as dest
+
+
+def cases_of(turn: Turn) -> CaseService:
+    return turn.services.get(CaseService)
+
 
 _REPLY = re.compile(r"\S+\s+(\S+)\s+(.*)", re.DOTALL)  # /reply C-XXXX the answer, over several lines
 
 # -- the person -----------------------------------------------------------------------------
 
 
-async def contact(turn: Turn, args: list[str], engine: DialogEngine) -> None:
-    _ = turn.tr._
-    cases = turn.services.cases
-    if not cases.available:
-        turn.say(_(texts.NOT_AVAILABLE))
-        return
-    assert turn.participant is not None  # needs_participant
-    existing = await cases.active_case_of(turn.session, turn.participant.id)
+async def start_request(turn: Turn) -> State | None:
+    """``/contact`` and the menu entry: the request dialog, unless one is open already."""
+    assert turn.participant is not None
+    existing = await cases_of(turn).active_case_of(turn.session, turn.participant.id)
     if existing is not None:
-        turn.say(_(texts.ALREADY_OPEN, reference=existing.reference))
-        return
-    await engine.show(turn, contact_entry(turn))
+        turn.say(turn.tr._(texts.ALREADY_OPEN, reference=existing.reference))
+        return None
+    return contact_entry(turn)
+
+
+async def contact(turn: Turn, args: list[str], engine: DialogEngine) -> None:
+    state = await start_request(turn)
+    if state is not None:
+        await engine.show(turn, state)
+
+
+async def not_available(turn: Turn, args: list[str], engine: DialogEngine) -> None:
+    """``/contact`` while no staff public key is configured: the feature is off."""
+    turn.say(turn.tr._(texts.NOT_AVAILABLE))
 
 
 async def case_status(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     _ = turn.tr._
     assert turn.participant is not None
-    case = await turn.services.cases.active_case_of(turn.session, turn.participant.id)
+    case = await cases_of(turn).active_case_of(turn.session, turn.participant.id)
     if case is None:
         turn.say(_(texts.NO_OPEN_CASE))
         return
-    now = turn.services.cases.now()
+    now = cases_of(turn).now()
     lines = [
         _(texts.STATUS, reference=case.reference, topic=texts.topic_short(turn.tr, case.topic),
           age=texts.duration(turn.tr, now - aware(case.created_at))),
@@ -60,7 +72,7 @@ async def case_status(turn: Turn, args: list[str], engine: DialogEngine) -> None
 
 async def withdraw(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     assert turn.participant is not None
-    case = await turn.services.cases.active_case_of(turn.session, turn.participant.id)
+    case = await cases_of(turn).active_case_of(turn.session, turn.participant.id)
     if case is None:
         turn.say(turn.tr._(texts.NO_OPEN_CASE))
         return
@@ -70,14 +82,14 @@ async def withdraw(turn: Turn, args: list[str], engine: DialogEngine) -> None:
 async def person_text(turn: Turn, state: State | None, engine: DialogEngine) -> bool:
     """Text outside a dialog (or not answering the menu) goes to the person's open case, if any."""
     inbound = turn.inbound
-    if inbound.kind is not InboundKind.TEXT or turn.participant is None or not turn.services.cases.available:
+    if inbound.kind is not InboundKind.TEXT or turn.participant is None:
         return False
-    if state is not None and (state.dialog != "menu" or engine.matches_choice(turn, state)):
+    if state is not None and (state.dialog != MENU or engine.matches_choice(turn, state)):
         return False
-    case = await turn.services.cases.active_case_of(turn.session, turn.participant.id)
+    case = await cases_of(turn).active_case_of(turn.session, turn.participant.id)
     if case is None:
         return False
-    if await turn.services.cases.add_person_message(turn.session, case, inbound.text.strip()):
+    if await cases_of(turn).add_person_message(turn.session, case, inbound.text.strip()):
         turn.say(turn.tr._(texts.SENT_TO_STAFF))
     else:
         turn.say(turn.tr._(texts.CASE_FLOOD))
@@ -100,14 +112,14 @@ async def _reference(turn: Turn, args: list[str]) -> str | None:
         return normalise(args[0]) or args[0][:16]
     root = turn.inbound.thread_root
     if root and turn.inbound.in_staff_room:
-        case = await turn.services.cases.case_for_thread(turn.session, turn.inbound.address.value, root)
+        case = await cases_of(turn).case_for_thread(turn.session, turn.inbound.address.value, root)
         return case.reference if case is not None else None
     return None
 
 
 async def list_cases(turn: Turn, args: list[str], engine: DialogEngine) -> None:
-    listing = await turn.services.cases.listing(turn.session, turn.staff_actor)
-    turn.say(render_listing(turn.services.cases, turn.tr, listing, turn.staff_actor))
+    listing = await cases_of(turn).listing(turn.session, turn.staff_actor)
+    turn.say(render_listing(cases_of(turn), turn.tr, listing, turn.staff_actor))
 
 
 async def claim(turn: Turn, args: list[str], engine: DialogEngine) -> None:
@@ -115,7 +127,7 @@ async def claim(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     if reference is None:
         turn.say(turn.tr._(texts.USAGE_CLAIM))
         return
-    result = await turn.services.cases.claim(turn.session, turn.staff_actor, reference, origin(turn))
+    result = await cases_of(turn).claim(turn.session, turn.staff_actor, reference, origin(turn))
     turn.say(render_result(turn.tr, result))
 
 
@@ -124,7 +136,7 @@ async def close(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     if reference is None:
         turn.say(turn.tr._(texts.USAGE_CLOSE))
         return
-    result = await turn.services.cases.close(turn.session, turn.staff_actor, reference, origin(turn))
+    result = await cases_of(turn).close(turn.session, turn.staff_actor, reference, origin(turn))
     turn.say(render_result(turn.tr, result))
 
 
@@ -136,7 +148,7 @@ async def reply(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     if reference is None or not answer.strip():
         turn.say(turn.tr._(texts.USAGE_REPLY))
         return
-    result = await turn.services.cases.reply(turn.session, turn.staff_actor, reference, answer,
+    result = await cases_of(turn).reply(turn.session, turn.staff_actor, reference, answer,
                                              via="command", origin=origin(turn))
     turn.say(render_result(turn.tr, result))
 
@@ -147,13 +159,13 @@ async def staff_room_text(turn: Turn) -> bool:
     root = inbound.thread_root
     if inbound.kind is not InboundKind.TEXT or not root:
         return False
-    case = await turn.services.cases.case_for_thread(turn.session, inbound.address.value, root)
+    case = await cases_of(turn).case_for_thread(turn.session, inbound.address.value, root)
     if case is None:
         return False  # a thread of the staff's own
     if not turn.role.is_staff:
         turn.say(turn.tr._(texts.NOT_STAFF_THREAD))
         return True
-    result = await turn.services.cases.reply(turn.session, turn.staff_actor, case.reference, inbound.text,
+    result = await cases_of(turn).reply(turn.session, turn.staff_actor, case.reference, inbound.text,
                                              via="thread", origin=dest.ROOM)
     turn.say(render_result(turn.tr, result))
     return True
@@ -212,15 +224,20 @@ def render_listing(cases: CaseService, tr: Translator, listing: Listing, actor: 
     return "\n".join(lines)
 
 
-PARTICIPANT_COMMANDS = (
-    Command("contact", contact, N_("Ask to talk to staff in confidence"), needs_participant=True),
+CONTACT_DESCRIPTION = N_("Ask to talk to staff in confidence")
+COMMANDS = (
+    Command("contact", contact, CONTACT_DESCRIPTION, needs_participant=True),
     Command("case", case_status, N_("The status of your request to staff"), needs_participant=True),
     Command("withdraw", withdraw, N_("Withdraw your request to staff"), needs_participant=True),
 )
 STAFF_COMMANDS = (
-    Command("cases", list_cases, N_("Open contact requests"), staff_only=True),
-    Command("claim", claim, N_("Take a contact request"), staff_only=True),
-    Command("reply", reply, N_("Answer a contact request"), staff_only=True),
-    Command("close", close, N_("Close a contact request"), staff_only=True),
+    Command("cases", list_cases, N_("Open contact requests, with their waiting times"), staff_only=True),
+    Command("claim", claim, N_("Take a contact request"), staff_only=True,
+            usage=(Usage("C-XXXX", N_("Take a contact request")),)),
+    Command("reply", reply, N_("Answer a contact request"), staff_only=True,
+            usage=(Usage("C-XXXX <text>", N_("Answer the person (they never see who answered)")),)),
+    Command("close", close, N_("Close a contact request"), staff_only=True,
+            usage=(Usage("C-XXXX", N_("Close it; the person is told")),)),
 )
+UNAVAILABLE_COMMANDS = (Command("contact", not_available, CONTACT_DESCRIPTION, listed=False),)
 DIALOGS = (ContactDialog(), WithdrawDialog())

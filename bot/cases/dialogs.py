@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from bot.cases import texts
 from bot.cases.domain import Request, Topic, Way, When
-from bot.core.context import Turn
+from bot.cases.service import CaseService
+from bot.conversation.engine import Dialog, Prompt, State, menu_state
+from bot.conversation.turn import Turn
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, Prompt, State
-from bot.dialogs.menu import menu_state
 
 MAX_WHEN_CHARS = 100
 
@@ -96,9 +96,8 @@ class ContactDialog(Dialog):
 
     async def _send(self, turn: Turn, data: dict[str, str]) -> State | None:
         _ = turn.tr._
-        cases = turn.services.cases
-        if turn.participant is None or not cases.available:
-            turn.say(_(texts.NOT_AVAILABLE))
+        cases = turn.services.get(CaseService)
+        if turn.participant is None:
             return None
         existing = await cases.active_case_of(turn.session, turn.participant.id)
         if existing is not None:  # e.g. a second request finished in another chat meanwhile
@@ -128,10 +127,10 @@ class WithdrawDialog(Dialog):
             return None
         case = None
         if turn.participant is not None:
-            case = await turn.services.cases.active_case_of(turn.session, turn.participant.id)
+            case = await turn.services.get(CaseService).active_case_of(turn.session, turn.participant.id)
         if case is None or case.reference != reference:
             turn.say(_(texts.NO_OPEN_CASE))
             return None
-        await turn.services.cases.withdraw(turn.session, case)
+        await turn.services.get(CaseService).withdraw(turn.session, case)
         turn.say(_(texts.WITHDRAWN, reference=reference))
         return None

@@ -1,4 +1,4 @@
-"""The scheduled upkeep of cases: service-level reminders, cases of erased people, retention.
+"""The scheduled upkeep of cases: service-level reminders, and cases whose person is gone.
 
 APScheduler only wakes it; what was reminded and what is due are columns of ``cases``,
 so a missed, doubled or concurrent run (another worker) changes nothing.
@@ -22,11 +22,12 @@ log = logging.getLogger(__name__)
 class UpkeepReport:
     reminders: int = 0
     withdrawn: int = 0
-    purged: int = 0
 
 
 class CaseUpkeepJob:
-    """Reminders in the staff room, withdrawal of orphaned cases, purge of old closed ones."""
+    """Reminders in the staff room, and withdrawal of cases whose person was erased without the
+    erasure hook (a database restored from before the hooks, a row deleted by hand): staff are told.
+    Closed cases expire by the retention rule ``ENDED_CASES``."""
 
     def __init__(self, database: Database, cases: CaseService, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self._db = database
@@ -40,7 +41,6 @@ class CaseUpkeepJob:
                 report = UpkeepReport(
                     withdrawn=await self._cases.withdraw_orphans(session),
                     reminders=await self._cases.remind(session, now),
-                    purged=await self._cases.purge(session, now),
                 )
         except Exception as exc:
             log.error("case upkeep failed: %s", type(exc).__name__)

@@ -1,4 +1,4 @@
-"""Cases: opening, the person's messages, staff claims, answers and closing, reminders, purge.
+"""Cases: opening, the person's messages, staff claims, answers and closing, reminders.
 
 Every write happens in the caller's transaction, together with the outbox rows that tell
 staff (the staff room as content arrives, content-free notices elsewhere) and the person.
@@ -22,6 +22,7 @@ from bot.cases.domain import ACTIVE, Author, MessageKind, Request, Status
 from bot.cases.references import new_reference
 from bot.cases.routing import routed_members
 from bot.config import Settings
+from bot.conversation.turn import Services
 from bot.core.i18n import I18n, Translator
 from bot.core.model import Outbound
 from bot.core.security import DecryptionError, KeyRing
@@ -30,7 +31,7 @@ from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox
 from bot.services.participants import Participants
 from bot.services.staff_destinations import StaffDestinations
-from bot.storage.models import Case, CaseMessage, Participant, utcnow
+from bot.storage.models import Case, CaseMessage, Participant, case_message_context, utcnow
 
 THREAD_KIND = "case.thread"  # to the staff room: in the case's thread (the first one starts it)
 NOTICE_KIND = "case.notice"  # to staff: on its own (reminders, Telegram notices)
@@ -121,12 +122,16 @@ def aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
-def _context(message_id: str) -> str:
-    return f"case_messages.body:{message_id}"
-
-
 class CaseService:
     """Domain logic of confidential contact requests; built once and passed in."""
+
+    @classmethod
+    def from_services(cls, services: Services) -> CaseService:
+        """The feature's service, or (while the feature is off: erasure, ``cases show``) one built for the call."""
+        if services.has(cls):
+            return services.get(cls)
+        return cls(services.settings, services.keys, services.i18n, services.participants, services.outbox,
+                   services.staff_destinations, services.audit, services.text_limits)
 
     def __init__(self, settings: Settings, keys: KeyRing, i18n: I18n, participants: Participants, outbox: Outbox,
                  staff: StaffDestinations, audit: AuditLog, text_limits: Mapping[str, int],
@@ -139,7 +144,7 @@ class CaseService:
         self._outbox = outbox
         self._staff = staff
         self._audit = audit
-        self._text_limits = dict(text_limits)
+        self._text_limits = text_limits  # the wiring's own mapping: it learns the running transports' limits
         self._clock = clock
         self._public = (crypto.StaffPublicKey.from_text(self._contacts.staff_public_key)
                         if self._contacts.staff_public_key else None)
@@ -163,10 +168,6 @@ class CaseService:
 
     def text_limit(self, platform: str) -> int | None:
         return self._text_limits.get(platform)
-
-    def learn_text_limit(self, platform: str, limit: int) -> None:
-        """A running transport's own limit (the wiring knows it only once transports exist)."""
-        self._text_limits[platform] = limit
 
     def now(self) -> dt.datetime:
         return self._clock()
@@ -368,7 +369,7 @@ class CaseService:
                 problem = f"sealed to another staff key ({row.staff_key_id})"
             else:
                 try:
-                    kind, body = crypto.open_sealed(private, key, _context(row.id), case.reference, row.body_enc)
+                    kind, body = crypto.open_sealed(private, key, case_message_context(row.id), case.reference, row.body_enc)
                 except DecryptionError:
                     problem = "cannot be opened"
             entries.append(TranscriptEntry(aware(row.created_at), row.author, kind, body, problem))
@@ -417,13 +418,6 @@ class CaseService:
             await session.execute(delete(CaseMessage).where(CaseMessage.case_id.in_([c.id for c in orphans])))
         return len(orphans)
 
-    async def purge(self, session: AsyncSession, now: dt.datetime) -> int:
-        """Closed and withdrawn cases go after ``retention.cases_days``, with their messages."""
-        cutoff = now - dt.timedelta(days=self._settings.retention.cases_days)
-        result = await session.execute(
-            delete(Case).where(Case.status.not_in(ACTIVE), Case.closed_at < cutoff))
-        return int(getattr(result, "rowcount", 0) or 0)
-
     # -- internals ------------------------------------------------------------------------------
 
     async def _active(self, session: AsyncSession, reference: str) -> tuple[Case | None, StaffResult]:
@@ -449,7 +443,7 @@ class CaseService:
         key = await self._participants.data_key(session, case.participant_id)
         last = await session.scalar(select(func.max(CaseMessage.seq)).where(CaseMessage.case_id == case.id))
         message_id = uuid.uuid4().hex
-        sealed = crypto.seal(self._public, key, _context(message_id), case.reference, kind.value, body)
+        sealed = crypto.seal(self._public, key, case_message_context(message_id), case.reference, kind.value, body)
         session.add(CaseMessage(id=message_id, case_id=case.id, seq=(last or 0) + 1, author=author.value,
                                 created_at=now, staff_key_id=sealed.staff_key_id, body_enc=sealed.token))
         await session.flush()

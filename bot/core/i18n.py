@@ -55,13 +55,14 @@ class LanguageInfo:
     direction: Direction
 
 
-# The order is the order of the language menu.
+# The languages of the bot, defined here once; the order is the order of the language menu.
 ENDONYMS: Mapping[str, str] = {
     "ar": "العربية",
     "ckb": "کوردی (سۆرانی)",
     "ku": "Kurdî (Kurmancî)",
     "en": "English",
 }
+LANGUAGES: tuple[str, ...] = tuple(ENDONYMS)
 
 
 class Translator:
@@ -92,7 +93,7 @@ class I18n:
     """All catalogs, loaded once. Missing compiled ``.mo`` files are compiled from ``.po`` in memory."""
 
     def __init__(self, default_language: str = "en", locales_dir: Path = LOCALES_DIR,
-                 languages: tuple[str, ...] = tuple(ENDONYMS)) -> None:
+                 languages: tuple[str, ...] = LANGUAGES) -> None:
         if default_language not in languages:
             raise ValueError(f"default language {default_language!r} is not one of {languages}")
         self.default_language = default_language

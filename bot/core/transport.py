@@ -48,16 +48,31 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class Transport(Protocol):
-    """A platform connection. Only transports import platform libraries."""
+    """A platform connection. Only transports import platform libraries.
+
+    Besides sending and receiving, a transport reports its own end: :meth:`wait_stopped`
+    returns when it has ended by itself, with ``failure`` saying why (None at a normal end,
+    such as the console's end of input). The wiring ends the bot then: exit 0 at a normal
+    end, 1 on a failure, so a supervisor restarts a bot that went deaf.
+    """
 
     platform: Platform
     capabilities: Capabilities
+    failure: BaseException | None
+    """Why the transport stopped for good (token refused, server gone for good), else None."""
+
+    @property
+    def rate_per_second(self) -> float:
+        """How many bulk messages per second the outbox may send through it (the platform's limit)."""
 
     async def start(self, on_inbound: InboundHandler) -> None:
         """Connect and begin delivering inbound events to ``on_inbound``."""
 
     async def stop(self) -> None:
-        """Disconnect cleanly (Matrix: never log out)."""
+        """Disconnect cleanly (Matrix: never log out). Idempotent."""
+
+    async def wait_stopped(self) -> None:
+        """Return once the transport has ended by itself (or :meth:`stop` was called)."""
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         """Send one message; raise a :class:`DeliveryError` subclass on failure."""

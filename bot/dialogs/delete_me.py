@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.engine import Dialog, Prompt, State, menu_state
+from bot.conversation.feature import FeatureSet
+from bot.conversation.turn import Turn
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, Prompt, State
-from bot.dialogs.menu import menu_state
+
+
+async def erase_participant(turn: Turn) -> None:
+    """Every feature's erasure hook, then the person (their key, addresses, memberships and every
+    row that cascades from them) and their conversation state."""
+    services = turn.services
+    if turn.participant is not None:
+        await services.get(FeatureSet).erase(turn.session, services, turn.participant)
+    await services.participants.erase(turn.session, turn.pseudonym)
+    turn.participant = None
 
 
 class DeleteMeDialog(Dialog):
@@ -24,10 +34,7 @@ class DeleteMeDialog(Dialog):
         if key == "keep":
             turn.say(_("Nothing was erased."))
             return menu_state(turn)
-        if turn.participant is not None:  # open contact requests are withdrawn, and staff are told
-            await turn.services.cases.erase_participant(turn.session, turn.participant.id)
-        await turn.services.participants.erase(turn.session, turn.pseudonym)
-        turn.participant = None
+        await erase_participant(turn)
         turn.say(_(
             "Everything this bot stored about you has been erased, and the key that protected it has been "
             "destroyed.\n"

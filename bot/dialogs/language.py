@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.engine import Dialog, Prompt, State, menu_state
+from bot.conversation.turn import Turn
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, Prompt, State
-from bot.dialogs.menu import menu_state
 
 
 def language_choices(turn: Turn) -> tuple[Choice, ...]:

@@ -6,11 +6,10 @@ conversation state that held their language choice.
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.engine import Dialog, Prompt, State, menu_state
+from bot.conversation.turn import Turn
 from bot.core.model import Choice
-from bot.dialogs.engine import Dialog, Prompt, State
 from bot.dialogs.language import language_choices
-from bot.dialogs.menu import menu_state
 from bot.dialogs.texts import privacy_notice
 from bot.services.organisations import RedeemResult
 

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.feature import FeatureSet
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 
-HELP = N_(
-    "What you can do:\n"
-    "/menu – the main menu\n"
-    "/join – enter an invitation code\n"
-    "/language – change the language\n"
-    "/privacy – what is stored about you and how to erase it\n"
-    "/delete_me – erase everything stored about you\n"
-    "/cancel – stop the current question\n"
-    "/help – this help"
-)
-STAFF_HELP = N_(
-    "Staff commands:\n"
-    "/whoami – your role and organisation\n"
-    "/org add <code> <kind> <name> – register an organisation (kinds: cso, association, signatory, other)\n"
-    "/org list – list organisations\n"
-    "/group add <code> <kind> [organisation] – create a group (kinds: focus_group, association, audience)\n"
-    "/group list – list groups\n"
-    "/invite <organisation> [group ...] – make a single-use invitation code"
-)
 PRIVACY_STORED = N_(
     "How your information is handled:\n"
     "• Stored: your language, the organisation and groups you join, and the answers you choose to give. "
@@ -38,17 +20,6 @@ PLATFORM_READS = N_(
     "Important: Telegram itself can read this chat, because bot chats are not end-to-end encrypted. "
     "Do not send sensitive details here."
 )
-CASES_HELP = N_(
-    "/contact – ask to talk to staff in confidence\n"
-    "/case – the status of your request\n"
-    "/withdraw – withdraw your request"
-)
-CASES_STAFF_HELP = N_(
-    "/cases – open contact requests, with their waiting times\n"
-    "/claim <reference> – take a contact request\n"
-    "/reply <reference> <text> – answer the person (they never see who answered)\n"
-    "/close <reference> – close it; the person is told"
-)
 MATRIX_OFFER = N_("For confidential matters, contact us on Matrix, which is end-to-end encrypted: %(address)s")
 
 
@@ -62,7 +33,7 @@ def privacy_notice(turn: Turn) -> str:
         days,
     )
     lines = [turn.tr._(PRIVACY_STORED), kept, turn.tr._(PRIVACY_SEEN)]
-    if turn.services.cases.available:
+    if settings.contacts.enabled:  # the contact requests feature is on
         lines.insert(2, turn.tr.n_(
             "• Requests to talk to staff: what you write is encrypted so that only staff can read it, and "
             "deleted %(n)s day after the request is closed.",
@@ -79,10 +50,6 @@ def privacy_notice(turn: Turn) -> str:
 
 
 def help_text(turn: Turn) -> str:
-    parts = [turn.tr._(HELP)]
-    if turn.services.cases.available:
-        parts.append(turn.tr._(CASES_HELP))
-    if turn.role.is_staff:
-        parts.append(turn.tr._(STAFF_HELP))
-        parts.append(turn.tr._(CASES_STAFF_HELP))
-    return "\n\n".join(parts)
+    """``/help``, from the command table of the features that are on: it cannot drift from it."""
+    table = turn.services.get(FeatureSet).command_table()
+    return table.help_text(turn.tr, staff=turn.role.is_staff)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.commands import Command, Usage
+from bot.conversation.engine import DialogEngine
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_
-from bot.dialogs.engine import DialogEngine
-from bot.handlers.registry import Command
 from bot.services.organisations import GROUP_KINDS, ORGANISATION_KINDS, valid_slug
 
 MAX_NAME = 200
@@ -117,7 +117,16 @@ async def invite(turn: Turn, args: list[str], engine: DialogEngine) -> None:
 
 STAFF_COMMANDS = (
     Command("whoami", whoami, N_("Your role and organisation"), staff_only=True),
-    Command("org", org, N_("Register or list organisations"), staff_only=True),
-    Command("group", group, N_("Create or list groups"), staff_only=True),
-    Command("invite", invite, N_("Make a single-use invitation code"), staff_only=True),
+    Command("org", org, N_("Register or list organisations"), staff_only=True, usage=(
+        Usage("add <code> <kind> <name>",
+              N_("register an organisation (kinds: cso, association, signatory, other)")),
+        Usage("list", N_("list organisations")),
+    )),
+    Command("group", group, N_("Create or list groups"), staff_only=True, usage=(
+        Usage("add <code> <kind> [organisation]",
+              N_("create a group (kinds: focus_group, association, audience)")),
+        Usage("list", N_("list groups")),
+    )),
+    Command("invite", invite, N_("Make a single-use invitation code"), staff_only=True,
+            usage=(Usage("<organisation> [group ...]", N_("make a single-use invitation code")),)),
 )

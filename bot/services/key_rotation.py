@@ -3,71 +3,58 @@
 Retiring is what makes erasure reach old backups: a backup holds the wrapped data keys of
 people erased since, but once the master key that wrapped them is gone, so is their data.
 Run it with the bot stopped: a running worker still holds the old key ring.
+
+Rotation knows no column of its own: it goes through every :class:`SealedColumn` the features
+declare. Values sealed with a participant's data key are left as they are (their data key,
+``participant_keys.wrapped``, is itself a declared master-sealed column and is re-wrapped).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.security import KeyRing
-from bot.storage.models import (
-    DialogState,
-    Group,
-    Organisation,
-    OutboxMessage,
-    ParticipantKey,
-    SurveyAnswer,
-)
+from bot.storage.lifecycle import SealedColumn
 
 
 @dataclass(frozen=True, slots=True)
-class RotationReport:
-    participant_keys: int
-    organisations: int
-    dialog_states: int
-    outbox: int
-    survey_answers: int
+class RotationReport(Mapping[str, int]):
+    """Values sealed again, per column (``report["outbox.payload_enc"]``)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> int:
+        return self.counts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
 
     @property
     def total(self) -> int:
-        return self.participant_keys + self.organisations + self.dialog_states + self.outbox + self.survey_answers
+        return sum(self.counts.values())
 
 
-async def reseal_database(session: AsyncSession, keys: KeyRing) -> RotationReport:
+async def reseal_database(session: AsyncSession, keys: KeyRing, columns: Iterable[SealedColumn]) -> RotationReport:
     """Re-seal every master-key value under ``keys``' current key (``keys`` must still hold the old ones)."""
-
-    def again(token: bytes, context: str) -> bytes | None:
-        if not KeyRing.is_master_token(token) or keys.sealed_with_current(token):
-            return None
-        return keys.seal(keys.open(token, context.encode()), context.encode())
-
-    counts = dict.fromkeys(("participant_keys", "organisations", "dialog_states", "outbox", "survey_answers"), 0)
-    for key in await session.scalars(select(ParticipantKey)):
-        if (new := again(key.wrapped, f"data-key:{key.participant_id}")) is not None:
-            key.wrapped, key.master_key_id = new, keys.current_key_id
-            counts["participant_keys"] += 1
-    for org in await session.scalars(select(Organisation).where(Organisation.name_enc.is_not(None))):
-        if org.name_enc and (new := again(org.name_enc, f"organisations.name:{org.id}")) is not None:
-            org.name_enc = new
-            counts["organisations"] += 1
-    for group in await session.scalars(select(Group).where(Group.name_enc.is_not(None))):
-        if group.name_enc and (new := again(group.name_enc, f"groups.name:{group.id}")) is not None:
-            group.name_enc = new
-            counts["organisations"] += 1
-    for state in await session.scalars(select(DialogState)):
-        if (new := again(state.data_enc, f"dialog_states.data:{state.pseudonym}")) is not None:
-            state.data_enc = new
-            counts["dialog_states"] += 1
-    for row in await session.scalars(select(OutboxMessage)):
-        if (new := again(row.payload_enc, f"outbox.payload:{row.txn_id}")) is not None:
-            row.payload_enc = new
-            counts["outbox"] += 1
-    for answer in await session.scalars(select(SurveyAnswer).where(SurveyAnswer.text_enc.is_not(None))):
-        if answer.text_enc and (new := again(answer.text_enc, f"survey_answers.text:{answer.id}")) is not None:
-            answer.text_enc = new
-            counts["survey_answers"] += 1
+    counts: dict[str, int] = {}
+    for declared in columns:
+        model, attribute = declared.column.class_, declared.column.key
+        counts.setdefault(declared.name, 0)
+        for row in await session.scalars(select(model).where(declared.column.is_not(None))):
+            token = getattr(row, attribute)
+            if not token or not KeyRing.is_master_token(token) or keys.sealed_with_current(token):
+                continue
+            context = declared.context(row).encode()
+            setattr(row, attribute, keys.seal(keys.open(token, context), context))
+            if declared.key_id_column is not None:
+                setattr(row, declared.key_id_column.key, keys.current_key_id)
+            counts[declared.name] += 1
     await session.flush()
-    return RotationReport(**counts)
+    return RotationReport(counts)

@@ -22,6 +22,7 @@ from bot.storage.models import (
     Participant,
     invite_groups,
     memberships,
+    organisation_name_context,
     utcnow,
 )
 
@@ -72,7 +73,7 @@ class Organisations:
         session.add(org)
         await session.flush()
         if name:
-            org.name_enc = self._keys.seal_text(name, f"organisations.name:{org.id}")
+            org.name_enc = self._keys.seal_text(name, organisation_name_context(org.id))
         return org
 
     async def organisation(self, session: AsyncSession, code: str) -> Organisation | None:
@@ -82,7 +83,7 @@ class Organisations:
         return await session.get(Organisation, org_id)
 
     def organisation_name(self, org: Organisation) -> str | None:
-        return self._keys.open_text(org.name_enc, f"organisations.name:{org.id}") if org.name_enc else None
+        return self._keys.open_text(org.name_enc, organisation_name_context(org.id)) if org.name_enc else None
 
     async def list_organisations(self, session: AsyncSession) -> list[Organisation]:
         return list(await session.scalars(select(Organisation).order_by(Organisation.code)))

@@ -31,7 +31,7 @@ from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, Tra
 from bot.services.participants import Participants
 from bot.services.staff_destinations import StaffDestinations
 from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, utcnow
+from bot.storage.models import OutboxMessage, outbox_payload_context, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ PENDING, SENDING, SENT, FAILED, UNREACHABLE = "pending", "sending", "sent", "fai
 
 
 def _context(txn_id: str) -> str:
-    return f"outbox.payload:{txn_id}"
+    return outbox_payload_context(txn_id)
 
 
 def encode_message(message: Outbound) -> str:

@@ -7,11 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Address, Platform, Pseudonym
 from bot.core.security import DataKey, KeyRing
-from bot.storage.models import DialogState, Participant, ParticipantAddress, ParticipantKey, utcnow
+from bot.storage.models import (
+    DialogState,
+    Participant,
+    ParticipantAddress,
+    ParticipantKey,
+    address_context,
+    utcnow,
+)
 
 
 def _address_context(participant_id: int, platform: str) -> str:
-    return f"participant_addresses.address_enc:{participant_id}:{platform}"
+    return address_context(participant_id, platform)
 
 
 class Participants:

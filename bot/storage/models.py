@@ -22,8 +22,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.storage.lifecycle import RetentionRule, SealedColumn, SealKey
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -57,6 +61,13 @@ class Organisation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+def organisation_name_context(organisation_id: int) -> str:
+    return f"organisations.name:{organisation_id}"
+
+
+ORGANISATION_NAME = SealedColumn(Organisation.name_enc, lambda row: organisation_name_context(row.id), SealKey.MASTER)
+
+
 class Group(Base):
     """An audience: a thematic focus group, an association's members, bulletin readers."""
 
@@ -68,6 +79,13 @@ class Group(Base):
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="SET NULL"))
     name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+def group_name_context(group_id: int) -> str:
+    return f"groups.name:{group_id}"
+
+
+GROUP_NAME = SealedColumn(Group.name_enc, lambda row: group_name_context(row.id), SealKey.MASTER)
 
 
 class Participant(Base):
@@ -90,6 +108,10 @@ class Participant(Base):
     addresses: Mapped[list[ParticipantAddress]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
+INACTIVE_PARTICIPANTS = RetentionRule(
+    "participants", Participant, lambda cutoff: Participant.last_seen_on < cutoff.date(), "inactive_participant_days")
+
+
 class ParticipantKey(Base):
     """The participant's data key, wrapped by a master key. Deleting it shreds their data."""
 
@@ -98,6 +120,15 @@ class ParticipantKey(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     master_key_id: Mapped[str] = mapped_column(String(16))
+
+
+def data_key_context(participant_id: int) -> str:
+    """Also what ``KeyRing.new_data_key``/``unwrap`` bind a wrapped key to (``owner`` = the id)."""
+    return f"data-key:{participant_id}"
+
+
+PARTICIPANT_KEY = SealedColumn(ParticipantKey.wrapped, lambda row: data_key_context(row.participant_id),
+                               SealKey.MASTER, key_id_column=ParticipantKey.master_key_id)
 
 
 class ParticipantAddress(Base):
@@ -113,6 +144,14 @@ class ParticipantAddress(Base):
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
     unreachable_reason: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def address_context(participant_id: int, platform: str) -> str:
+    return f"participant_addresses.address_enc:{participant_id}:{platform}"
+
+
+PARTICIPANT_ADDRESS = SealedColumn(ParticipantAddress.address_enc,
+                                   lambda row: address_context(row.participant_id, row.platform), SealKey.PARTICIPANT)
 
 
 memberships = Table(
@@ -144,6 +183,11 @@ class InviteCode(Base):
     redeemed_at: Mapped[dt.datetime | None]
 
 
+SPENT_INVITES = RetentionRule(
+    "invites", InviteCode,
+    lambda cutoff: or_(InviteCode.expires_at < cutoff, InviteCode.redeemed_at < cutoff), "expired_invite_days")
+
+
 class DialogState(Base):
     """Where one person is in one conversation. Keyed by pseudonym so that onboarding
     can be resumed before consent; a decline deletes it."""
@@ -157,6 +201,15 @@ class DialogState(Base):
     language: Mapped[str] = mapped_column(String(8))
     data_enc: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+def dialog_state_context(pseudonym: str) -> str:
+    return f"dialog_states.data:{pseudonym}"
+
+
+DIALOG_STATE_DATA = SealedColumn(DialogState.data_enc, lambda row: dialog_state_context(row.pseudonym), SealKey.MASTER)
+STALE_DIALOG_STATES = RetentionRule(
+    "dialog_states", DialogState, lambda cutoff: DialogState.updated_at < cutoff, "dialog_state_days")
 
 
 class OutboxMessage(Base):
@@ -184,6 +237,14 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None]
 
 
+def outbox_payload_context(txn_id: str) -> str:
+    return f"outbox.payload:{txn_id}"
+
+
+OUTBOX_PAYLOAD = SealedColumn(OutboxMessage.payload_enc, lambda row: outbox_payload_context(row.txn_id), SealKey.MASTER)
+OLD_OUTBOX = RetentionRule("outbox", OutboxMessage, lambda cutoff: OutboxMessage.created_at < cutoff, "outbox_days")
+
+
 class AuditEntry(Base):
     """Metadata-only record of a staff action, hash-chained so edits and gaps show."""
 
@@ -197,6 +258,9 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+OLD_AUDIT = RetentionRule("audit", AuditEntry, lambda cutoff: AuditEntry.at < cutoff, "audit_days")
 
 
 class SurveyRun(Base):
@@ -225,6 +289,14 @@ class SurveyInvitation(Base):
     progress_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     invited_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     reminded_at: Mapped[dt.datetime | None]
+
+
+def survey_progress_context(invitation_id: int) -> str:
+    return f"survey_invitations.progress:{invitation_id}"
+
+
+SURVEY_PROGRESS = SealedColumn(SurveyInvitation.progress_enc, lambda row: survey_progress_context(row.id),
+                               SealKey.PARTICIPANT)
 
 
 class SurveyResponse(Base):
@@ -256,6 +328,14 @@ class SurveyAnswer(Base):
     text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
+def survey_answer_context(answer_id: str) -> str:
+    return f"survey_answers.text:{answer_id}"
+
+
+# The person's key, except for anonymous surveys (no link to anyone: the master key).
+SURVEY_ANSWER_TEXT = SealedColumn(SurveyAnswer.text_enc, lambda row: survey_answer_context(row.id), SealKey.PER_ROW)
+
+
 class ProcessedEvent(Base):
     """Platform events already handled (keyed digest of the event id), so a redelivery after a
     crash is not answered twice. Kept briefly (retention)."""
@@ -264,6 +344,10 @@ class ProcessedEvent(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+PROCESSED_EVENTS = RetentionRule(
+    "processed_events", ProcessedEvent, lambda cutoff: ProcessedEvent.seen_at < cutoff, "processed_event_days")
 
 
 # -- Confidential contact requests (bot/cases) ------------------------------------------------
@@ -310,3 +394,14 @@ class CaseMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     staff_key_id: Mapped[str] = mapped_column(String(16))
     body_enc: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def case_message_context(message_id: str) -> str:
+    return f"case_messages.body:{message_id}"
+
+
+# The outer layer is the person's key; the inner one (the staff public key) is no key of ours to rotate.
+CASE_MESSAGE_BODY = SealedColumn(CaseMessage.body_enc, lambda row: case_message_context(row.id), SealKey.PARTICIPANT)
+ENDED_CASES = RetentionRule(
+    "cases", Case, lambda cutoff: and_(Case.status.in_(("closed", "withdrawn")), Case.closed_at < cutoff),
+    "cases_days")

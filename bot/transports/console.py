@@ -1,6 +1,7 @@
 """The console chat: the embedded default, and a scriptable way to drive the bot.
 
-One line in is one message; choices print as a numbered list; EOF ends the chat.
+One line in is one message; choices print as a numbered list; end of input ends the chat
+(the transport stops by itself, without a failure).
 """
 
 from __future__ import annotations
@@ -20,31 +21,51 @@ class ConsoleTransport:
 
     platform = CONSOLE
     capabilities = Capabilities(buttons=False, html=False, images=False, max_text_length=1_000_000)
+    rate_per_second = 100.0  # a terminal has no rate limit; this only paces queued messages
 
     def __init__(self, stdin: TextIO, stdout: TextIO, user_id: str = CONSOLE_USER) -> None:
         self._stdin = stdin
         self._stdout = stdout
         self._user_id = user_id
-        self._handler: InboundHandler | None = None
         self._address = Address(CONSOLE, "console")
+        self._reader: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
+        self.failure: BaseException | None = None
 
     async def start(self, on_inbound: InboundHandler) -> None:
-        self._handler = on_inbound
+        self._reader = asyncio.create_task(self._read(on_inbound), name="console-reader")
 
     async def stop(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                pass
+        self._ended.set()
         self._stdout.flush()
 
-    async def run_until_eof(self) -> None:
+    async def wait_stopped(self) -> None:
+        """Returns at end of input (``failure`` stays None) or if reading failed (``failure`` set)."""
+        await self._ended.wait()
+
+    async def _read(self, handler: InboundHandler) -> None:
         """Feed lines to the handler until end of input."""
-        if self._handler is None:
-            raise RuntimeError("start() the console transport first")
         loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, self._stdin.readline)
-            if line == "":
-                return
-            text = line.rstrip("\r\n")
-            await self._handler(Inbound(platform=CONSOLE, user_id=self._user_id, address=self._address, text=text))
+        try:
+            while True:
+                line = await loop.run_in_executor(None, self._stdin.readline)
+                if line == "":
+                    return
+                text = line.rstrip("\r\n")
+                await handler(Inbound(platform=CONSOLE, user_id=self._user_id, address=self._address, text=text))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # stdin closed under us: end the chat with a reason
+            self.failure = exc
+        finally:
+            self._ended.set()
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         lines = [message.text]

@@ -147,6 +147,7 @@ class MatrixOptions:
     connect_timeout: float = 300.0  # seconds start() waits for an unreachable homeserver
     encryption_notice_interval: float = 60.0
     timeline_limit: int = 100  # events per room and sync; older missed ones are paged in
+    rate_per_second: float = 5.0  # bulk sends the outbox may make (matrix.rate_per_second)
 
     @classmethod
     def from_settings(cls, matrix: Any, staff_room: str | None = None, **overrides: Any) -> MatrixOptions:
@@ -170,6 +171,7 @@ class MatrixOptions:
             "require_encryption": bool(matrix.require_encryption),
             "allowed_homeservers": tuple(matrix.allowed_homeservers),
             "staff_room": staff_room,
+            "rate_per_second": float(matrix.rate_per_second),
         }
         values.update(overrides)
         return cls(**values)
@@ -236,7 +238,9 @@ class MatrixTransport:
         self._keys_lock = asyncio.Lock()
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
+        self.sync_failures = 0  # syncs that failed and were retried (an outage shows here first)
         self.failure: BaseException | None = None  # why the sync loop stopped, if it did
+        self._ended = asyncio.Event()
 
     # -- properties for operators and tests ------------------------------------------------
 
@@ -257,6 +261,10 @@ class MatrixTransport:
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def rate_per_second(self) -> float:
+        return self.options.rate_per_second
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -298,7 +306,9 @@ class MatrixTransport:
         except BaseException:
             await self._abandon_start()
             raise
+        self._ended.clear()
         self._task = asyncio.create_task(self._sync_loop(), name="matrix-sync")
+        self._task.add_done_callback(lambda _: self._ended.set())
         log.info("matrix transport started")
 
     async def _abandon_start(self) -> None:
@@ -324,9 +334,8 @@ class MatrixTransport:
             log.info("matrix transport stopped")
 
     async def wait_stopped(self) -> None:
-        """Wait for the sync loop to end (only on a fatal error or :meth:`stop`)."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        """Wait for the sync loop to end (only on a fatal error, then ``failure`` says why, or :meth:`stop`)."""
+        await self._ended.wait()
 
     async def _with_connect_retry(self, step: Callable[[], Any]) -> None:
         deadline = time.monotonic() + self.options.connect_timeout
@@ -485,10 +494,12 @@ class MatrixTransport:
                 log.error("matrix sync stopped: %s", exc)
                 return
             except (*_NETWORK_ERRORS, LocalProtocolError, SendRetryError) as exc:
+                self.sync_failures += 1
                 delay = backoff.next()
                 log.warning("matrix sync failed (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
             except Exception as exc:  # noqa: BLE001 - never let one bad event stop the bot
+                self.sync_failures += 1
                 delay = backoff.next()
                 log.error("matrix sync error (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)

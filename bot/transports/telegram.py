@@ -42,13 +42,27 @@ from bot.transports.telegram_mapping import (
     inbound_from_message,
     render,
 )
+from bot.transports.telegram_polling import PollingGaveUp, PollingWatch, WatchedRequest
 from bot.transports.telegram_ratelimit import TelegramRateLimiter
 from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY, UpdateType.MY_CHAT_MEMBER)
-_QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO}
+# The updater logs tracebacks when polling stops; the transport reports that failure itself, in one line.
+_QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO,
+                  "telegram.ext.Updater": logging.CRITICAL}
+
+
+class _PollingAbortFilter(logging.Filter):
+    """PTB's retry loop logs a traceback (on ``telegram.ext``) when it aborts on a refused token;
+    :class:`PollingWatch` has seen the same answer and the bot says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.module == "networkloop" and record.levelno >= logging.ERROR)
+
+
+_POLLING_ABORT_FILTER = _PollingAbortFilter()
 
 CommandMenus = Mapping[str, Sequence[tuple[str, str]]]
 
@@ -81,6 +95,7 @@ class TelegramOptions:
     max_chat_backlog: int = 50
     startup_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
+    give_up_after_seconds: float = 600.0  # polling that fails this long ends the transport (failure)
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -100,6 +115,7 @@ def quiet_library_loggers() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET or logger.level < level:
             logger.setLevel(level)
+    logging.getLogger("telegram.ext").addFilter(_POLLING_ABORT_FILTER)  # adding it twice keeps one
 
 
 class TelegramTransport:
@@ -112,6 +128,9 @@ class TelegramTransport:
     def __init__(self, options: TelegramOptions) -> None:
         quiet_library_loggers()
         self._options = options
+        self.failure: BaseException | None = None
+        self._ended = asyncio.Event()
+        self._watch = PollingWatch(options.give_up_after_seconds, self._gave_up)
         self._limiter = TelegramRateLimiter(
             options.rate_per_second, options.per_chat_interval_seconds,
             max_retry_after=options.max_retry_after_seconds,
@@ -124,7 +143,7 @@ class TelegramTransport:
             .job_queue(None)
             .read_timeout(options.read_timeout_seconds)
             .write_timeout(options.read_timeout_seconds)
-            .get_updates_read_timeout(10.0)
+            .get_updates_request(WatchedRequest(self._watch, connection_pool_size=1, read_timeout=10.0))
         )
         if options.mode == "webhook":
             builder = builder.updater(None)
@@ -139,6 +158,18 @@ class TelegramTransport:
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def rate_per_second(self) -> float:
+        return self._options.rate_per_second
+
+    async def wait_stopped(self) -> None:
+        """Returns when polling failed for good (``failure`` says why) or :meth:`stop` was called."""
+        await self._ended.wait()
+
+    def _gave_up(self, reason: PollingGaveUp) -> None:
+        self.failure = reason
+        self._ended.set()
+
     async def start(self, on_inbound: InboundHandler) -> None:
         """Check the token, publish the command menus, then poll or listen for the webhook."""
         self._on_inbound = on_inbound
@@ -166,7 +197,11 @@ class TelegramTransport:
             return
         self._stopping = True
         if self._app.updater is not None and self._app.updater.running:
-            await self._app.updater.stop()
+            try:
+                await self._app.updater.stop()
+            except TelegramError:
+                if self.failure is None:  # else: the poller ended with the failure already reported
+                    raise
         if self._webhook is not None:
             await self._webhook.stop()
         if self._app.running:
@@ -176,6 +211,7 @@ class TelegramTransport:
             await asyncio.gather(*self._background, return_exceptions=True)
         self._ready.clear()
         await self._app.shutdown()
+        self._ended.set()
         log.info("telegram transport stopped")
 
     async def _initialize(self) -> None:
@@ -378,6 +414,7 @@ def from_settings(settings: Any, keys: Any = None, i18n: Any = None,
         "webhook_secret": secret(telegram.webhook_secret),
         "rate_per_second": float(telegram.rate_per_second),
         "per_chat_interval_seconds": float(telegram.per_chat_interval_seconds),
+        "give_up_after_seconds": float(telegram.give_up_after_seconds),
         "staff_chat_id": settings.staff.telegram_chat,
         "commands": dict(commands or {}),
         "default_language": settings.i18n.default_language,

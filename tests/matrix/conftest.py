@@ -22,6 +22,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.matrix)
+            # One worker runs the whole tier, so pytest-xdist starts one Synapse, not one per worker.
+            item.add_marker(pytest.mark.xdist_group("matrix"))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from matrix_peer import Peer
+from matrix_peer import Peer, Received, eventually
 from synapse_server import RegisteredUser
 
 from bot.core.model import Choice, Inbound, Outbound
@@ -57,3 +57,44 @@ class BotHandle:
 
 MakeBot = Callable[..., Awaitable[BotHandle]]
 MakePeer = Callable[[], Awaitable[Peer]]
+
+
+FAST = {"sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 30.0}
+"""Matrix transport options for tests: short long-polls and backoffs."""
+
+
+class Conversation:
+    """One person's encrypted direct chat with the bot, read as the person reads it."""
+
+    def __init__(self, peer: Peer, room_id: str, bot_user_id: str) -> None:
+        self.peer, self.room_id, self.bot_user_id = peer, room_id, bot_user_id
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.peer.from_bot(self.room_id, self.bot_user_id)
+
+    async def expect(self, *texts: str, since: int, timeout: float = 30.0) -> list[Received]:
+        """Wait until bot messages after ``since`` contain ``texts``, in that order (one each)."""
+        def arrived() -> list[Received] | None:
+            new = self.messages[since:]
+            position = 0
+            for text in texts:
+                position = next((i for i in range(position, len(new)) if text in new[i].body), -1) + 1
+                if position == 0:
+                    return None
+            return new[:position]
+        found: list[Received] = await eventually(arrived, timeout, what=f"bot messages containing {texts!r}")
+        return found
+
+    async def say(self, text: str, *expected: str, timeout: float = 30.0) -> list[Received]:
+        """Type ``text``; return the bot's new messages up to the one containing the last of ``expected``
+        (so ``[-1]`` is that message)."""
+        before = len(self.messages)
+        await self.peer.send_text(self.room_id, text, to=self.bot_user_id)
+        return await self.expect(*expected, since=before, timeout=timeout)
+
+
+async def open_conversation(peer: Peer, bot_user_id: str) -> Conversation:
+    room_id = await peer.create_dm(bot_user_id)
+    await peer.wait_joined(room_id, bot_user_id, timeout=60)
+    return Conversation(peer, room_id, bot_user_id)

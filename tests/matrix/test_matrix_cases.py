@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from matrix_peer import ENCRYPTION_STATE, Peer, Received, eventually
-from matrix_support import MakePeer, unique
+from matrix_support import Conversation, MakePeer, open_conversation, unique
 from synapse_server import SynapseServer
-from test_matrix_survey import Conversation, RunningBot, open_conversation
+from test_matrix_survey import start_bot
 
 from bot.cases.crypto import StaffPrivateKey
 from bot.config import (
@@ -72,7 +72,7 @@ async def test_contact_request_as_a_thread_in_the_encrypted_staff_room(
         contacts=ContactsSettings(staff_public_key=private.public.text),
     )
     keys = KeyRing.generate()
-    running = await RunningBot(settings, keys).start()
+    bot, _transport = await start_bot(settings, keys)
     bot_id = bot_user.user_id
     try:
         await staff_peer.wait_joined(staff_room, bot_id, timeout=60)
@@ -129,7 +129,7 @@ async def test_contact_request_as_a_thread_in_the_encrypted_staff_room(
         await chat.expect("Staff have closed your request", since=before_person)
         assert all(m.decrypted for m in staff_peer.from_bot(staff_room, bot_id) + chat.messages)
     finally:
-        await running.stop()
+        await bot.stop()
     raw = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith("civicbot.db"))
     for secret in (DESCRIPTION, ANSWER, FOLLOW_UP):
         assert secret.encode() not in raw

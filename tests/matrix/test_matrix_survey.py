@@ -11,16 +11,13 @@ transport on the same store and database, the same device). Mirrors the in-proce
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from pathlib import Path
 
-from matrix_peer import Peer, Received, eventually
-from matrix_support import MakePeer, unique
+from matrix_support import FAST, MakePeer, open_conversation, unique
 from synapse_server import RegisteredUser, SynapseServer
 
-from bot.app import Bot, build_bot, build_services
+from bot.app import Bot, assemble, build_platform_transports
 from bot.config import (
     DatabaseSettings,
     LimitsSettings,
@@ -32,13 +29,11 @@ from bot.config import (
     SurveySettings,
 )
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
-from bot.transports.matrix import MatrixTransport, from_settings
+from bot.surveys.service import Surveys
+from bot.transports.matrix import MatrixTransport
 from tests.support import check_families_response
 
 SURVEYS = Path(__file__).resolve().parents[2] / "config" / "surveys"
-FAST = {"sync_timeout_ms": 1000, "backoff_initial": 0.2, "backoff_max": 1.0, "connect_timeout": 30.0}
 CODE = re.compile(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
 SURVEY = "families-of-the-missing"
 COMMENT = "Please find my brother, taken from Homs in 2014"
@@ -49,75 +44,16 @@ def fsi(value: object) -> str:
     return f"\u2068{value}\u2069"
 
 
-class RunningBot:
-    """One run of the bot: database, services, Matrix transport, router and outbox sender.
-
-    Stopping and starting again is a real restart: everything is rebuilt from the settings,
-    the Matrix store (login, device, encryption keys) and the database file.
-    """
-
-    def __init__(self, settings: Settings, keys: KeyRing) -> None:
-        self.settings, self.keys = settings, keys
-        self._stop = asyncio.Event()
-        self._sender: asyncio.Task[None] | None = None
-
-    async def start(self) -> RunningBot:
-        self.database = Database(self.settings.database.url)
-        await migrate.upgrade(self.database)
-        services = build_services(self.settings, self.database, self.keys)
-        transport = from_settings(self.settings, self.keys, services.i18n, **FAST)
-        assert isinstance(transport, MatrixTransport)
-        self.transport = transport
-        self.bot: Bot = build_bot(services, [transport])
-        await transport.start(self.bot.router.handle)
-        self._sender = asyncio.create_task(self.bot.senders["matrix"].run(self._stop))
-        return self
-
-    async def stop(self) -> None:
-        self._stop.set()
-        try:
-            await self.transport.stop()
-        finally:
-            if self._sender is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._sender, 20)
-            await self.database.dispose()
-
-
-class Conversation:
-    """One person's encrypted direct chat with the bot, read as the person reads it."""
-
-    def __init__(self, peer: Peer, room_id: str, bot_user_id: str) -> None:
-        self.peer, self.room_id, self.bot_user_id = peer, room_id, bot_user_id
-
-    @property
-    def messages(self) -> list[Received]:
-        return self.peer.from_bot(self.room_id, self.bot_user_id)
-
-    async def expect(self, *texts: str, since: int, timeout: float = 30.0) -> list[Received]:
-        """Wait until bot messages after ``since`` contain ``texts``, in that order (one each)."""
-        def arrived() -> list[Received] | None:
-            new = self.messages[since:]
-            position = 0
-            for text in texts:
-                position = next((i for i in range(position, len(new)) if text in new[i].body), -1) + 1
-                if position == 0:
-                    return None
-            return new[:position]
-        found: list[Received] = await eventually(arrived, timeout, what=f"bot messages containing {texts!r}")
-        return found
-
-    async def say(self, text: str, *expected: str, timeout: float = 30.0) -> list[Received]:
-        """Type ``text``; return the bot's new messages up to the one containing the last of ``expected``."""
-        before = len(self.messages)
-        await self.peer.send_text(self.room_id, text, to=self.bot_user_id)
-        return await self.expect(*expected, since=before, timeout=timeout)
-
-
-async def open_conversation(peer: Peer, bot_user_id: str) -> Conversation:
-    room_id = await peer.create_dm(bot_user_id)
-    await peer.wait_joined(room_id, bot_user_id, timeout=60)
-    return Conversation(peer, room_id, bot_user_id)
+async def start_bot(settings: Settings, keys: KeyRing) -> tuple[Bot, MatrixTransport]:
+    """One run of the bot, wired as ``civicbot run`` wires it: database, services, Matrix transport,
+    router, outbox sender. Stopping and starting again is a real restart: everything is rebuilt
+    from the settings, the Matrix store (login, device, encryption keys) and the database file."""
+    bot = await assemble(settings, keys=keys,
+                         transports=lambda services: build_platform_transports(services, matrix=FAST))
+    await bot.start()
+    transport = bot.transports["matrix"]
+    assert isinstance(transport, MatrixTransport)
+    return bot, transport
 
 
 def _settings(synapse: SynapseServer, bot: RegisteredUser, staff_user_id: str, tmp_path: Path) -> Settings:
@@ -139,9 +75,9 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
     staff_peer, person_peer = await make_peer(), await make_peer()
     keys = KeyRing.generate()
     settings = _settings(synapse, bot_user, staff_peer.user_id, tmp_path)
-    running = await RunningBot(settings, keys).start()
+    bot, transport = await start_bot(settings, keys)
     try:
-        device = running.transport.device_id
+        device = transport.device_id
         assert device is not None
         # -- staff: organisation, focus group, invitation code -------------------------------
         staff = await open_conversation(staff_peer, bot_user.user_id)
@@ -203,12 +139,12 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
         household = (await chat.say("4", "How many people live in your household?"))[-1]
         assert f"Question {fsi(7)} of {fsi(9)}" in household.body
     finally:
-        await running.stop()
+        await bot.stop()
 
     # -- the bot restarts in the middle of the survey: same store, same database, same device --
-    running = await RunningBot(settings, keys).start()
+    bot, transport = await start_bot(settings, keys)
     try:
-        assert running.transport.device_id == device
+        assert transport.device_id == device
         invalid = await chat.say("many", "not a valid answer")
         assert len(invalid) == 1, "the first reply after the restart answers the new message: nothing redone"
         assert f"Please answer with a number from {fsi(1)} to {fsi(30)}." in invalid[-1].body
@@ -220,11 +156,11 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
         assert person_peer.client.rooms[chat.room_id].encrypted
 
         # -- the stored response: anonymous, answers as given, free text sealed ----------------
-        services = running.bot.services
+        services = bot.services
         async with services.database.sessions() as session:
-            row = await check_families_response(session, services.surveys, COMMENT)
+            row = await check_families_response(session, services.get(Surveys), COMMENT)
     finally:
-        await running.stop()
+        await bot.stop()
 
     # -- the export: one row, free text decrypted there only, no platform ids ----------------
     assert (row["response"], row["language"]) == ("1", "en")

@@ -196,6 +196,7 @@ class LocalBotApi:
         self._poll_generation = 0
         self._changed = asyncio.Event()
         self._closing = False
+        self._revoked = False
         self._webhook: dict[str, Any] = {"url": ""}
         self._webhook_task: asyncio.Task[None] | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -212,6 +213,12 @@ class LocalBotApi:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
+
+    def revoke_token(self) -> None:
+        """As @BotFather's /revoke: every call with the old token gets 401 from now on, long polls included."""
+        self._revoked = True
+        self.token = f"{self.token}-revoked"
+        self._bump()
 
     async def close(self) -> None:
         self._closing = True
@@ -394,6 +401,8 @@ class LocalBotApi:
         deadline = loop.time() + timeout
         while True:
             ready = [u for u in self._updates if u["update_id"] >= offset][:limit]
+            if self._revoked:
+                raise ApiError(401, "Unauthorized")
             if ready or loop.time() >= deadline or self._closing:
                 return ready
             if generation != self._poll_generation:

@@ -8,13 +8,11 @@ from contextlib import asynccontextmanager
 
 from botapi_server import LocalBotApi, SentMessage, SimUser
 
-from bot.app import Bot, build_bot, build_commands, build_services
+from bot.app import Bot, build_platform_transports, running
 from bot.config import Settings
 from bot.core.model import Inbound, Outbound
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
-from bot.transports.telegram import TelegramTransport, from_settings
+from bot.transports.telegram import TelegramTransport
 from bot.transports.telegram_delivery import RetryPolicy
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.05, max_backoff_seconds=0.2)
@@ -59,24 +57,14 @@ class Inbox:
 @asynccontextmanager
 async def running_bot(settings: Settings, keys: KeyRing, *,
                       outbox_loop: bool = False) -> AsyncIterator[tuple[Bot, TelegramTransport]]:
-    """The application's own wiring (``build_services``/``build_bot``) around a Telegram transport;
-    with ``outbox_loop`` also the outbox senders running, as ``civicbot run`` does."""
-    database = Database(settings.database.url)
-    await migrate.upgrade(database)
-    services = build_services(settings, database, keys)
-    transport = from_settings(settings, keys, services.i18n, build_commands().menus(services.i18n),
-                              retry=FAST_RETRY, poll_timeout_seconds=2, shutdown_grace_seconds=5.0)
-    bot = build_bot(services, [transport])
-    stop = asyncio.Event()
-    senders = [asyncio.create_task(sender.run(stop)) for sender in bot.senders.values()] if outbox_loop else []
-    try:
-        await transport.start(bot.router.handle)
+    """The application's own wiring (``bot.app.running``, as ``civicbot run``) around a Telegram
+    transport with short timeouts; with ``outbox_loop`` also the outbox senders running."""
+    options = {"retry": FAST_RETRY, "poll_timeout_seconds": 2, "shutdown_grace_seconds": 5.0}
+    async with running(settings, keys=keys, upgrade=True, senders=outbox_loop,
+                       transports=lambda services: build_platform_transports(services, telegram=options)) as bot:
+        transport = bot.transports["telegram"]
+        assert isinstance(transport, TelegramTransport)
         yield bot, transport
-    finally:
-        stop.set()
-        await transport.stop()
-        await asyncio.gather(*senders)
-        await database.dispose()
 
 
 class Conversation:

@@ -108,14 +108,14 @@ async def test_forged_stale_oversized_sticker_and_flood(bot_api: LocalBotApi, tm
         assert "invitation code" in invite.text
 
         flooder = Conversation(bot_api, bot_api.user())
+        handled = bot.router.handled
         for n in range(40):
             flooder.user.say(f"/help {n}")
         await bot_api.wait_for(lambda: bot_api.pending_updates == 0)
         calm = Conversation(bot_api, bot_api.user())
         (hello,) = await calm.say("/help")
         assert "/menu" in hello.text
-        answered = await bot_api.wait_for_messages(flooder.user.id, 21)
-        await asyncio.sleep(0.3)  # anything beyond the notice would show up meanwhile
+        await asyncio.wait_for(bot.router.wait_handled(handled + 41), 30)  # every message handled, replies sent
         answered = bot_api.sent_to(flooder.user.id)
         assert len(answered) == 21 and "very quickly" in answered[-1].text  # 20 answers, one notice
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -204,11 +204,7 @@ async def test_a_person_who_blocks_the_bot_is_not_sent_to_again(
                 row = await session.scalar(select(ParticipantAddress).where(ParticipantAddress.participant_id == ids[1]))
                 return row is not None and not row.reachable and row.unreachable_reason == "blocked"
 
-        await bot_api.wait_for(lambda: bot_api.pending_updates == 0)
-        for _ in range(100):
-            if await unreachable():
-                break
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(bot.router.wait_handled(1), 10)  # the block, handled
         assert await unreachable()
         assert bot_api.sent_to(leaves.id) == []  # nothing was answered to the block itself
         await bulletins(bot, ids, rounds=1)

@@ -95,3 +95,78 @@ async def test_civicbot_run_from_environment_survives_sigkill_mid_dialog(
     assert "telegram transport started" in output
     for secret in (bot_api.token, str(user.id), "Do you agree"):
         assert secret not in output
+
+
+def _environment(api: LocalBotApi, tmp_path: Path, **extra: str) -> dict[str, str]:
+    key_file = tmp_path / "keys.json"
+    KeyRing.generate().save(key_file)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
+    env.update({
+        "CIVICBOT_TELEGRAM__TOKEN": api.token,
+        "CIVICBOT_TELEGRAM__API_BASE_URL": api.base_url,
+        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
+        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
+        **extra,
+    })
+    return env
+
+
+def _errors(log: Path) -> list[str]:
+    return [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line]
+
+
+async def test_a_revoked_token_ends_civicbot_run_with_exit_1_and_one_line(bot_api: LocalBotApi, tmp_path: Path) -> None:
+    log = tmp_path / "civicbot.log"
+    token = bot_api.token
+    bot = BotProcess(_environment(bot_api, tmp_path), log)
+    try:
+        await bot.start()
+        await bot_api.wait_for(lambda: bool(bot_api.calls_to("getUpdates")), timeout=60)
+        bot_api.revoke_token()  # the running poll is answered 401, as Telegram does
+        assert bot.process is not None
+        assert await asyncio.wait_for(bot.process.wait(), 30) == 1
+    finally:
+        await bot.ensure_dead()
+    errors = _errors(log)
+    assert len(errors) == 1, log.read_text(errors="replace")[-3000:]
+    assert "the telegram transport stopped: telegram.token was refused by the Bot API server" in errors[0]
+    output = log.read_text(errors="replace")
+    assert "Traceback" not in output and token not in output
+
+
+async def test_a_bot_api_server_gone_for_good_ends_civicbot_run_with_exit_1_and_one_line(tmp_path: Path) -> None:
+    api = LocalBotApi()
+    await api.start()
+    log = tmp_path / "civicbot.log"
+    bot = BotProcess(_environment(api, tmp_path, CIVICBOT_TELEGRAM__GIVE_UP_AFTER_SECONDS="3"), log)
+    try:
+        await bot.start()
+        await api.wait_for(lambda: bool(api.calls_to("getUpdates")), timeout=60)
+        await api.close()  # the server goes away and does not come back
+        assert bot.process is not None
+        assert await asyncio.wait_for(bot.process.wait(), 60) == 1
+    finally:
+        await bot.ensure_dead()
+    errors = _errors(log)
+    assert len(errors) == 1, log.read_text(errors="replace")[-3000:]
+    assert "the telegram transport stopped: the Bot API server at telegram.api_base_url could not be reached" \
+        in errors[0]
+    assert "Traceback" not in log.read_text(errors="replace")
+
+
+async def test_an_invalid_token_at_start_ends_civicbot_run_with_exit_1_and_one_line(bot_api: LocalBotApi,
+                                                                                    tmp_path: Path) -> None:
+    log = tmp_path / "civicbot.log"
+    env = _environment(bot_api, tmp_path)
+    bot_api.revoke_token()  # the token is refused from the first call on
+    bot = BotProcess(env, log)
+    try:
+        await bot.start()
+        assert bot.process is not None
+        assert await asyncio.wait_for(bot.process.wait(), 60) == 1
+    finally:
+        await bot.ensure_dead()
+    output = log.read_text(errors="replace")
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert any("telegram.token" in line for line in lines), output[-3000:]
+    assert "Traceback" not in output and env["CIVICBOT_TELEGRAM__TOKEN"] not in output

@@ -23,6 +23,7 @@ from telegram_support import Conversation, running_bot
 from bot.config import LimitsSettings, OutboxSettings, Settings, TelegramSettings
 from bot.core.security import KeyRing
 from bot.storage.models import SurveyInvitation
+from bot.surveys.service import Surveys
 from bot.transports.telegram_mapping import RLM
 from tests.support import check_families_response, make_settings
 
@@ -164,7 +165,7 @@ async def test_families_survey_on_telegram_with_buttons_branching_back_skip_inva
 
         services = bot.services
         async with services.database.sessions() as session:
-            row = await check_families_response(session, services.surveys, COMMENT)
+            row = await check_families_response(session, services.get(Surveys), COMMENT)
             invitations = list(await session.scalars(select(SurveyInvitation).order_by(SurveyInvitation.id)))
             assert [i.status for i in invitations] == ["completed", "invited"]  # Noor has not answered
         assert row["language"] == "en" and row["response"] == "1"

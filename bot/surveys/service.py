@@ -1,4 +1,8 @@
-"""Survey runs: launch to a group, invitations through the outbox, progress, submission, reminders."""
+"""Survey runs: launch to a group, invitations through the outbox, progress, submission, reminders.
+
+Launching and closing write their audit entry here, once: the staff chat command and the
+``civicbot survey`` verbs both call these functions with their actor.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.i18n import I18n
 from bot.core.model import Outbound
 from bot.core.security import KeyRing
+from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox
 from bot.services.participants import Participants
-from bot.services.survey_definitions import Survey
 from bot.storage.db import Database
 from bot.storage.models import (
     Group,
@@ -29,8 +33,12 @@ from bot.storage.models import (
     SurveyResponse,
     SurveyRun,
     memberships,
+    survey_answer_context,
+    survey_progress_context,
     utcnow,
 )
+from bot.surveys.definitions import Survey
+from bot.surveys.questions import QuestionType
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +73,13 @@ class Surveys:
     """Domain logic of surveys. Definitions are loaded once at start and passed in."""
 
     def __init__(self, definitions: Mapping[str, Survey], keys: KeyRing, participants: Participants,
-                 outbox: Outbox, i18n: I18n) -> None:
+                 outbox: Outbox, i18n: I18n, audit: AuditLog) -> None:
         self.definitions = dict(definitions)
         self._keys = keys
         self._participants = participants
         self._outbox = outbox
         self._i18n = i18n
+        self.audit = audit
 
     def definition(self, survey_id: str) -> Survey:
         try:
@@ -80,8 +89,8 @@ class Surveys:
 
     # -- staff ---------------------------------------------------------------------
 
-    async def launch(self, session: AsyncSession, survey_id: str, group_code: str) -> Launch:
-        """Create a run and invite every reachable member of the group, in their language."""
+    async def launch(self, session: AsyncSession, survey_id: str, group_code: str, *, actor: str) -> Launch:
+        """Create a run and invite every reachable member of the group, in their language; audited."""
         survey = self.definition(survey_id)
         if not survey.is_open(utcnow().date()):
             raise SurveyUnavailable("dates")
@@ -106,15 +115,19 @@ class Surveys:
                                        self._invitation_message(survey, language, reminder=False), ref=f"run:{run.id}")
             invited += 1
         await session.flush()
+        await self.audit.append(session, actor, "survey.launch", survey.id, {"group": group_code, "invited": invited})
         return Launch(run.id, invited)
 
-    async def close(self, session: AsyncSession, survey_id: str) -> int:
+    async def close(self, session: AsyncSession, survey_id: str, *, actor: str) -> int:
+        """Stop accepting answers to every open run of the survey; audited. Returns how many closed."""
         self.definition(survey_id)
         result = await session.execute(
             update(SurveyRun).where(SurveyRun.survey_id == survey_id, SurveyRun.status == OPEN)
             .values(status=CLOSED, closed_at=utcnow())
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        closed = int(getattr(result, "rowcount", 0) or 0)
+        await self.audit.append(session, actor, "survey.close", survey_id, {"runs": closed})
+        return closed
 
     async def runs(self, session: AsyncSession, survey_id: str | None = None) -> list[SurveyRun]:
         query = select(SurveyRun).order_by(SurveyRun.id)
@@ -191,13 +204,13 @@ class Surveys:
         if invitation.progress_enc is None:
             return {}
         key = await self._participants.data_key(session, invitation.participant_id)
-        return dict(json.loads(key.open(invitation.progress_enc, f"survey_invitations.progress:{invitation.id}")))
+        return dict(json.loads(key.open(invitation.progress_enc, survey_progress_context(invitation.id))))
 
     async def save_progress(self, session: AsyncSession, invitation: SurveyInvitation, progress: Mapping[str, Any]) -> None:
         """Kept with the invitation, sealed with the person's key: survives /cancel and restarts."""
         key = await self._participants.data_key(session, invitation.participant_id)
         invitation.progress_enc = key.seal(json.dumps(progress, ensure_ascii=False),
-                                           f"survey_invitations.progress:{invitation.id}")
+                                           survey_progress_context(invitation.id))
         invitation.status = IN_PROGRESS
 
     async def submit(self, session: AsyncSession, invitation: SurveyInvitation, survey: Survey,
@@ -222,24 +235,24 @@ class Surveys:
         await session.flush()
         return response_id
 
-    def _answer_rows(self, response_id: str, question_id: str, qtype: str, value: Any, data_key: Any) -> list[SurveyAnswer]:
+    def _answer_rows(self, response_id: str, question_id: str, qtype: QuestionType, value: Any, data_key: Any) -> list[SurveyAnswer]:
         def row(**fields: Any) -> SurveyAnswer:
             return SurveyAnswer(id=uuid.uuid4().hex, response_id=response_id, question_id=question_id, **fields)
 
-        if qtype == "multiple_choice":
+        if qtype is QuestionType.MULTIPLE_CHOICE:
             return [row(option_id=str(v)) for v in value]
-        if qtype in ("single_choice", "yes_no", "scale"):
+        if qtype.is_choice:
             return [row(option_id=str(value))]
-        if qtype == "number":
+        if qtype is QuestionType.NUMBER:
             return [row(number_value=int(value))]
         answer = row()
-        context = f"survey_answers.text:{answer.id}"
+        context = survey_answer_context(answer.id)
         answer.text_enc = data_key.seal(str(value), context) if data_key else self._keys.seal_text(str(value), context)
         return [answer]
 
     async def read_text(self, session: AsyncSession, answer: SurveyAnswer, participant_id: int | None) -> str:
         """Free text, decrypted for the export only."""
-        context = f"survey_answers.text:{answer.id}"
+        context = survey_answer_context(answer.id)
         if participant_id is None:
             return self._keys.open_text(answer.text_enc or b"", context)
         key = await self._participants.data_key(session, participant_id)

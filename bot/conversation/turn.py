@@ -6,11 +6,12 @@ sees a prompt for a state that was not saved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cases.service import CaseService
 from bot.config import Settings
 from bot.core.i18n import I18n, Translator
 from bot.core.model import Capabilities, Choice, Inbound, Outbound, PromptId, Pseudonym
@@ -21,14 +22,25 @@ from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox
 from bot.services.participants import Participants
 from bot.services.staff_destinations import StaffDestinations
-from bot.services.surveys import Surveys
 from bot.storage.db import Database
 from bot.storage.models import Participant
+
+T = TypeVar("T")
+
+
+class MissingService(LookupError):
+    """``services.get(X)`` for a service no enabled feature provides."""
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """Everything domain code may use, built once by the application and passed in."""
+    """Everything domain code may use, built once by the wiring and passed in.
+
+    The fields are the cross-cutting services every capability may rely on. A capability's
+    own service (surveys, bulletins, ...) is contributed by its feature's ``service`` factory
+    and found by its type: ``services.get(Surveys)``. The wiring fills ``provided`` once, at
+    start; nothing registers a service later.
+    """
 
     settings: Settings
     database: Database
@@ -39,9 +51,24 @@ class Services:
     organisations: Organisations
     outbox: Outbox
     audit: AuditLog
-    surveys: Surveys
     staff_destinations: StaffDestinations
-    cases: CaseService
+    text_limits: dict[str, int]
+    """The longest message each platform takes (its transport's ``max_text_length``), e.g. to refuse
+    an answer that a person's platform would cut."""
+    provided: Mapping[type, object] = field(default_factory=dict)
+
+    def get(self, kind: type[T]) -> T:
+        """The service of type ``kind`` that a feature provides; MissingService if none does."""
+        try:
+            found = self.provided[kind]
+        except KeyError:
+            raise MissingService(f"no enabled feature provides {kind.__name__}") from None
+        assert isinstance(found, kind)
+        return found
+
+    def has(self, kind: type) -> bool:
+        """Whether a feature provides ``kind`` (a capability that is off provides nothing)."""
+        return kind in self.provided
 
 
 @dataclass(slots=True)

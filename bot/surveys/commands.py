@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.core.context import Turn
+from bot.conversation.commands import Command, Usage
+from bot.conversation.engine import DialogEngine
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_
-from bot.dialogs.engine import DialogEngine
-from bot.dialogs.survey import offer_surveys
-from bot.handlers.registry import Command
-from bot.services import survey_results
-from bot.services.surveys import SurveyUnavailable
+from bot.surveys import results as survey_results
+from bot.surveys.dialog import offer_surveys
+from bot.surveys.service import Surveys, SurveyUnavailable
 
 
 async def surveys(turn: Turn, args: list[str], engine: DialogEngine) -> None:
@@ -19,7 +19,7 @@ async def surveys(turn: Turn, args: list[str], engine: DialogEngine) -> None:
 
 async def survey(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     _ = turn.tr._
-    service = turn.services.surveys
+    service = turn.services.get(Surveys)
     verb = args[0].lower() if args else ""
     if verb == "list":
         lines = []
@@ -33,24 +33,21 @@ async def survey(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     if verb == "launch" and len(args) == 3:
         survey_id, group = args[1], args[2].lower()
         try:
-            launch = await service.launch(turn.session, survey_id, group)
+            launch = await service.launch(turn.session, survey_id, group, actor=turn.staff_actor)
         except SurveyUnavailable as exc:
             turn.say({"group": _("There is no group with the code %(code)s.", code=group),
                       "dates": _("The survey %(id)s is outside its open and close dates.", id=survey_id)}
                      .get(exc.reason, _("There is no survey with the id %(id)s.", id=survey_id)))
             return
-        await turn.services.audit.append(turn.session, turn.staff_actor, "survey.launch", survey_id,
-                                         {"group": group, "invited": launch.invited})
         turn.say(turn.tr.n_("Survey launched: %(n)s person invited.", "Survey launched: %(n)s people invited.",
                             launch.invited))
         return
     if verb == "close" and len(args) == 2:
         try:
-            closed = await service.close(turn.session, args[1])
+            await service.close(turn.session, args[1], actor=turn.staff_actor)
         except SurveyUnavailable:
             turn.say(_("There is no survey with the id %(id)s.", id=args[1]))
             return
-        await turn.services.audit.append(turn.session, turn.staff_actor, "survey.close", args[1], {"runs": closed})
         turn.say(_("Survey %(id)s closed; no more answers are accepted.", id=args[1]))
         return
     turn.say(_("Usage: /survey list, /survey launch <survey> <group>, /survey close <survey>"))
@@ -62,7 +59,7 @@ async def results(turn: Turn, args: list[str], engine: DialogEngine) -> None:
         turn.say(_("Usage: /results <survey>"))
         return
     try:
-        definition = turn.services.surveys.definition(args[0])
+        definition = turn.services.get(Surveys).definition(args[0])
     except SurveyUnavailable:
         turn.say(_("There is no survey with the id %(id)s.", id=args[0]))
         return
@@ -78,6 +75,11 @@ async def results(turn: Turn, args: list[str], engine: DialogEngine) -> None:
 
 SURVEY_COMMANDS = (
     Command("surveys", surveys, N_("Answer an open survey"), needs_participant=True),
-    Command("survey", survey, N_("List, launch or close surveys"), staff_only=True),
-    Command("results", results, N_("Results of a survey"), staff_only=True),
+    Command("survey", survey, N_("List, launch or close surveys"), staff_only=True, usage=(
+        Usage("list", N_("the surveys and how often each was launched")),
+        Usage("launch <survey> <group>", N_("invite a group to answer a survey")),
+        Usage("close <survey>", N_("stop accepting answers to a survey")),
+    )),
+    Command("results", results, N_("Results of a survey"), staff_only=True,
+            usage=(Usage("<survey>", N_("response rate, counts and a chart")),)),
 )

@@ -13,9 +13,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.survey_definitions import Survey
-from bot.services.surveys import Surveys
 from bot.storage.models import SurveyAnswer, SurveyResponse
+from bot.surveys.definitions import Survey
+from bot.surveys.questions import QuestionType
+from bot.surveys.service import Surveys
+
+
+async def export(session: AsyncSession, surveys: Surveys, survey: Survey, file_format: str, *,
+                 actor: str) -> tuple[list[str], list[list[Any]]]:
+    """The response table, with the audit entry every export writes (chat or command line)."""
+    header, rows = await response_table(session, surveys, survey)
+    await surveys.audit.append(session, actor, "survey.export", survey.id, {"format": file_format, "rows": len(rows)})
+    return header, rows
 
 
 async def response_table(session: AsyncSession, surveys: Surveys, survey: Survey) -> tuple[list[str], list[list[Any]]]:
@@ -39,7 +48,7 @@ async def response_table(session: AsyncSession, surveys: Surveys, survey: Survey
         cells: list[Any] = [number, response.language, response.submitted_on.isoformat() if response.submitted_on else ""]
         for question in survey.questions:
             values = answers[response.id].get(question.id, [])
-            if question.type == "multiple_choice":
+            if question.type is QuestionType.MULTIPLE_CHOICE:
                 cells.append(";".join(sorted(str(v) for v in values)))
             else:
                 cells.append(values[0] if values else "")

@@ -16,7 +16,9 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.context import Services, Turn
+from bot.conversation.commands import CommandTable, parse_command
+from bot.conversation.engine import MENU, DialogEngine, State, menu_state
+from bot.conversation.turn import Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
 from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
@@ -31,33 +33,41 @@ from bot.core.notices import (
     UNSUPPORTED_MEDIA,
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
-from bot.dialogs.engine import DialogEngine, State
-from bot.dialogs.menu import menu_state
-from bot.dialogs.onboarding import onboarding_state
-from bot.handlers.registry import CommandTable, parse_command
 from bot.storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 
+EntryDialog = Callable[[Turn], State]
 IdleText = Callable[[Turn, State | None, DialogEngine], Awaitable[bool]]
 """Text that is no command and answers no dialog (none is active, or the menu's choices do not
 match it): a feature may take it (an open contact request does). True when taken."""
 StaffRoomText = Callable[[Turn], Awaitable[bool]]
 """Text in the staff room or staff chat that is no command (a reply in a case's thread)."""
 
+
 class Router:
-    """The one entry point of the dialogue core, shared by every transport."""
+    """The one entry point of the dialogue core, shared by every transport.
+
+    It knows no capability: the wiring passes the commands, the dialogs (in ``engine``) and the
+    two entry dialogs: ``newcomer`` for someone not registered (onboarding), ``home`` for
+    everyone else (the main menu).
+    """
 
     def __init__(self, services: Services, engine: DialogEngine, commands: CommandTable,
-                 transports: Mapping[str, Transport], flood: FloodGuard, idle_text: Sequence[IdleText] = (),
+                 transports: Mapping[str, Transport], flood: FloodGuard, *,
+                 newcomer: EntryDialog, home: EntryDialog = menu_state, idle_text: Sequence[IdleText] = (),
                  staff_room_text: Sequence[StaffRoomText] = ()) -> None:
         self._services = services
         self._engine = engine
         self._commands = commands
         self._transports = transports
         self._flood = flood
+        self._newcomer = newcomer
+        self._home = home
         self._idle_text = tuple(idle_text)
         self._staff_room_text = tuple(staff_room_text)
+        self.handled = 0  # inbound events handled to the end (replies sent), for operators and tests
+        self._progress = asyncio.Event()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def handle(self, inbound: Inbound) -> None:
@@ -74,6 +84,16 @@ class Router:
             await self._send(inbound.address, replies, participant_id)
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
+        finally:
+            self.handled += 1
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
+
+    async def wait_handled(self, count: int) -> None:
+        """Until ``count`` inbound events have been handled, their replies sent: a signal that
+        nothing more is coming for them (the tests' way to prove a negative without sleeping)."""
+        while self.handled < count:
+            await self._progress.wait()
 
     async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
         """The replies, and the participant they belong to (None before consent or after erasure)."""
@@ -153,7 +173,7 @@ class Router:
                     return
             return
         if inbound.kind is InboundKind.TEXT:
-            idle = state is None or state.dialog == "menu"
+            idle = state is None or state.dialog == MENU
             for hook in self._idle_text if idle else ():
                 if await hook(turn, state, self._engine):
                     return
@@ -162,9 +182,9 @@ class Router:
         elif inbound.kind is InboundKind.CHOICE:
             turn.say(tr._(STALE_BUTTON_NO_DIALOG))
         elif turn.participant is None:
-            await self._engine.show(turn, onboarding_state(turn))
+            await self._engine.show(turn, self._newcomer(turn))
         else:
-            await self._engine.show(turn, menu_state(turn))
+            await self._engine.show(turn, self._home(turn))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:
         """Send replies in order; if the platform is briefly unavailable, the outbox retries the rest."""

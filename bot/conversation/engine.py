@@ -20,11 +20,14 @@ from typing import Any, ClassVar
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.context import Turn
+from bot.conversation.turn import Turn
 from bot.core.i18n import N_, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
 from bot.core.security import KeyRing
-from bot.storage.models import DialogState, utcnow
+from bot.storage.models import DialogState, dialog_state_context, utcnow
+
+MENU = "menu"
+"""The main menu's dialog name: where every finished conversation returns."""
 
 STALE_BUTTON = N_("This button is no longer valid. Here is the current question again.")
 PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or the option's text.")
@@ -71,6 +74,12 @@ class Dialog(ABC):
         return state
 
 
+def menu_state(turn: Turn) -> State:
+    """The main menu, the place a dialog returns to when it is done. The menu itself (built from
+    the features' entries) is registered by the wiring under :data:`MENU`."""
+    return State(MENU, "main", turn.tr.language)
+
+
 TICK = "✓"
 
 
@@ -113,7 +122,7 @@ class DialogEngine:
         row = await session.get(DialogState, pseudonym)
         if row is None or row.dialog not in self._dialogs:
             return None
-        data = json.loads(self._keys.open_text(row.data_enc, f"dialog_states.data:{pseudonym}"))
+        data = json.loads(self._keys.open_text(row.data_enc, dialog_state_context(pseudonym)))
         return State(row.dialog, row.step, row.language, data, row.prompt_id)
 
     def matches_choice(self, turn: Turn, state: State) -> bool:
@@ -169,7 +178,7 @@ class DialogEngine:
             await self.show(turn, new)
 
     async def _save(self, session: AsyncSession, pseudonym: Pseudonym, state: State) -> None:
-        sealed = self._keys.seal_text(json.dumps(state.data, ensure_ascii=False), f"dialog_states.data:{pseudonym}")
+        sealed = self._keys.seal_text(json.dumps(state.data, ensure_ascii=False), dialog_state_context(pseudonym))
         row = await session.get(DialogState, pseudonym)
         if row is None:
             session.add(DialogState(pseudonym=pseudonym, dialog=state.dialog, step=state.step,

@@ -1,4 +1,5 @@
-"""Which question comes next: jumps (``next``) and conditions (``show_if``), as pure functions.
+"""Which question comes next: jumps (``next``) and conditions (``show_if``), as pure functions
+over any :class:`Questionnaire` (a survey, a check-in template).
 
 Answers are plain JSON values: an option id, a list of option ids, a number, a text, or
 None for a skipped question.
@@ -7,11 +8,8 @@ None for a skipped question.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from bot.services.survey_definitions import END, Question, Survey
-
-Answers = Mapping[str, Any]
+from bot.surveys.questions import END, Answers, Question, Questionnaire
 
 
 def shown(question: Question, answers: Answers) -> bool:
@@ -25,11 +23,11 @@ def shown(question: Question, answers: Answers) -> bool:
     return given is not None and str(given) in condition.values
 
 
-def first_question(survey: Survey, answers: Answers) -> str | None:
+def first_question(survey: Questionnaire, answers: Answers) -> str | None:
     return _first_shown_from(survey, 0, answers)
 
 
-def next_question(survey: Survey, current: str, answers: Answers) -> str | None:
+def next_question(survey: Questionnaire, current: str, answers: Answers) -> str | None:
     """The question after ``current``, or None at the end."""
     question = survey.question(current)
     target: str | None = None
@@ -43,7 +41,7 @@ def next_question(survey: Survey, current: str, answers: Answers) -> str | None:
     return _first_shown_from(survey, start, answers)
 
 
-def remaining(survey: Survey, current: str, answers: Answers) -> int:
+def remaining(survey: Questionnaire, current: str, answers: Answers) -> int:
     """How many questions are still ahead, counting ``current``, if the rest were answered in order."""
     count, seen = 0, set()
     qid: str | None = current
@@ -54,7 +52,7 @@ def remaining(survey: Survey, current: str, answers: Answers) -> int:
     return count
 
 
-def _first_shown_from(survey: Survey, start: int, answers: Answers) -> str | None:
+def _first_shown_from(survey: Questionnaire, start: int, answers: Answers) -> str | None:
     for question in survey.questions[start:]:
         if shown(question, answers):
             return question.id

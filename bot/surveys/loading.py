@@ -9,22 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SUPPORTED_LANGUAGES = ("en", "ar", "ckb", "ku")
-QUESTION_TYPES = ("single_choice", "multiple_choice", "yes_no", "scale", "number", "text")
-END = "end"
+from bot.core.i18n import LANGUAGES
+from bot.surveys.definitions import Survey
+from bot.surveys.questions import END, Condition, Option, Question, QuestionType
+
+SUPPORTED_LANGUAGES = LANGUAGES
+QUESTION_TYPES = tuple(t.value for t in QuestionType)
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 _TOP_KEYS = {"id", "title", "languages", "introduction", "closing", "opens", "closes", "anonymous", "questions"}
 _QUESTION_KEYS = {"id", "type", "text", "options", "optional", "show_if", "next", "min", "max", "min_label",
                   "max_label", "max_length", "max_choices"}
-
-Texts = Mapping[str, str]
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -42,78 +42,6 @@ class SurveyError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    id: str
-    label: Texts
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """``show_if``: shown only when an earlier answer is one of ``values``."""
-
-    question: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    id: str
-    type: str
-    text: Texts
-    options: tuple[Option, ...] = ()
-    optional: bool = False
-    show_if: Condition | None = None
-    next: str | Mapping[str, str] | None = None  # a question id, or per option/yes/no
-    min: int | None = None
-    max: int | None = None
-    min_label: Texts | None = None
-    max_label: Texts | None = None
-    max_length: int = 1000
-    max_choices: int | None = None
-
-    def option_ids(self) -> tuple[str, ...]:
-        if self.type == "yes_no":
-            return ("yes", "no")
-        if self.type == "scale" and self.min is not None and self.max is not None:
-            return tuple(str(v) for v in range(self.min, self.max + 1))
-        return tuple(o.id for o in self.options)
-
-
-@dataclass(frozen=True, slots=True)
-class Survey:
-    id: str
-    title: Texts
-    languages: tuple[str, ...]
-    introduction: Texts
-    closing: Texts
-    questions: tuple[Question, ...]
-    opens: dt.date | None = None
-    closes: dt.date | None = None
-    anonymous: bool = False
-    source: str = ""
-    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._index.update({q.id: i for i, q in enumerate(self.questions)})
-
-    def language_for(self, language: str) -> str:
-        """The participant's language if the survey has it, else the survey's first language."""
-        return language if language in self.languages else self.languages[0]
-
-    def text(self, texts: Texts, language: str) -> str:
-        return texts.get(self.language_for(language)) or texts[self.languages[0]]
-
-    def question(self, question_id: str) -> Question:
-        return self.questions[self._index[question_id]]
-
-    def position(self, question_id: str) -> int:
-        return self._index[question_id]
-
-    def is_open(self, today: dt.date) -> bool:
-        return (self.opens is None or today >= self.opens) and (self.closes is None or today <= self.closes)
 
 
 # -- loading with line numbers ----------------------------------------------------
@@ -270,14 +198,15 @@ def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Questio
         check.fail(node.line, f"question id '{qid}' is used twice (first on line {lines[qid]})")
     lines[qid] = node.line
     qtype_node = q.get("type")
-    qtype = qtype_node.value if qtype_node is not None else None
-    if qtype not in QUESTION_TYPES:
+    raw_type = qtype_node.value if qtype_node is not None else None
+    if raw_type not in QUESTION_TYPES:
         check.fail(qtype_node.line if qtype_node else node.line,
-                   f"question '{qid}' has type '{qtype}'; use one of {', '.join(QUESTION_TYPES)}")
+                   f"question '{qid}' has type '{raw_type}'; use one of {', '.join(QUESTION_TYPES)}")
         return None
+    qtype = QuestionType(raw_type)
     text = check.texts(q.get("text"), f"question '{qid}' text", node.line)
     options: list[Option] = []
-    if qtype in ("single_choice", "multiple_choice"):
+    if qtype.has_options:
         opts = q.get("options")
         if opts is None or not isinstance(opts.value, list) or len(opts.value) < 2:
             check.fail(opts.line if opts else node.line, f"question '{qid}' needs at least two options")
@@ -296,15 +225,15 @@ def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Questio
         check.fail(q["options"].line, f"question '{qid}' of type {qtype} takes no options")
     minimum, maximum = check.integer(q.get("min"), f"min of '{qid}'"), check.integer(q.get("max"), f"max of '{qid}'")
     min_label = max_label = None
-    if qtype == "scale":
+    if qtype is QuestionType.SCALE:
         if minimum is None or maximum is None or not 0 <= minimum < maximum or maximum - minimum > 10:
             check.fail(node.line, f"scale '{qid}' needs min and max with min < max and at most 11 steps (like 1 and 5)")
         min_label = check.texts(q["min_label"], f"min_label of '{qid}'", node.line) if "min_label" in q else None
         max_label = check.texts(q["max_label"], f"max_label of '{qid}'", node.line) if "max_label" in q else None
-    if qtype == "number" and minimum is not None and maximum is not None and minimum > maximum:
+    if qtype is QuestionType.NUMBER and minimum is not None and maximum is not None and minimum > maximum:
         check.fail(node.line, f"number '{qid}' has min greater than max")
     max_length = check.integer(q.get("max_length"), f"max_length of '{qid}'") or 1000
-    if qtype == "text" and not 1 <= max_length <= 4000:
+    if qtype is QuestionType.TEXT and not 1 <= max_length <= 4000:
         check.fail(q["max_length"].line, f"max_length of '{qid}' must be between 1 and 4000")
     max_choices = check.integer(q.get("max_choices"), f"max_choices of '{qid}'")
     optional_node = q.get("optional")
@@ -327,7 +256,7 @@ def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Questio
         raw = q["next"].value
         if isinstance(raw, str):
             nxt = raw
-        elif isinstance(raw, dict) and qtype in ("single_choice", "yes_no", "scale"):
+        elif isinstance(raw, dict) and qtype.branches:
             nxt = {_answer_text(k): str(v.value) for k, v in raw.items()}
         else:
             check.fail(q["next"].line, f"next of '{qid}' must be a question id, or a mapping from answers "

@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.i18n import Translator
-from bot.services.survey_definitions import Survey
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse, SurveyRun
-
-CHOICE_TYPES = ("single_choice", "multiple_choice", "yes_no", "scale")
+from bot.surveys.definitions import Survey
+from bot.surveys.questions import QuestionType
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +78,16 @@ async def compute(session: AsyncSession, survey: Survey, tr: Translator, min_gro
         count = len(respondents[question.id])
         suppressed = count < min_group_size
         option_counts: tuple[OptionCount, ...] = ()
-        if question.type in CHOICE_TYPES and not suppressed:
+        if question.type.is_choice and not suppressed:
             option_counts = tuple(
                 OptionCount(oid, _option_label(survey, question.id, oid, tr),
                             n if (n := options[question.id][oid]) == 0 or n >= min_group_size else None)
                 for oid in question.option_ids()
             )
         average = None
-        if question.type == "number" and not suppressed and numbers[question.id]:
+        if question.type is QuestionType.NUMBER and not suppressed and numbers[question.id]:
             average = sum(numbers[question.id]) / len(numbers[question.id])
-        elif question.type == "scale" and not suppressed and options[question.id]:
+        elif question.type is QuestionType.SCALE and not suppressed and options[question.id]:
             total = sum(options[question.id].values())
             average = sum(int(k) * v for k, v in options[question.id].items()) / total
         results.append(QuestionResult(question.id, survey.text(question.text, language), question.type, count,
@@ -98,7 +97,7 @@ async def compute(session: AsyncSession, survey: Survey, tr: Translator, min_gro
 
 def _option_label(survey: Survey, question_id: str, option_id: str, tr: Translator) -> str:
     question = survey.question(question_id)
-    if question.type == "yes_no":
+    if question.type is QuestionType.YES_NO:
         return tr._("Yes") if option_id == "yes" else tr._("No")
     for option in question.options:
         if option.id == option_id:
@@ -124,7 +123,7 @@ def render_text(results: SurveyResults, tr: Translator) -> str:
         if question.average is not None:
             average = round(question.average, 1)
             lines.append("  " + tr._("Average: %(value)s", value=average))
-        if question.type == "text":
+        if question.type is QuestionType.TEXT:
             lines.append("  " + tr.n_("%(n)s written answer (see the export).",
                                       "%(n)s written answers (see the export).", question.respondents))
     return "\n".join(lines)

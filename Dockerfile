@@ -2,6 +2,8 @@
 # Build:  docker build -t civicbot .
 # Keys:   docker run --rm -v civicbot-data:/data civicbot civicbot keys generate
 # Run:    docker run -d -v civicbot-data:/data -e CIVICBOT_TELEGRAM__TOKEN=... civicbot
+# Webhook: add -p 8443:8443 -e CIVICBOT_TELEGRAM__MODE=webhook -e CIVICBOT_TELEGRAM__WEBHOOK_URL=... \
+#          -e CIVICBOT_TELEGRAM__WEBHOOK_SECRET=...  (behind a TLS-terminating reverse proxy)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,10 +24,17 @@ RUN pip install -e . \
  && chown civicbot:civicbot /data
 
 # Everything the bot writes lives in the /data volume: database, key file, Matrix device store.
+# Inside the container the Telegram webhook (telegram.mode = "webhook") listens on every
+# interface, so that the published port reaches it; on bare metal the default stays 127.0.0.1.
 ENV CIVICBOT_DATABASE__URL=sqlite+aiosqlite:////data/civicbot.db \
     CIVICBOT_SECURITY__KEY_FILE=/data/keys.json \
     CIVICBOT_MATRIX__STORE_PATH=/data/matrix-store \
-    CIVICBOT_SURVEYS__DIRECTORY=/app/config/surveys
+    CIVICBOT_SURVEYS__DIRECTORY=/app/config/surveys \
+    CIVICBOT_TELEGRAM__WEBHOOK_LISTEN=0.0.0.0 \
+    CIVICBOT_TELEGRAM__WEBHOOK_PORT=8443
+
+# The Telegram webhook (only used with telegram.mode = "webhook"; polling needs no port).
+EXPOSE 8443
 
 USER civicbot
 WORKDIR /data

@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
+from bot.config import Settings, missing_directories
 from bot.conversation.engine import MENU, DialogEngine
 from bot.conversation.feature import Clock, Feature, FeatureSet, FeatureStartupError
 from bot.conversation.router import Router
@@ -29,6 +29,7 @@ from bot.conversation.turn import Services
 from bot.core.flood import FloodGuard
 from bot.core.i18n import I18n
 from bot.core.logsafe import describe
+from bot.core.model import Pseudonym
 from bot.core.roles import StaffDirectory
 from bot.core.security import KeyFileError, KeyRing
 from bot.core.transport import Transport, TransportStartupError
@@ -44,7 +45,7 @@ from bot.services.staff_destinations import StaffDestinations
 from bot.storage import migrate
 from bot.storage.db import Database
 from bot.storage.models import Participant, utcnow
-from bot.transports.console import CONSOLE_USER, ConsoleTransport
+from bot.transports.console import CONSOLE_USER, ConsoleTransport, valid_user_name
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,15 @@ async def open_database(settings: Settings, *, upgrade: bool = False) -> Databas
         await database.dispose()
         raise StartupError(f"database.url: cannot open the database ({type(exc).__name__})") from None
     return database
+
+
+def check_directories(settings: Settings) -> None:
+    """A definition directory that is missing (a typo, the wrong working directory) would
+    otherwise leave the bot running with nothing to offer."""
+    problems = missing_directories(settings)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StartupError(problems[0] + more)
 
 
 def feature_set(settings: Settings, features: Iterable[Feature] | None = None) -> FeatureSet:
@@ -317,10 +327,18 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     hooks = {hook.kind: hook.factory(services) for hook in features.outbox_hooks()}
     senders = {
         platform: OutboxSender(services.database, services.outbox, services.participants, t, settings.outbox,
-                               t.rate_per_second, staff=services.staff_destinations, hooks=hooks)
+                               t.rate_per_second, staff=services.staff_destinations, hooks=hooks,
+                               only_for=_console_person(services, t))
         for platform, t in by_platform.items()
     }
     return Bot(services, router, by_platform, senders)
+
+
+def _console_person(services: Services, transport: Transport) -> Pseudonym | None:
+    """A console window delivers only its own person's queued messages."""
+    if isinstance(transport, ConsoleTransport):
+        return services.keys.pseudonym(transport.platform, transport.user_id)
+    return None
 
 
 async def assemble(settings: Settings, *, keys: KeyRing | None = None, transports: TransportFactory | None = None,
@@ -355,17 +373,40 @@ async def running(settings: Settings, *, keys: KeyRing | None = None, transports
         await bot.stop()
 
 
-async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO) -> int:
-    """``civicbot run``: until end of input (console), a signal, or a transport's failure. Returns the exit code."""
+NO_PLATFORM = (
+    "no platform is configured (telegram.token, e.g. CIVICBOT_TELEGRAM__TOKEN, or matrix.homeserver, "
+    "e.g. CIVICBOT_MATRIX__HOMESERVER) and standard input is not a terminal; "
+    "for the console chat use 'civicbot run --console'"
+)
+
+
+async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextIO, stdout: TextIO,
+              stderr: TextIO | None = None, user: str = CONSOLE_USER) -> int:
+    """``civicbot run``: until end of input (console), a signal, or a transport's failure. Returns the exit code.
+
+    With no platform configured the console chat starts only for a person at a terminal
+    (or with ``console``): a container that lost its token must stop, not chat with /dev/null.
+    """
     use_console = console or not settings.has_platform
+    if use_console and not console and not stdin.isatty():
+        raise StartupError(NO_PLATFORM)
+    if not valid_user_name(user):
+        raise StartupError("--user: a console user name is one word of at most 64 characters")
+    check_directories(settings)
+    console_transport = ConsoleTransport(stdin, stdout, user) if use_console else None
 
     def transports(services: Services) -> Sequence[Transport]:
-        return [ConsoleTransport(stdin, stdout)] if use_console else build_platform_transports(services)
+        return [console_transport] if console_transport is not None else build_platform_transports(services)
 
-    extra_staff = [f"console:{CONSOLE_USER}"] if as_staff else []
+    extra_staff = [f"console:{user}"] if as_staff else []
     bot = await assemble(settings, transports=transports, extra_staff=extra_staff)
     try:
         await retention_job(bot.services)()
+        if console_transport is not None:
+            if stderr is not None and stdin.isatty():
+                print(console_transport.hint(bot.services.i18n.translator(None)), file=stderr, flush=True)
+            # What was queued for this person while their window was closed comes first.
+            await bot.senders[console_transport.platform].drain_once()
         await bot.start()
         return await bot.wait(signals=not use_console)
     finally:

@@ -12,35 +12,49 @@ from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.conversation.feature import CliContext, CliGroup, CliVerb, Feature, FeatureSet
+from bot.core.counts import counted
 from bot.core.security import KeyFileError, KeyRing
 from bot.features import FEATURES
+from bot.transports.console import CONSOLE_USER
 
-QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee")
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio", "nio", "peewee", "alembic")
 BUILT_IN = ("run", "db", "keys")
+CONFIG_HELP = "TOML configuration file (default: CIVICBOT_CONFIG, else defaults and CIVICBOT_* variables)"
+VERBOSE_HELP = "more logging on standard error (never message content)"
+ACTION_HELP = "one of the actions below ('... ACTION --help' describes each)"
 
 
 def _parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="civicbot", description="Secure dialogue bot for civil society.")
-    parser.add_argument("--config", type=Path, help="TOML configuration file (or CIVICBOT_CONFIG)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more logging (never message content)")
-    verbs = parser.add_subparsers(dest="verb", required=True)
-    # --config is accepted after the verb too (``civicbot run --config FILE``).
-    config = argparse.ArgumentParser(add_help=False)
-    config.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
+                                  help="what to do ('civicbot VERB --help' describes each)")
+    # --config and -v are accepted after the verb too, at every level
+    # (``civicbot db upgrade --config FILE``); SUPPRESS keeps a value given earlier.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
-    run = verbs.add_parser("run", help="run every configured transport (or the console chat)", parents=[config])
-    run.add_argument("--console", action="store_true", help="chat on this terminal (stdin/stdout)")
-    run.add_argument("--as-staff", action="store_true", help="the console user is a staff member")
+    def verb(group: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        return group.add_parser(name, help=text, description=text, parents=[common])
 
-    db = verbs.add_parser("db", help="database maintenance", parents=[config])
-    db_verbs = db.add_subparsers(dest="db_verb", required=True)
-    db_verbs.add_parser("upgrade", help="apply migrations up to the newest")
+    run = verb(verbs, "run", "run every configured transport (with none, the console chat at a terminal)")
+    run.add_argument("--console", action="store_true",
+                     help="chat on this terminal or from a script (standard input and output)")
+    run.add_argument("--as-staff", action="store_true", help="the console user is a staff member for this session")
+    run.add_argument("--user", metavar="NAME", default=CONSOLE_USER,
+                     help="who the console user is (default: %(default)s); each name is a person of their own, "
+                          "with their own identity and language, e.g. a staff member and a participant "
+                          "in two windows")
 
-    keys = verbs.add_parser("keys", help="key file", parents=[config])
-    key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
-    generate = key_verbs.add_parser("generate", help="create the key file (mode 0600)")
-    generate.add_argument("--output", type=Path, help="where to write it (default: security.key_file)")
-    rotate = key_verbs.add_parser("rotate", help="new master key; everything sealed again (stop the bot first)")
+    db_verbs = verb(verbs, "db", "database maintenance").add_subparsers(dest="db_verb", required=True, metavar="ACTION", help=ACTION_HELP)
+    verb(db_verbs, "upgrade", "apply migrations up to the newest (PostgreSQL: before starting the workers)")
+
+    key_verbs = verb(verbs, "keys", "the key file").add_subparsers(dest="keys_verb", required=True, metavar="ACTION", help=ACTION_HELP)
+    generate = verb(key_verbs, "generate", "create the key file (mode 0600); never overwrites one")
+    generate.add_argument("--output", type=Path, metavar="PATH", help="where to write it (default: security.key_file)")
+    rotate = verb(key_verbs, "rotate", "new master key; everything sealed again (stop the bot first)")
     rotate.add_argument("--retire", action="store_true",
                         help="then delete the old master keys: old backups become unreadable")
 
@@ -48,19 +62,20 @@ def _parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
         for group in feature.cli:
             if group.name in BUILT_IN:
                 raise ValueError(f"feature {feature.name} declares the built-in verb {group.name}")
-            sub = verbs.add_parser(group.name, help=group.help, parents=[config])
+            sub = verb(verbs, group.name, group.help)
             sub.set_defaults(feature=feature.name, group=group)
-            group_verbs = sub.add_subparsers(dest="group_verb", required=True)
-            for verb in group.verbs:
-                verb_parser = group_verbs.add_parser(verb.name, help=verb.help, description=verb.help)
-                verb.arguments(verb_parser)
-                verb_parser.set_defaults(cli_verb=verb)
+            group_verbs = sub.add_subparsers(dest="group_verb", required=True, metavar="ACTION", help=ACTION_HELP)
+            for cli_verb in group.verbs:
+                verb_parser = verb(group_verbs, cli_verb.name, cli_verb.help)
+                cli_verb.arguments(verb_parser)
+                verb_parser.set_defaults(cli_verb=cli_verb)
     return parser
 
 
-def _configure_logging(verbose: bool, console: bool) -> None:
-    # In the console chat, stdout is the conversation; logs go to stderr and stay quiet.
-    level = logging.DEBUG if verbose else (logging.WARNING if console else logging.INFO)
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    # A running platform bot logs what it does. Every other verb prints only its own output,
+    # and in the console chat stdout is the conversation: logs go to stderr and stay quiet.
+    level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -71,12 +86,15 @@ def main(argv: list[str] | None = None, features: Sequence[Feature] = FEATURES) 
     console = args.verb == "run" and (args.console or False)
     try:
         settings = load_settings(args.config)
-        _configure_logging(args.verbose, console or (args.verb == "run" and not settings.has_platform))
+        _configure_logging(args.verbose, args.verb != "run" or console or not settings.has_platform)
         if args.verb == "run":
             from bot.app import run
 
-            return asyncio.run(run(settings, console=args.console, as_staff=args.as_staff,
-                                   stdin=sys.stdin, stdout=sys.stdout))
+            if (args.as_staff or args.user != CONSOLE_USER) and settings.has_platform and not args.console:
+                print("civicbot: --user and --as-staff are for the console chat: add --console", file=sys.stderr)
+                return 2
+            return asyncio.run(run(settings, console=args.console, as_staff=args.as_staff, user=args.user,
+                                   stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr))
         if args.verb == "db":
             return asyncio.run(_db_upgrade(settings))
         if args.verb == "keys":
@@ -163,8 +181,8 @@ async def _keys_rotate(settings: Settings, retire: bool, features: Sequence[Feat
     matrix_files = 0
     if settings.matrix.store_path.is_dir():
         matrix_files = MatrixSessionStore(settings.matrix.store_path, keys).reseal(keys)
-    print(f"new master key {keys.current_key_id}: {report.total} database values and {matrix_files} Matrix "
-          "files sealed again")
+    print(f"new master key {keys.current_key_id}: {counted(report.total, 'database value')} and "
+          f"{counted(matrix_files, 'Matrix file')} sealed again")
     if retire:
         keys.retired().save(path, overwrite=True)
         print("old master keys deleted from the key file; backups made before now can no longer be read")

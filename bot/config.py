@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
+import re
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -73,7 +77,7 @@ class MatrixSettings(_Section):
     store_path: Path = Path("data/matrix-store")
     device_name: str = "civicbot"
     require_encryption: bool = True
-    allowed_homeservers: list[str] = Field(default_factory=list)
+    allowed_homeservers: list[str] = Field(default_factory=list, examples=[["example.org"]])
     rate_per_second: float = Field(default=5.0, gt=0)
     undecryptable_grace_seconds: float = Field(default=120.0, gt=0)  # then ask the sender to resend
 
@@ -83,8 +87,8 @@ class MatrixSettings(_Section):
 
 
 class StaffSettings(_Section):
-    members: list[str] = Field(default_factory=list)
-    admins: list[str] = Field(default_factory=list)
+    members: list[str] = Field(default_factory=list, examples=[["telegram:123456", "matrix:@alice:example.org"]])
+    admins: list[str] = Field(default_factory=list, examples=[["telegram:123456"]])
     matrix_room: str | None = None
     telegram_chat: int | None = None
 
@@ -228,16 +232,25 @@ class Settings(BaseSettings):
         return not self.has_platform and self.database.is_embedded_default
 
 
+ENV_PREFIX = "CIVICBOT_"
+# Variables with the prefix that are not settings: the file to read, and the test suite's own.
+NOT_SETTINGS = ("CIVICBOT_CONFIG",)
+NOT_SETTINGS_PREFIXES = ("CIVICBOT_TEST_",)
+UNKNOWN_SETTING = "unknown setting (check the spelling against config/example.toml)"
+
+
 def load_settings(config_file: Path | None = None) -> Settings:
     """Read the TOML file (``--config`` or ``CIVICBOT_CONFIG``) and the environment.
 
     The environment wins over the file. Raises :class:`ConfigError` with one line
-    naming the offending key.
+    naming the offending key (and the variable or file it came from).
     """
-    env_path = os.environ.get("CIVICBOT_CONFIG")
+    env = os.environ
+    env_path = env.get("CIVICBOT_CONFIG")
     path = config_file or (Path(env_path) if env_path else None)
-    if path is not None and not path.is_file():
-        raise ConfigError(f"configuration file {path} does not exist")
+    if path is not None:
+        _check_toml(path)
+    _check_environment(env)
 
     class _FileSettings(Settings):
         @classmethod
@@ -258,8 +271,96 @@ def load_settings(config_file: Path | None = None) -> Settings:
         return _FileSettings()
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
-    except ValueError as exc:  # TOML syntax errors, bad JSON in list variables
+    except ValueError as exc:  # anything the checks above did not foresee
         raise ConfigError(f"configuration error: {_first_line(exc)}") from None
+
+
+def missing_directories(settings: Settings) -> list[str]:
+    """One line per configured directory (``<section>.directory``) that is not a directory.
+
+    Only directories set in the file or the environment: the defaults are relative to the
+    working directory and may be absent on purpose. Checked when the bot starts, not when
+    the settings are read, so that a command such as ``keys generate`` works from anywhere.
+    """
+    problems = []
+    for section_name in Settings.model_fields:
+        section = getattr(settings, section_name)
+        directory = getattr(section, "directory", None)
+        if not isinstance(directory, Path) or "directory" not in section.model_fields_set:
+            continue
+        if not directory.exists():
+            problems.append(f"{section_name}.directory: {directory} does not exist"
+                            f"{_relative_hint(directory)}")
+        elif not directory.is_dir():
+            problems.append(f"{section_name}.directory: {directory} is not a directory")
+    return problems
+
+
+def _relative_hint(path: Path) -> str:
+    return "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+
+
+def _check_toml(path: Path) -> None:
+    """The file exists and is valid TOML; a syntax error is reported as ``file:line:column``."""
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        if found is None:
+            found = re.search(r"\s*\(at end of document\)$", message)
+            where = f"{path}:{_line_count(path)}" if found else str(path)
+        else:
+            where = f"{path}:{found.group(1)}:{found.group(2)}"
+        problem = message[: found.start()] if found else message
+        raise ConfigError(f"configuration error: {where}: invalid TOML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"configuration file {path} cannot be read ({type(exc).__name__})") from None
+
+
+def _line_count(path: Path) -> int:
+    return max(1, len(path.read_bytes().splitlines()))
+
+
+def _check_environment(env: Mapping[str, str]) -> None:
+    """Every ``CIVICBOT_*`` variable names a known setting, and list values are JSON.
+
+    pydantic-settings silently ignores a variable whose section is misspelt
+    (``CIVICBOT_TELGRAM__TOKEN``): the bot would start without the setting.
+    """
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS or upper.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        parts = upper[len(ENV_PREFIX):].lower().split("__")
+        key = ".".join(parts)
+        section_field = Settings.model_fields.get(parts[0])
+        if section_field is None or len(parts) > 2 or not all(parts):
+            raise ConfigError(f"configuration error: {key} (from {name}): {UNKNOWN_SETTING}")
+        if len(parts) == 1:  # a whole section as a JSON object
+            if not _is_json(env[name], dict):
+                raise ConfigError(f"configuration error: {name} must be a JSON object of the [{key}] settings, "
+                                  f"e.g. {name}='{{\"key\": \"value\"}}'; or set one key with {name}__KEY")
+            continue
+        section_model = section_field.annotation
+        field = section_model.model_fields.get(parts[1]) if section_model is not None else None  # type: ignore[union-attr]
+        if field is None:
+            raise ConfigError(f"configuration error: {key} (from {name}): {UNKNOWN_SETTING}")
+        if get_origin(field.annotation) is list and not _is_json(env[name], list):
+            example = json.dumps(field.examples[0] if field.examples else ["..."])
+            raise ConfigError(f"configuration error: {key} (from {name}): a list is written as JSON, "
+                              f"e.g. {name}='{example}'")
+
+
+def _is_json(value: str, kind: type) -> bool:
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        return False
+    return isinstance(parsed, kind)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -267,7 +368,7 @@ def _describe(exc: ValidationError) -> str:
     key = ".".join(str(part) for part in error["loc"])
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        message = "unknown setting (check the spelling against config/example.toml)"
+        message = UNKNOWN_SETTING
     elif error["type"] == "missing":
         message = "required setting is missing"
     more = len(exc.errors()) - 1

@@ -175,3 +175,27 @@ async def test_a_person_who_blocked_the_bot_is_marked_unreachable_silently(sqlit
                       for t in Base.metadata.sorted_tables}
         assert counts["participants"] == 1 and counts["dialog_states"] == 1  # only the first person's menu
 
+
+
+async def test_free_text_outside_any_dialog_is_not_passed_on(sqlite_url: str, tmp_path: Path, keys: KeyRing) -> None:
+    not_passed = ("Your message was not passed on to anyone: I only read commands and answers to my questions. "
+                  "Here is the menu; you can also send /menu at any time.")
+    async with open_chat(make_settings(sqlite_url, tmp_path), keys) as chat:
+        p = await onboarded(chat, "3010")
+        await p.send("/cancel")  # no conversation open at all
+        replies = await p.send("My brother was taken last week, please tell someone")
+        assert [r.text for r in replies[:1]] == [not_passed]
+        assert replies[1].choices and replies[1].text.startswith("Main menu")
+        # At the main menu, text that is none of its options is the same: a message to nobody.
+        replies = await p.send("Is anyone reading this?")
+        assert replies[0].text == not_passed and replies[1].text.startswith("Main menu")
+        assert "What you can do" in (await p.send("help"))[0].text  # an option typed still works
+
+        arabic = chat.person("3011", language_hint="ar")
+        for step in ("/start", "1", "1", "1", "/cancel"):
+            await arabic.send(step)
+        replies = await arabic.send("مرحبا، هل يقرأ أحد هذه الرسالة؟")
+        tr = chat.bot.services.i18n.translator("ar")
+        from bot.core.notices import NOT_PASSED_ON
+
+        assert replies[0].text == tr._(NOT_PASSED_ON) and replies[0].text != not_passed

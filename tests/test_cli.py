@@ -31,7 +31,7 @@ def test_console_onboarding_in_english_then_erasure(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
         assert db.execute("select count(*) from participants").fetchone() == (1,)
 
-    result = civicbot("run", cwd=tmp_path, stdin="/delete_me\n1\n", module=True)
+    result = civicbot("run", "--console", cwd=tmp_path, stdin="/delete_me\n1\n", module=True)
     assert result.returncode == 0, result.stderr
     assert "has been erased" in result.stdout
     with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
@@ -93,15 +93,26 @@ def test_a_configured_bot_refuses_to_start_without_its_key_file(tmp_path: Path) 
     ("CIVICBOT_TELEGRAM__TOKEN", "", None),
     ("CIVICBOT_LIMITS__MAX_MESSAGE_CHARS", "lots-s3cret", "limits.max_message_chars"),
     ("CIVICBOT_MATRIX__HOMESRVER", "s3cret", "matrix.homesrver"),
+    ("CIVICBOT_TELGRAM__TOKEN", "s3cret", "telgram.token"),
+    ("CIVICBOT_STAFF__ADMINS", "telegram:s3cret", "staff.admins"),
 ])
 def test_configuration_errors_stop_with_one_line(tmp_path: Path, variable: str, value: str, key: str | None) -> None:
-    result = civicbot("run", cwd=tmp_path, env={variable: value}, stdin="")
+    result = civicbot("run", "--console", cwd=tmp_path, env={variable: value}, stdin="")
     if key is None:  # an empty token simply means Telegram is off: the console runs
         assert result.returncode == 0
         return
     assert result.returncode == 2
     assert key in result.stderr and "s3cret" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_a_configured_directory_that_does_not_exist_stops_the_bot(tmp_path: Path) -> None:
+    missing = tmp_path / "surveys-typo"
+    result = civicbot("run", "--console", cwd=tmp_path, env={"CIVICBOT_SURVEYS__DIRECTORY": str(missing)},
+                      stdin="/start\n")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"civicbot: surveys.directory: {missing} does not exist\n"
+    assert not (tmp_path / "data").exists()  # stopped before creating keys or a database
 
 
 def test_audit_verify(tmp_path: Path) -> None:
@@ -113,3 +124,81 @@ def test_audit_verify(tmp_path: Path) -> None:
         db.execute("update audit_log set subject = 'other' where action = 'organisation.add'")
     broken = civicbot("audit", "verify", cwd=tmp_path)
     assert broken.returncode == 1 and "broken at entry 1" in broken.stderr
+
+
+def test_every_verb_prints_only_its_own_output(tmp_path: Path) -> None:
+    surveys = Path(__file__).resolve().parent.parent / "config" / "surveys"
+    env = {"CIVICBOT_SURVEYS__DIRECTORY": str(surveys)}
+    runs = {
+        "keys generate": civicbot("keys", "generate", cwd=tmp_path, env=env),
+        "db upgrade": civicbot("db", "upgrade", cwd=tmp_path, env=env),
+        "survey validate": civicbot("survey", "validate", str(surveys / "bulletin-feedback.yaml"), cwd=tmp_path,
+                                    env=env),
+        "survey list": civicbot("survey", "list", cwd=tmp_path, env=env),
+        "survey close": civicbot("survey", "close", "bulletin-feedback", cwd=tmp_path, env=env),
+        "audit verify": civicbot("audit", "verify", cwd=tmp_path, env=env),
+    }
+    for verb, result in runs.items():
+        assert result.returncode == 0, (verb, result.stderr)
+        assert result.stderr == "", (verb, result.stderr)  # no alembic INFO lines, no logging at all
+        assert result.stdout.strip(), verb
+    assert runs["survey close"].stdout == "0 runs closed\n"
+    assert "(bulletin-feedback, 7 questions, en, ar, ckb, ku)" in runs["survey validate"].stdout
+    assert runs["audit verify"].stdout == "audit log intact: 1 entry\n"  # the close above
+
+
+@pytest.mark.parametrize("where", ["before", "between", "after"])
+def test_config_is_accepted_before_or_after_the_verb(tmp_path: Path, where: str) -> None:
+    config = tmp_path / "civicbot.toml"
+    config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "configured.db"}"\n'
+                      f'[security]\nkey_file = "{tmp_path / "configured-keys.json"}"\n')
+    option = ["--config", str(config)]
+    assert civicbot("keys", "generate", *option, cwd=tmp_path).returncode == 0
+    args = {"before": [*option, "db", "upgrade"], "between": ["db", *option, "upgrade"],
+            "after": ["db", "upgrade", *option]}[where]
+    result = civicbot(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "configured.db").exists() and not (tmp_path / "data").exists()
+    listed = civicbot("survey", "list", "--config", str(config), cwd=tmp_path,
+                      env={"CIVICBOT_SURVEYS__DIRECTORY": str(Path(__file__).parent.parent / "config" / "surveys")})
+    assert listed.returncode == 0 and "never launched" in listed.stdout and not (tmp_path / "data").exists()
+
+
+def test_help_describes_every_argument() -> None:
+    import argparse
+
+    from bot.cli import _parser
+    from bot.features import FEATURES
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        undocumented = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helps.get(name) or not sub.description:
+                        undocumented.append(f"{path} {name}")
+                    undocumented += walk(sub, f"{path} {name}")
+            if not action.help or action.help == argparse.SUPPRESS:
+                undocumented.append(f"{path}: {'/'.join(action.option_strings) or action.dest}")
+        return undocumented
+
+    assert walk(_parser(FEATURES), "civicbot") == []
+    for args in (["run", "--help"], ["survey", "launch", "--help"], ["db", "upgrade", "--help"]):
+        result = civicbot(*args, cwd=Path(__file__).parent)
+        assert result.returncode == 0 and "--config FILE" in result.stdout
+
+
+def test_xlsx_export_without_output_writes_a_default_file(tmp_path: Path) -> None:
+    surveys = Path(__file__).resolve().parent.parent / "config" / "surveys"
+    env = {"CIVICBOT_SURVEYS__DIRECTORY": str(surveys)}
+    first = civicbot("survey", "export", "bulletin-feedback", "--format", "xlsx", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    import datetime as dt
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    written = tmp_path / f"bulletin-feedback-{today}.xlsx"
+    assert first.stdout == f"0 responses written to {written.name}\n"
+    assert written.exists() and stat.S_IMODE(written.stat().st_mode) == 0o600
+    second = civicbot("survey", "export", "bulletin-feedback", "--format", "xlsx", cwd=tmp_path, env=env)
+    assert second.stdout == f"0 responses written to bulletin-feedback-{today}-2.xlsx\n"  # never overwritten

@@ -95,3 +95,86 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         for key in model.model_fields:  # type: ignore[union-attr]
             assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section_name}.{key}"
     assert settings.database.url
+
+
+def test_a_list_without_json_names_the_variable_and_shows_the_json_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIVICBOT_STAFF__MEMBERS", "telegram:1")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "staff.members" in message and "CIVICBOT_STAFF__MEMBERS" in message
+    assert """CIVICBOT_STAFF__MEMBERS='["telegram:123456", "matrix:@alice:example.org"]'""" in message
+    assert "\n" not in message and "telegram:1'" not in message
+    monkeypatch.setenv("CIVICBOT_STAFF__MEMBERS", '"telegram:1"')  # JSON, but not a list
+    with pytest.raises(ConfigError, match=r"a list is written as JSON"):
+        load_settings()
+    monkeypatch.setenv("CIVICBOT_STAFF__MEMBERS", '["telegram:1"]')
+    assert load_settings().staff.members == ["telegram:1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ('[telegram]\ntoken = "s3cret\n', ":2:16:", "Illegal character"),
+        ('[telegram]\ntoken = "s3cret"\n[staff\n', ":3:7:", "Expected ']'"),
+        ('[telegram]\ntoken = "a"\nmode = ', ":3:", "Invalid value"),
+    ],
+)
+def test_malformed_toml_names_file_line_and_column(tmp_path: Path, text: str, where: str, problem: str) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(broken)
+    message = str(info.value)
+    assert f"{broken}{where}" in message and problem in message
+    assert "s3cret" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "key"),
+    [
+        ("CIVICBOT_TELGRAM__TOKEN", "telgram.token"),
+        ("CIVICBOT_TELEGRAM", "telegram"),  # a whole section must be a JSON object
+        ("CIVICBOT_TELEGRAM__TOKEN__X", "telegram.token.x"),
+        ("civicbot_staf__members", "staf.members"),
+    ],
+)
+def test_an_unknown_variable_is_reported_like_an_unknown_key(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                              key: str) -> None:
+    monkeypatch.setenv(variable, "s3cret-value")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert key in message and variable in message and "s3cret" not in message and "\n" not in message
+
+
+def test_variables_that_are_not_settings_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIVICBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    monkeypatch.setenv("CIVICBOT_MATRIX", '{"homeserver": "http://127.0.0.1:8008"}')
+    assert load_settings().matrix.enabled
+
+
+def test_unknown_key_in_the_file_and_in_the_environment_read_alike(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "civicbot.toml"
+    config.write_text('[telgram]\ntoken = "x"\n')
+    with pytest.raises(ConfigError) as from_file:
+        load_settings(config)
+    monkeypatch.setenv("CIVICBOT_TELGRAM__TOKEN", "x")
+    with pytest.raises(ConfigError) as from_env:
+        load_settings()
+    assert "unknown setting" in str(from_file.value) and "unknown setting" in str(from_env.value)
+
+
+def test_missing_directories_are_named(tmp_path: Path) -> None:
+    from bot.config import Settings, SurveySettings, missing_directories
+
+    assert missing_directories(Settings(surveys=SurveySettings(directory=tmp_path))) == []
+    assert missing_directories(Settings()) == []  # a default is relative to where the bot runs
+    absent = tmp_path / "surveys-typo"
+    assert missing_directories(Settings(surveys=SurveySettings(directory=absent))) == [
+        f"surveys.directory: {absent} does not exist"]
+    a_file = tmp_path / "file.yaml"
+    a_file.write_text("")
+    assert missing_directories(Settings(surveys=SurveySettings(directory=a_file))) == [
+        f"surveys.directory: {a_file} is not a directory"]

@@ -65,7 +65,7 @@ async def test_a_questionnaire_in_code_is_asked_by_another_features_dialog(sqlit
         person = chat.person("5")
         for step in ("/start", "4", "1", "1"):
             await person.send(step)
-        assert "Question \u20681\u2069 of \u20683\u2069" in (await person.send("/check"))[-1].text  # "which" only if needed
+        assert "Question \u20681\u2069 of \u20684\u2069" in (await person.send("/check"))[-1].text  # at most 4: "which" if needed
         assert "not a valid answer" in (await person.send("many"))[0].text
         assert "Do you need support" in (await person.send("١٢"))[-1].text  # twelve, Eastern Arabic digits
         await person.send("yes")

@@ -32,7 +32,7 @@ def test_survey_on_the_console_with_export(tmp_path: Path) -> None:
     joined = civicbot(tmp_path, "run", "--console", stdin=f"/start\n4\n1\n{code.group(0)}\n")
     assert "You have joined" in joined.stdout
     launched = civicbot(tmp_path, "survey", "launch", "families-of-the-missing", "fg-missing")
-    assert launched.returncode == 0 and "1 invitations queued" in launched.stdout
+    assert launched.returncode == 0 and "1 invitation queued" in launched.stdout
 
     first = civicbot(tmp_path, "run", "--console", stdin="\n".join([
         "/surveys", "start",

@@ -116,3 +116,34 @@ def test_the_bot_refuses_an_invalid_survey(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "surveys.directory" in result.stderr and "broken.yaml:12" in result.stderr
     assert not (tmp_path / "data").exists()  # refused before creating anything
+
+
+@pytest.mark.parametrize(("mutation", "expected"), [
+    (("closing: {en: Thanks, ar: شكرا}\n", "closing: {en: Thanks, ar: شكرا}\ntitle: {en: Again, ar: مرة}\n"),
+     "broken.yaml:6: the key 'title' appears twice (first on line 3)"),
+    (("    min: 0\n", "    min: 0\n    min: 1\n"), "broken.yaml:14: the key 'min' appears twice (first on line 13)"),
+    (("title: {en: Demo, ar: تجربة}", "title: {en: Demo, ar: تجربة, en: Demo 2}"),
+     "broken.yaml:3: the key 'en' appears twice (first on line 3)"),
+])
+def test_a_duplicate_key_is_an_error(mutation: tuple[str, str], expected: str) -> None:
+    assert problems(VALID.replace(*mutation)) == [expected]
+
+
+@pytest.mark.parametrize(("mutation", "expected"), [
+    # q1 is referenced by q3's show_if and has a jump: its wrong type is the only problem.
+    (("    type: yes_no\n", "    type: yesno\n"),
+     "broken.yaml:8: question 'q1' has type 'yesno'; use one of single_choice, multiple_choice, yes_no, scale, "
+     "number, text"),
+    # An unsupported language: not also "has a text in 'fr', which the survey does not declare" everywhere.
+    (("languages: [en, ar]", "languages: [en, ar, fr]"), "broken.yaml:2: language 'fr' is not supported (ar, ckb, ku, en)"),
+    # A min that is not a number: not also "needs min and max" for the same scale.
+    (("    type: number\n    min: 0\n", "    type: scale\n    min: one\n"),
+     "broken.yaml:13: min of 'q2' must be a whole number"),
+    # A question without an id, referenced nowhere else: one line.
+    (("  - id: q2\n", "  - ident: q2\n"), "broken.yaml:11: unknown question key 'ident' (did you mean 'id'?)"),
+])
+def test_one_mistake_gives_one_message(mutation: tuple[str, str], expected: str) -> None:
+    text = VALID.replace(*mutation)
+    if "fr]" in text:
+        text = text.replace("ar: شكرا}", "ar: شكرا, fr: Merci}")
+    assert problems(text) == [expected]

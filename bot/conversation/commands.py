@@ -44,9 +44,11 @@ class Command:
     Telegram's command menu."""
 
     def help_lines(self, tr: Translator) -> list[str]:
+        """Laid out by the translator: in Arabic and Sorani the command reads left to right and
+        the line right to left, though it starts with the command."""
         if not self.usage:
-            return [f"/{self.name} – {tr._(self.description)}"]
-        return [f"/{self.name} {u.args} – {tr._(u.description)}".replace("  ", " ") for u in self.usage]
+            return [tr.layout(f"/{self.name} – {tr._(self.description)}")]
+        return [tr.layout(f"/{self.name} {u.args} – {tr._(u.description)}".replace("  ", " ")) for u in self.usage]
 
 
 class CommandTable:

@@ -21,7 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.turn import Turn
-from bot.core.i18n import N_, western_digits
+from bot.core.i18n import N_, plain, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
 from bot.core.security import KeyRing
 from bot.storage.models import DialogState, dialog_state_context, utcnow
@@ -84,8 +84,9 @@ TICK = "✓"
 
 
 def _fold(text: str) -> str:
-    """Compare as a person would: case, width and a tick mark on selected options do not count."""
-    return unicodedata.normalize("NFKC", text).replace(TICK, "").casefold().strip()
+    """Compare as a person would: case, width, directional marks and a tick mark on selected
+    options do not count."""
+    return plain(unicodedata.normalize("NFKC", text)).replace(TICK, "").casefold().strip()
 
 
 def match_choice(text: str, choices: tuple[Choice, ...], *, exact_only: bool = False) -> Choice | None:
@@ -145,7 +146,10 @@ class DialogEngine:
         state.prompt_id = secrets.token_urlsafe(6)
         state.language = turn.tr.language
         prompt = self._dialogs[state.dialog].prompt(turn, state)
-        turn.ask(prompt.text, prompt.choices, PromptId(state.prompt_id), sensitive=prompt.sensitive)
+        # Where only whole labels count (a number or a text is the answer), numbering the choices
+        # would invite typing "2" for "Back" and get the answer 2: they are shown as words.
+        turn.ask(prompt.text, prompt.choices, PromptId(state.prompt_id), sensitive=prompt.sensitive,
+                 numbered=not prompt.exact_labels)
         await self._save(turn.session, turn.pseudonym, state)
 
     async def handle(self, turn: Turn, state: State) -> None:

@@ -25,6 +25,7 @@ from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
 from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
+    NOT_PASSED_ON,
     NOT_REGISTERED,
     SAFE_CHANNEL,
     STALE_BUTTON_NO_DIALOG,
@@ -74,7 +75,8 @@ class Router:
         """Handle one inbound event. Never raises."""
         try:
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
-            verdict = self._flood.check(pseudonym)
+            limited = self._transports[inbound.platform].capabilities.flood_limited
+            verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT
             if verdict is Verdict.DROP:
                 return
             async with self._serialised(pseudonym):
@@ -184,6 +186,8 @@ class Router:
         elif turn.participant is None:
             await self._engine.show(turn, self._newcomer(turn))
         else:
+            # Free text outside any conversation: say plainly that nobody will read it.
+            turn.say(tr._(NOT_PASSED_ON))
             await self._engine.show(turn, self._home(turn))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:

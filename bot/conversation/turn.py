@@ -90,10 +90,11 @@ class Turn:
             Outbound(text=text, direction=self.tr.direction, sensitive=sensitive, language=self.tr.language, image=image)
         )
 
-    def ask(self, text: str, choices: tuple[Choice, ...], prompt_id: PromptId, *, sensitive: bool = False) -> None:
+    def ask(self, text: str, choices: tuple[Choice, ...], prompt_id: PromptId, *, sensitive: bool = False,
+            numbered: bool = True) -> None:
         self.replies.append(
             Outbound(text=text, choices=choices, prompt_id=prompt_id, direction=self.tr.direction,
-                     sensitive=sensitive, language=self.tr.language)
+                     sensitive=sensitive, language=self.tr.language, numbered=numbered)
         )
 
     def use_language(self, language: str) -> None:

@@ -2,7 +2,11 @@
 
 Arabic and Sorani are right-to-left. Values put into a translated sentence (numbers,
 case codes, Latin names) are wrapped in Unicode isolates (FSI ... PDI) so they cannot
-reorder the sentence around them, whatever direction the value has.
+reorder the sentence around them, whatever direction the value has. In right-to-left
+messages, commands (``/delete_me``, ``/org add <code>``) are wrapped in left-to-right
+isolates (LRI ... PDI), or chat apps put the slash on the wrong side, and every line
+starts with a right-to-left mark, or a line that begins with a command (the /help list)
+is laid out left to right. Both happen here, once, so every message gets them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import gettext
 import io
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +29,16 @@ log = logging.getLogger(__name__)
 
 DOMAIN = "bot"
 FSI = "\u2068"  # first strong isolate
+LRI = "\u2066"  # left-to-right isolate
 PDI = "\u2069"  # pop directional isolate
 RLM = "\u200f"  # right-to-left mark
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+# A command and the Latin arguments of its syntax: "/help", "/org add <code> <kind> [organisation]".
+# Not a path or a URL (no letter, digit, slash, colon or dot just before the slash), nor one isolated already.
+COMMAND = re.compile(
+    r"(?<![\w/:.\u2066])/[a-z][a-z0-9_]*(?: (?:<[^<>\s]+>|\[[^\[\]\n]+\]|[A-Za-z_][A-Za-z0-9_-]*))*"
+)
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent.parent / "locales"
 
@@ -46,6 +59,22 @@ def western_digits(text: str) -> str:
 def isolate(value: object) -> str:
     """Wrap a value so it keeps its own direction inside any sentence."""
     return f"{FSI}{value}{PDI}"
+
+
+def isolate_commands(text: str) -> str:
+    """Commands read left to right inside a right-to-left sentence."""
+    return COMMAND.sub(lambda found: f"{LRI}{found.group(0)}{PDI}", text)
+
+
+def rtl_lines(text: str) -> str:
+    """Every non-empty line starts with a right-to-left mark, whatever its first word."""
+    return "\n".join(line if not line or line.startswith(RLM) else RLM + line for line in text.split("\n"))
+
+
+def plain(text: str) -> str:
+    """The text without directional marks and isolates: for comparing what a person typed
+    with a label, and for places that are not chat messages (chart labels)."""
+    return BIDI_CONTROLS.sub("", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +105,25 @@ class Translator:
         self._gt = translations
 
     def _(self, message: str, /, **values: object) -> str:
-        text = self._gt.gettext(message)
-        return text % {k: isolate(v) for k, v in values.items()} if values else text
+        text = self._layout(self._gt.gettext(message))
+        return self._lines(text % {k: isolate(v) for k, v in values.items()} if values else text)
 
     def n_(self, singular: str, plural: str, n: int, /, **values: object) -> str:
-        text = self._gt.ngettext(singular, plural, n)
+        text = self._layout(self._gt.ngettext(singular, plural, n))
         merged = {"n": n, **values}
-        return text % {k: isolate(v) for k, v in merged.items()}
+        return self._lines(text % {k: isolate(v) for k, v in merged.items()})
+
+    def layout(self, text: str) -> str:
+        """The same layout for text composed outside the catalogs (a /help line built from a
+        command's name, its Latin arguments and a translated description)."""
+        return self._lines(self._layout(text))
+
+    def _layout(self, template: str) -> str:
+        # Before the values go in: a value (a title, a code) is isolated as it is and never rewritten.
+        return isolate_commands(template) if self.direction is Direction.RTL else template
+
+    def _lines(self, text: str) -> str:
+        return rtl_lines(text) if self.direction is Direction.RTL else text
 
     @property
     def rtl(self) -> bool:

@@ -96,6 +96,7 @@ class Outbound:
     language: str = "en"
     image: bytes | None = None  # PNG, e.g. a results chart
     image_name: str = "image.png"
+    numbered: bool = True  # False: where a typed number is an answer, choices are words, never numbered
     thread_root: str | None = None  # platform id of a message to thread under, where threads exist
 
 
@@ -116,6 +117,7 @@ class Capabilities:
     end_to_end_encrypted: bool = False
     max_text_length: int = 4096
     platform_reads_messages: bool = False  # Telegram: the operator can read bot chats
+    flood_limited: bool = True  # False only for the operator's own console
     threads: bool = False  # Outbound.thread_root is honoured and Inbound.thread_root reported (Matrix)
 
 

@@ -24,6 +24,10 @@ NOT_REGISTERED = N_("Please send /start first.")
 INTERNAL_ERROR = N_(
     "Sorry, something went wrong on our side. Nothing you sent was lost. Please try again in a moment."
 )
+NOT_PASSED_ON = N_(
+    "Your message was not passed on to anyone: I only read commands and answers to my questions. "
+    "Here is the menu; you can also send /menu at any time."
+)
 STALE_BUTTON_NO_DIALOG = N_("This button is no longer valid. Send /menu to see what you can do.")
 ENABLE_ENCRYPTION = N_(
     "This room is not encrypted, so I will not reply here. Please enable encryption for this room, "
@@ -45,6 +49,7 @@ NOTICES = {
     "not_registered": NOT_REGISTERED,
     "internal_error": INTERNAL_ERROR,
     "stale_button": STALE_BUTTON_NO_DIALOG,
+    "not_passed_on": NOT_PASSED_ON,
     "enable_encryption": ENABLE_ENCRYPTION,
     "not_private": NOT_PRIVATE,
     "undecryptable": UNDECRYPTABLE,

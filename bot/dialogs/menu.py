@@ -9,6 +9,7 @@ from bot.conversation.feature import MenuEntry
 from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 from bot.core.model import Choice
+from bot.core.notices import NOT_PASSED_ON
 
 MENU_TITLE = N_("Main menu. What would you like to do?")
 
@@ -28,7 +29,8 @@ class MenuDialog(Dialog):
 
     def prompt(self, turn: Turn, state: State) -> Prompt:
         _ = turn.tr._
-        return Prompt(_(MENU_TITLE), tuple(Choice(e.key, _(e.label)) for e in self._entries))
+        return Prompt(_(MENU_TITLE), tuple(Choice(e.key, _(e.label)) for e in self._entries),
+                      invalid=_(NOT_PASSED_ON))  # the menu asks nothing: typed text is a message to nobody
 
     async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
         entry = self._by_key.get(key)

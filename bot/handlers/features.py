@@ -8,6 +8,7 @@ import argparse
 from bot.conversation.engine import State
 from bot.conversation.feature import CliContext, CliGroup, CliVerb, Feature, MenuEntry
 from bot.conversation.turn import Turn
+from bot.core.counts import counted
 from bot.core.i18n import N_
 from bot.dialogs.delete_me import DeleteMeDialog
 from bot.dialogs.language import LanguageDialog
@@ -95,7 +96,7 @@ async def _audit_verify(ctx: CliContext, args: argparse.Namespace) -> int:
     async with ctx.database.sessions() as session:
         check = await ctx.services.audit.verify(session)
     if check.ok:
-        print(f"audit log intact: {check.entries} entries", file=ctx.out)
+        print(f"audit log intact: {counted(check.entries, 'entry', 'entries')}", file=ctx.out)
         return 0
     return ctx.fail(f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it "
                     "was removed")

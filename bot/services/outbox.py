@@ -19,19 +19,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import OutboxSettings
 from bot.core.logsafe import describe
-from bot.core.model import Address, Choice, Delivery, Direction, Outbound, PromptId, SendOptions
+from bot.core.model import Address, Choice, Delivery, Direction, Outbound, PromptId, Pseudonym, SendOptions
 from bot.core.pacing import Pacer
 from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.participants import Participants
 from bot.services.staff_destinations import StaffDestinations
 from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, outbox_payload_context, utcnow
+from bot.storage.models import OutboxMessage, Participant, outbox_payload_context, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def encode_message(message: Outbound) -> str:
             "language": message.language,
             "image": base64.b64encode(message.image).decode() if message.image else None,
             "image_name": message.image_name,
+            "numbered": message.numbered,
             "thread_root": message.thread_root,
         },
         ensure_ascii=False,
@@ -70,6 +71,7 @@ def decode_message(payload: str) -> Outbound:
         language=data["language"],
         image=base64.b64decode(data["image"]) if data["image"] else None,
         image_name=data["image_name"],
+        numbered=data.get("numbered", True),
         thread_root=data.get("thread_root"),
     )
 
@@ -111,6 +113,16 @@ class Outbox:
         await session.flush()
         return row
 
+    async def cancel(self, session: AsyncSession, ref: str) -> int:
+        """Delete the rows of bulk send ``ref`` that were not sent yet; returns how many.
+
+        Rows a sender holds at this moment (``sending``) are finishing and are left alone.
+        """
+        result = await session.execute(
+            delete(OutboxMessage).where(OutboxMessage.ref == ref, OutboxMessage.status == PENDING)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     def read(self, row: OutboxMessage) -> Outbound:
         return decode_message(self._keys.open_text(row.payload_enc, _context(row.txn_id)))
 
@@ -145,7 +157,11 @@ class OutboxSender:
         self, database: Database, outbox: Outbox, participants: Participants, transport: Transport,
         settings: OutboxSettings, rate_per_second: float, clock: Callable[[], dt.datetime] = utcnow,
         staff: StaffDestinations | None = None, hooks: Mapping[str, DeliveryHook] | None = None,
+        only_for: Pseudonym | None = None,
     ) -> None:
+        """``only_for``: serve one person's rows only. Each console window is one person, and
+        several may share a database: a window must not print (and use up) another's messages."""
+        self._only_for = only_for
         self._db = database
         self._staff = staff
         self._hooks = dict(hooks or {})
@@ -214,6 +230,9 @@ class OutboxSender:
                 .order_by(OutboxMessage.id)
                 .limit(self._settings.batch_size)
             )
+            if self._only_for is not None:
+                query = query.where(OutboxMessage.participant_id.in_(
+                    select(Participant.id).where(Participant.pseudonym == self._only_for)))
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = list(await session.scalars(query))

@@ -17,7 +17,7 @@ from bot.conversation.engine import TICK, Dialog, Prompt, State
 from bot.conversation.turn import Turn
 from bot.core.i18n import western_digits
 from bot.core.model import Choice
-from bot.surveys.flow import first_question, next_question, remaining
+from bot.surveys.flow import first_question, most_remaining, next_question
 from bot.surveys.questions import Question, Questionnaire, QuestionType
 
 QUESTION = "question"
@@ -59,7 +59,7 @@ class QuestionnaireDialog(Dialog):
         language = turn.tr.language
         question = survey.question(data["current"])
         position = len(data["history"]) + 1
-        total = len(data["history"]) + remaining(survey, question.id, data["answers"])
+        total = len(data["history"]) + most_remaining(survey, question.id, data["answers"])
         lines = [_("Question %(position)s of %(total)s", position=position, total=total),
                  survey.text(question.text, language)]
         choices: list[Choice] = []

@@ -4,9 +4,13 @@ entries) as the staff chat commands ``/survey`` and ``/results``."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
 from pathlib import Path
 
 from bot.conversation.feature import CliContext, CliGroup, CliVerb
+from bot.core.counts import counted
+from bot.storage.models import utcnow
 from bot.surveys import export as survey_export
 from bot.surveys.loading import SurveyError, load_survey
 from bot.surveys.service import Surveys, SurveyUnavailable
@@ -27,8 +31,8 @@ async def validate(ctx: CliContext, args: argparse.Namespace) -> int:
                 print(problem, file=ctx.err)
             failed = True
         else:
-            print(f"{path}: valid ({survey.id}, {len(survey.questions)} questions, {', '.join(survey.languages)})",
-                  file=ctx.out)
+            print(f"{path}: valid ({survey.id}, {counted(len(survey.questions), 'question')}, "
+                  f"{', '.join(survey.languages)})", file=ctx.out)
     return 1 if failed else 0
 
 
@@ -45,10 +49,12 @@ async def list_surveys(ctx: CliContext, args: argparse.Namespace) -> int:
 async def launch(ctx: CliContext, args: argparse.Namespace) -> int:
     try:
         async with ctx.database.sessions.begin() as session:
-            launched = await ctx.services.get(Surveys).launch(session, args.survey_id, args.group, actor=CLI_ACTOR)
+            launched = await ctx.services.get(Surveys).launch(session, args.survey_id, args.group, actor=CLI_ACTOR,
+                                                              again=args.again)
     except SurveyUnavailable as exc:
         return ctx.fail(f"cannot launch {args.survey_id}: {_reason(exc.reason)}")
-    print(f"run {launched.run_id}: {launched.invited} invitations queued (sent by the running bot)", file=ctx.out)
+    print(f"run {launched.run_id}: {counted(launched.invited, 'invitation')} queued (sent by the running bot)",
+          file=ctx.out)
     return 0
 
 
@@ -58,7 +64,7 @@ async def close(ctx: CliContext, args: argparse.Namespace) -> int:
             closed = await ctx.services.get(Surveys).close(session, args.survey_id, actor=CLI_ACTOR)
     except SurveyUnavailable as exc:
         return ctx.fail(f"cannot close {args.survey_id}: {_reason(exc.reason)}")
-    print(f"{closed} run(s) closed", file=ctx.out)
+    print(f"{counted(closed, 'run')} closed", file=ctx.out)
     return 0
 
 
@@ -68,44 +74,65 @@ async def export(ctx: CliContext, args: argparse.Namespace) -> int:
         survey = surveys.definition(args.survey_id)
     except SurveyUnavailable:
         return ctx.fail(f"unknown survey {args.survey_id}")
-    if args.format == "xlsx" and args.output is None:
-        return ctx.fail("--output FILE is required for xlsx", 2)
+    output: Path | None = args.output
+    if args.format == "xlsx" and output is None:  # a spreadsheet is never written to a terminal
+        output = default_export_path(survey.id, utcnow().date())
     async with ctx.database.sessions.begin() as session:
         header, rows = await survey_export.export(session, surveys, survey, args.format, actor=CLI_ACTOR)
     data = survey_export.to_csv(header, rows) if args.format == "csv" else \
         survey_export.to_xlsx(header, rows, survey.id)
-    if args.output is None:
+    if output is None:
         ctx.out.flush()
         ctx.out.buffer.write(data)
     else:
-        args.output.write_bytes(data)
-        args.output.chmod(0o600)
-        print(f"{len(rows)} responses written to {args.output}", file=ctx.out)
+        # Created with mode 0600 before anything is written: the file holds decrypted answers.
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as fh:
+            fh.write(data)
+        output.chmod(0o600)
+        print(f"{counted(len(rows), 'response')} written to {output}", file=ctx.out)
     return 0
+
+
+def default_export_path(survey_id: str, day: dt.date, directory: Path = Path()) -> Path:
+    """``SURVEY-YYYY-MM-DD.xlsx`` in the current directory; ``-2``, ``-3``... rather than overwrite."""
+    path = directory / f"{survey_id}-{day.isoformat()}.xlsx"
+    number = 2
+    while path.exists():
+        path = directory / f"{survey_id}-{day.isoformat()}-{number}.xlsx"
+        number += 1
+    return path
 
 
 def _reason(reason: str) -> str:
     return {"unknown": "no such survey", "group": "no such group",
-            "dates": "outside its open and close dates"}.get(reason, reason)
+            "dates": "outside its open and close dates",
+            "already_open": "a run is already open for this group; close it first, or add --again "
+                            "to launch a second run"}.get(reason, reason)
 
 
 def _files(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE", help="survey definition (YAML)")
 
 
 def _launch_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("survey_id")
-    parser.add_argument("group")
+    parser.add_argument("survey_id", metavar="SURVEY", help="the survey's id (see 'civicbot survey list')")
+    parser.add_argument("group", metavar="GROUP", help="the group's code")
+    parser.add_argument("--again", action="store_true",
+                        help="launch even though a run of this survey is open for the group")
 
 
 def _survey_id(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("survey_id")
+    parser.add_argument("survey_id", metavar="SURVEY", help="the survey's id; all its open runs are closed")
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("survey_id")
-    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    parser.add_argument("--output", type=Path, help="file to write (default for csv: standard output)")
+    parser.add_argument("survey_id", metavar="SURVEY", help="the survey's id")
+    parser.add_argument("--format", choices=("csv", "xlsx"), default="csv",
+                        help="csv (UTF-8 with BOM) or xlsx (default: %(default)s)")
+    parser.add_argument("--output", type=Path, metavar="FILE",
+                        help="file to write, mode 0600 (default: standard output for csv; "
+                             "SURVEY-YYYY-MM-DD.xlsx in the current directory for xlsx)")
 
 
 SURVEY_VERBS = CliGroup("survey", "survey definitions and runs", (
@@ -113,6 +140,6 @@ SURVEY_VERBS = CliGroup("survey", "survey definitions and runs", (
             needs_services=False),
     CliVerb("list", "defined surveys and their runs", list_surveys),
     CliVerb("launch", "invite a group to answer a survey", launch, _launch_arguments),
-    CliVerb("close", "stop accepting answers", close, _survey_id),
+    CliVerb("close", "stop accepting answers; invitations not sent yet are cancelled", close, _survey_id),
     CliVerb("export", "one row per response; free text decrypted, no ids", export, _export_arguments),
 ))

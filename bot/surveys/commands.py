@@ -30,13 +30,18 @@ async def survey(turn: Turn, args: list[str], engine: DialogEngine) -> None:
                            title=definition.text(definition.title, turn.tr.language), open=open_runs, total=len(runs)))
         turn.say("\n".join(lines) if lines else _("No surveys are defined."))
         return
-    if verb == "launch" and len(args) == 3:
-        survey_id, group = args[1], args[2].lower()
+    again = "--again" in args[1:]
+    positional = [a for a in args[1:] if a != "--again"]
+    if verb == "launch" and len(positional) == 2:
+        survey_id, group = positional[0], positional[1].lower()
         try:
-            launch = await service.launch(turn.session, survey_id, group, actor=turn.staff_actor)
+            launch = await service.launch(turn.session, survey_id, group, actor=turn.staff_actor, again=again)
         except SurveyUnavailable as exc:
             turn.say({"group": _("There is no group with the code %(code)s.", code=group),
-                      "dates": _("The survey %(id)s is outside its open and close dates.", id=survey_id)}
+                      "dates": _("The survey %(id)s is outside its open and close dates.", id=survey_id),
+                      "already_open": _("The survey %(id)s is already open for the group %(code)s, so it was "
+                                        "not launched again. Close it first, or add --again to launch a "
+                                        "second run.", id=survey_id, code=group)}
                      .get(exc.reason, _("There is no survey with the id %(id)s.", id=survey_id)))
             return
         turn.say(turn.tr.n_("Survey launched: %(n)s person invited.", "Survey launched: %(n)s people invited.",
@@ -50,7 +55,7 @@ async def survey(turn: Turn, args: list[str], engine: DialogEngine) -> None:
             return
         turn.say(_("Survey %(id)s closed; no more answers are accepted.", id=args[1]))
         return
-    turn.say(_("Usage: /survey list, /survey launch <survey> <group>, /survey close <survey>"))
+    turn.say(_("Usage: /survey list, /survey launch <survey> <group> [--again], /survey close <survey>"))
 
 
 async def results(turn: Turn, args: list[str], engine: DialogEngine) -> None:

@@ -52,6 +52,48 @@ def remaining(survey: Questionnaire, current: str, answers: Answers) -> int:
     return count
 
 
+def most_remaining(survey: Questionnaire, current: str, answers: Answers) -> int:
+    """The most questions still ahead, counting ``current``, over every way the rest may be answered.
+
+    An upper bound that can only shrink as answers come in: each answer removes the question
+    answered and fixes branches that were open (a ``next`` jump, a ``show_if`` on a question
+    not answered yet). So "question N of T" never goes backwards and T never grows, where the
+    count of the questions still reachable on the current answers would jump up and down.
+    """
+    answered = {qid: value for qid, value in answers.items() if qid != current}
+    memo: dict[int, int] = {}
+
+    def from_position(index: int, visiting: frozenset[int]) -> int:
+        if index >= len(survey.questions) or index in visiting:
+            return 0
+        if index not in memo:
+            question = survey.questions[index]
+            here = visiting | {index}
+            asked = 1 + after(question, index, here)
+            condition = question.show_if
+            if condition is None:
+                memo[index] = asked
+            elif condition.question in answered:
+                memo[index] = asked if shown(question, answered) else from_position(index + 1, here)
+            else:  # depends on an answer not given yet: either way is possible
+                memo[index] = max(asked, from_position(index + 1, here))
+        return memo[index]
+
+    def after(question: Question, index: int, visiting: frozenset[int]) -> int:
+        jumps = question.next
+        if isinstance(jumps, str):
+            return 0 if jumps == END else from_position(survey.position(jumps), visiting)
+        if isinstance(jumps, Mapping):
+            targets = [0 if t == END else from_position(survey.position(t), visiting) for t in jumps.values()]
+            unmapped = set(question.option_ids()) - set(jumps) or question.optional
+            if unmapped:  # answers without a jump (or a skip) continue in order
+                targets.append(from_position(index + 1, visiting))
+            return max(targets)
+        return from_position(index + 1, visiting)
+
+    return 1 + after(survey.question(current), survey.position(current), frozenset({survey.position(current)}))
+
+
 def _first_shown_from(survey: Questionnaire, start: int, answers: Answers) -> str | None:
     for question in survey.questions[start:]:
         if shown(question, answers):

@@ -7,6 +7,7 @@ who wrote the questionnaire (not necessarily a programmer) can fix it.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,13 +58,40 @@ class _Located:
         self.line = line
 
 
-def _convert(node: yaml.Node, scalars: yaml.constructor.SafeConstructor) -> _Located:
+def _convert(node: yaml.Node, scalars: yaml.constructor.SafeConstructor, check: _Checker) -> _Located:
+    """Located values; a key given twice in one mapping is a problem (YAML would keep the last silently)."""
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        return _Located({_convert(k, scalars).value: _convert(v, scalars) for k, v in node.value}, line)
+        mapping: dict[Any, _Located] = {}
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = _convert(key_node, scalars, check).value
+            key_line = key_node.start_mark.line + 1
+            if key in first:
+                check.fail(key_line, f"the key '{key}' appears twice (first on line {first[key]})")
+                continue
+            first[key] = key_line
+            mapping[key] = _convert(value_node, scalars, check)
+        return _Located(mapping, line)
     if isinstance(node, yaml.SequenceNode):
-        return _Located([_convert(v, scalars) for v in node.value], line)
+        return _Located([_convert(v, scalars, check) for v in node.value], line)
     return _Located(scalars.construct_object(node, deep=True), line)
+
+
+def _unknown_keys(check: _Checker, mapping: Mapping[Any, _Located], allowed: set[str], what: str) -> set[str]:
+    """Report keys that are not allowed; returns the allowed keys they look like a misspelling of,
+    so that a misspelt key is one problem, not also a missing one."""
+    meant: set[str] = set()
+    for key, located in mapping.items():
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(allowed - set(mapping)), n=1, cutoff=0.5)
+        if close:
+            meant.add(close[0])
+            check.fail(located.line, f"unknown {what} '{key}' (did you mean '{close[0]}'?)")
+        else:
+            check.fail(located.line, f"unknown {what} '{key}' (allowed: {', '.join(sorted(allowed))})")
+    return meant
 
 
 class _Checker:
@@ -72,7 +100,9 @@ class _Checker:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
-        self.languages: tuple[str, ...] = ()
+        self.languages: tuple[str, ...] = ()  # declared and supported
+        self.declared: tuple[str, ...] = ()  # as written, unsupported ones included (reported once)
+        self.broken: set[str] = set()  # questions with a problem of their own: references to them are not
 
     def fail(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.file, line, message))
@@ -96,7 +126,7 @@ class _Checker:
             else:
                 texts[language] = entry.value.strip()
         for language, entry in value.items():
-            if language not in self.languages:
+            if language not in self.declared:
                 self.fail(entry.line, f"{what} has a text in '{language}', which the survey does not declare")
         return texts
 
@@ -128,13 +158,12 @@ def parse_survey(text: str, file: str = "<survey>") -> Survey:
                                    f"this is not valid YAML ({getattr(exc, 'problem', None) or 'syntax error'})")]) from None
     if root is None or not isinstance(root, yaml.MappingNode):
         raise SurveyError([Problem(file, 1, "a survey must be a mapping with id, title, languages and questions")])
-    doc = _convert(root, yaml.constructor.SafeConstructor()).value
-    for key, located in doc.items():
-        if key not in _TOP_KEYS:
-            check.fail(located.line, f"unknown key '{key}' (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    doc = _convert(root, yaml.constructor.SafeConstructor(), check).value
+    misspelt = _unknown_keys(check, doc, _TOP_KEYS, "key")
 
     survey_id = doc.get("id")
-    if survey_id is None or not isinstance(survey_id.value, str) or not _ID.match(survey_id.value):
+    if (survey_id is None and "id" not in misspelt) or (
+            survey_id is not None and (not isinstance(survey_id.value, str) or not _ID.match(survey_id.value))):
         check.fail(survey_id.line if survey_id else 1, "id must be lowercase letters, digits, - or _ (like needs-2026)")
 
     languages_node = doc.get("languages")
@@ -148,6 +177,7 @@ def parse_survey(text: str, file: str = "<survey>") -> Survey:
                 check.fail(item.line, f"language '{item.value}' is not supported ({', '.join(SUPPORTED_LANGUAGES)})")
         if len(set(languages)) != len(languages):
             check.fail(languages_node.line, "a language is listed twice")
+    check.declared = languages
     check.languages = tuple(lang for lang in languages if lang in SUPPORTED_LANGUAGES)
 
     title = check.texts(doc.get("title"), "title", 1)
@@ -186,13 +216,14 @@ def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Questio
         check.fail(node.line, "each question must be a mapping with id, type and text")
         return None
     q = node.value
-    for key, located in q.items():
-        if key not in _QUESTION_KEYS:
-            check.fail(located.line, f"unknown question key '{key}'")
+    misspelt = _unknown_keys(check, q, _QUESTION_KEYS, "question key")
     qid_node = q.get("id")
     qid = str(qid_node.value) if qid_node is not None else ""
     if not _ID.match(qid) or qid == END:
-        check.fail(qid_node.line if qid_node else node.line, "each question needs an id of lowercase letters, digits, - or _")
+        if qid_node is not None or "id" not in misspelt:
+            check.fail(qid_node.line if qid_node else node.line,
+                       "each question needs an id of lowercase letters, digits, - or _")
+        check.broken.add(qid)
         qid = qid or f"line-{node.line}"
     if qid in lines:
         check.fail(node.line, f"question id '{qid}' is used twice (first on line {lines[qid]})")
@@ -200,8 +231,10 @@ def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Questio
     qtype_node = q.get("type")
     raw_type = qtype_node.value if qtype_node is not None else None
     if raw_type not in QUESTION_TYPES:
-        check.fail(qtype_node.line if qtype_node else node.line,
-                   f"question '{qid}' has type '{raw_type}'; use one of {', '.join(QUESTION_TYPES)}")
+        if qtype_node is not None or "type" not in misspelt:
+            check.fail(qtype_node.line if qtype_node else node.line,
+                       f"question '{qid}' has type '{raw_type}'; use one of {', '.join(QUESTION_TYPES)}")
+        check.broken.add(qid)  # whatever refers to it is not checked further: one mistake, one message
         return None
     qtype = QuestionType(raw_type)
     text = check.texts(q.get("text"), f"question '{qid}' text", node.line)
@@ -223,10 +256,12 @@ def _question(check: _Checker, node: _Located, lines: dict[str, int]) -> Questio
                 options.append(Option(oid, check.texts(opt.value.get("label"), f"option '{oid}' of '{qid}'", opt.line)))
     elif "options" in q:
         check.fail(q["options"].line, f"question '{qid}' of type {qtype} takes no options")
+    before = len(check.problems)
     minimum, maximum = check.integer(q.get("min"), f"min of '{qid}'"), check.integer(q.get("max"), f"max of '{qid}'")
+    bounds_readable = len(check.problems) == before
     min_label = max_label = None
     if qtype is QuestionType.SCALE:
-        if minimum is None or maximum is None or not 0 <= minimum < maximum or maximum - minimum > 10:
+        if bounds_readable and (minimum is None or maximum is None or not 0 <= minimum < maximum or maximum - minimum > 10):
             check.fail(node.line, f"scale '{qid}' needs min and max with min < max and at most 11 steps (like 1 and 5)")
         min_label = check.texts(q["min_label"], f"min_label of '{qid}'", node.line) if "min_label" in q else None
         max_label = check.texts(q["max_label"], f"max_label of '{qid}'", node.line) if "max_label" in q else None
@@ -280,7 +315,7 @@ def _check_references(check: _Checker, questions: list[Question], lines: dict[st
     for i, q in enumerate(questions):
         line = lines.get(q.id, 1)
         next_line, show_line = lines.get(f"{q.id}.next", line), lines.get(f"{q.id}.show_if", line)
-        if q.show_if is not None:
+        if q.show_if is not None and q.show_if.question not in check.broken:
             target = q.show_if.question
             if target not in position:
                 check.fail(show_line, f"show_if of '{q.id}' refers to an unknown question '{target}'")
@@ -293,7 +328,7 @@ def _check_references(check: _Checker, questions: list[Question], lines: dict[st
                         check.fail(show_line, f"show_if of '{q.id}' expects '{value}', not an answer of '{target}'")
         targets = list(q.next.values()) if isinstance(q.next, Mapping) else [q.next] if q.next else []
         for target in targets:
-            if target != END and target not in position:
+            if target != END and target not in position and target not in check.broken:
                 check.fail(next_line, f"next of '{q.id}' refers to an unknown question '{target}'")
         if isinstance(q.next, Mapping):
             for answer in q.next:

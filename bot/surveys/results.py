@@ -9,14 +9,18 @@ from __future__ import annotations
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.i18n import Translator
+from bot.core.i18n import Translator, plain
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse, SurveyRun
 from bot.surveys.definitions import Survey
 from bot.surveys.questions import QuestionType
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +119,12 @@ def render_text(results: SurveyResults, tr: Translator) -> str:
     for question in results.questions:
         lines.append("")
         lines.append(question.text)
+        if question.respondents == 0:
+            lines.append("  " + tr._("No answers yet."))
+            continue
         if question.suppressed:
-            lines.append("  " + tr._("Not shown: fewer than %(n)s people answered.", n=results.min_group_size))
+            lines.append("  " + tr.n_("Not shown: fewer than %(n)s person answered.",
+                                      "Not shown: fewer than %(n)s people answered.", results.min_group_size))
             continue
         for option in question.options:
             lines.append(f"  • {option.label}: {fewer if option.count is None else option.count}")
@@ -130,12 +138,23 @@ def render_text(results: SurveyResults, tr: Translator) -> str:
 
 
 def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
-    """A PNG with one horizontal bar chart per choice question that may be shown; None if none may.
+    """A PNG with one horizontal bar chart per choice question that may be shown; None if none may."""
+    figure = chart_figure(results, tr)
+    if figure is None:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def chart_figure(results: SurveyResults, tr: Translator) -> Figure | None:
+    """The chart's figure. Counts of people are whole numbers, and so are the axis ticks.
 
     Matplotlib (3.11+) shapes and orders Arabic and Sorani itself, so labels go in as they are.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     charted = [q for q in results.questions if q.options and not q.suppressed]
     if not charted:
@@ -152,15 +171,15 @@ def render_chart(results: SurveyResults, tr: Translator) -> bytes | None:
         axes.invert_yaxis()
         axes.set_title(_short(question.text, 90), fontsize=10, loc="right" if tr.rtl else "left")
         axes.spines[["top", "right"]].set_visible(False)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "0.5 people"
         for bar, option in zip(bars, question.options, strict=True):
             mark = f"<{results.min_group_size}" if option.count is None else str(option.count)
             axes.annotate(mark, (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
                           textcoords="offset points", va="center", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1, 0.96))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def _short(text: str, limit: int = 40) -> str:
+    text = plain(text)  # a chart is not a chat message: no directional marks
     return text if len(text) <= limit else text[: limit - 1] + "…"

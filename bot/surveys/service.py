@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.core.i18n import I18n
 from bot.core.model import Outbound
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 
 INVITED, IN_PROGRESS, COMPLETED = "invited", "in_progress", "completed"
 OPEN, CLOSED = "open", "closed"
+
+
+def run_ref(run_id: int) -> str:
+    """The outbox reference of a run's invitations and reminders: closing the run cancels them."""
+    return f"run:{run_id}"
 
 
 class SurveyUnavailable(Exception):
@@ -81,6 +87,10 @@ class Surveys:
         self._i18n = i18n
         self.audit = audit
 
+    @property
+    def i18n(self) -> I18n:
+        return self._i18n
+
     def definition(self, survey_id: str) -> Survey:
         try:
             return self.definitions[survey_id]
@@ -89,14 +99,23 @@ class Surveys:
 
     # -- staff ---------------------------------------------------------------------
 
-    async def launch(self, session: AsyncSession, survey_id: str, group_code: str, *, actor: str) -> Launch:
-        """Create a run and invite every reachable member of the group, in their language; audited."""
+    async def launch(self, session: AsyncSession, survey_id: str, group_code: str, *, actor: str,
+                     again: bool = False) -> Launch:
+        """Create a run and invite every reachable member of the group, in their language; audited.
+
+        A second run to a group whose run of the survey is still open is refused
+        (``SurveyUnavailable("already_open")``) unless ``again``: launching twice by mistake
+        would send everyone a second invitation. Nobody is invited twice to the same survey
+        while an earlier invitation of theirs is still open and unfinished.
+        """
         survey = self.definition(survey_id)
         if not survey.is_open(utcnow().date()):
             raise SurveyUnavailable("dates")
         group = await session.scalar(select(Group).where(Group.code == group_code))
         if group is None:
             raise SurveyUnavailable("group")
+        if not again and await self.open_run(session, survey.id, group.id) is not None:
+            raise SurveyUnavailable("already_open")
         run = SurveyRun(survey_id=survey.id, group_id=group.id, status=OPEN)
         session.add(run)
         await session.flush()
@@ -105,29 +124,88 @@ class Surveys:
             .join(memberships, memberships.c.participant_id == Participant.id)
             .join(ParticipantAddress, (ParticipantAddress.participant_id == Participant.id)
                   & (ParticipantAddress.platform == Participant.platform))
-            .where(memberships.c.group_id == group.id, ParticipantAddress.reachable.is_(True))
+            .where(memberships.c.group_id == group.id, ParticipantAddress.reachable.is_(True),
+                   Participant.id.not_in(self._unfinished(survey.id)))
             .order_by(Participant.id)
         )
         invited = 0
         for participant_id, language, platform in members:
-            session.add(SurveyInvitation(run_id=run.id, participant_id=participant_id, status=INVITED))
-            await self._outbox.enqueue(session, participant_id, platform, "survey.invitation",
-                                       self._invitation_message(survey, language, reminder=False), ref=f"run:{run.id}")
+            await self._invite(session, run, survey, participant_id, language, platform)
             invited += 1
         await session.flush()
-        await self.audit.append(session, actor, "survey.launch", survey.id, {"group": group_code, "invited": invited})
+        await self.audit.append(session, actor, "survey.launch", survey.id,
+                                {"group": group_code, "invited": invited, "again": again})
         return Launch(run.id, invited)
 
-    async def close(self, session: AsyncSession, survey_id: str, *, actor: str) -> int:
-        """Stop accepting answers to every open run of the survey; audited. Returns how many closed."""
-        self.definition(survey_id)
-        result = await session.execute(
-            update(SurveyRun).where(SurveyRun.survey_id == survey_id, SurveyRun.status == OPEN)
-            .values(status=CLOSED, closed_at=utcnow())
+    async def open_run(self, session: AsyncSession, survey_id: str, group_id: int) -> SurveyRun | None:
+        return await session.scalar(
+            select(SurveyRun).where(SurveyRun.survey_id == survey_id, SurveyRun.group_id == group_id,
+                                    SurveyRun.status == OPEN).order_by(SurveyRun.id).limit(1)
         )
-        closed = int(getattr(result, "rowcount", 0) or 0)
-        await self.audit.append(session, actor, "survey.close", survey_id, {"runs": closed})
-        return closed
+
+    @staticmethod
+    def _unfinished(survey_id: str) -> Select[Any]:
+        """Participants with an unfinished invitation to an open run of the survey."""
+        return (
+            select(SurveyInvitation.participant_id)
+            .join(SurveyRun, SurveyRun.id == SurveyInvitation.run_id)
+            .where(SurveyRun.survey_id == survey_id, SurveyRun.status == OPEN,
+                   SurveyInvitation.status != COMPLETED)
+        )
+
+    async def _invite(self, session: AsyncSession, run: SurveyRun, survey: Survey, participant_id: int,
+                      language: str, platform: str) -> None:
+        session.add(SurveyInvitation(run_id=run.id, participant_id=participant_id, status=INVITED))
+        await self._outbox.enqueue(session, participant_id, platform, "survey.invitation",
+                                   self._invitation_message(survey, language, reminder=False), ref=run_ref(run.id))
+
+    async def invite_late_joiners(self, session: AsyncSession, participant_id: int | None = None) -> int:
+        """Invite members who joined a group after its run was launched (or were unreachable then).
+
+        Each person is invited once per run; someone who already has an invitation to an open
+        run of the same survey is left alone. Returns how many were invited.
+        """
+        today = utcnow().date()
+        other = aliased(SurveyRun)
+        invited_to_this_survey = exists().where(
+            SurveyInvitation.participant_id == Participant.id, SurveyInvitation.run_id == other.id,
+            other.survey_id == SurveyRun.survey_id, or_(other.status == OPEN, other.id == SurveyRun.id),
+        )
+        query = (
+            select(SurveyRun, Participant.id, Participant.language, Participant.platform)
+            .join(memberships, memberships.c.group_id == SurveyRun.group_id)
+            .join(Participant, Participant.id == memberships.c.participant_id)
+            .join(ParticipantAddress, (ParticipantAddress.participant_id == Participant.id)
+                  & (ParticipantAddress.platform == Participant.platform))
+            .where(SurveyRun.status == OPEN, ParticipantAddress.reachable.is_(True), ~invited_to_this_survey)
+            .order_by(SurveyRun.id, Participant.id)
+        )
+        if participant_id is not None:
+            query = query.where(Participant.id == participant_id)
+        done: set[tuple[int, str]] = set()  # one invitation per person and survey, even via two groups
+        for run, pid, language, platform in (await session.execute(query)).all():
+            survey = self.definitions.get(run.survey_id)
+            if survey is None or not survey.is_open(today) or (pid, run.survey_id) in done:
+                continue
+            done.add((pid, run.survey_id))
+            await self._invite(session, run, survey, pid, language, platform)
+        await session.flush()
+        return len(done)
+
+    async def close(self, session: AsyncSession, survey_id: str, *, actor: str) -> int:
+        """Close every open run of the survey; invitations and reminders not sent yet are cancelled;
+        audited. Returns how many runs were closed."""
+        self.definition(survey_id)
+        runs = list(await session.scalars(
+            select(SurveyRun).where(SurveyRun.survey_id == survey_id, SurveyRun.status == OPEN)
+        ))
+        now = utcnow()
+        for run in runs:
+            run.status, run.closed_at = CLOSED, now
+            await self._outbox.cancel(session, run_ref(run.id))
+        await session.flush()
+        await self.audit.append(session, actor, "survey.close", survey_id, {"runs": len(runs)})
+        return len(runs)
 
     async def runs(self, session: AsyncSession, survey_id: str | None = None) -> list[SurveyRun]:
         query = select(SurveyRun).order_by(SurveyRun.id)
@@ -152,7 +230,7 @@ class Surveys:
             invitation.reminded_at = now
             await self._outbox.enqueue(session, invitation.participant_id, platform, "survey.reminder",
                                        self._invitation_message(survey, language, reminder=True),
-                                       ref=f"run:{invitation.run_id}")
+                                       ref=run_ref(invitation.run_id))
             sent += 1
         return sent
 
@@ -170,6 +248,9 @@ class Surveys:
     # -- participants ---------------------------------------------------------------
 
     async def offers(self, session: AsyncSession, participant_id: int) -> list[Offer]:
+        """The surveys this person can answer now, each once: with several open invitations to one
+        survey (two groups, a run launched again), the one already started, else the oldest."""
+        await self.invite_late_joiners(session, participant_id)
         today = utcnow().date()
         rows = await session.execute(
             select(SurveyInvitation, SurveyRun.survey_id)
@@ -178,12 +259,15 @@ class Surveys:
                    SurveyInvitation.status != COMPLETED)
             .order_by(SurveyInvitation.id)
         )
-        offers = []
+        offers: dict[str, Offer] = {}
         for invitation, survey_id in rows:
             survey = self.definitions.get(survey_id)
-            if survey is not None and survey.is_open(today):
-                offers.append(Offer(invitation.id, survey, invitation.status == IN_PROGRESS))
-        return offers
+            if survey is None or not survey.is_open(today):
+                continue
+            offer = Offer(invitation.id, survey, invitation.status == IN_PROGRESS)
+            if survey_id not in offers or (offer.started and not offers[survey_id].started):
+                offers[survey_id] = offer
+        return sorted(offers.values(), key=lambda o: o.invitation_id)
 
     async def invitation(self, session: AsyncSession, invitation_id: int, participant_id: int) -> tuple[SurveyInvitation, Survey]:
         """The invitation if it is this person's and still answerable; else SurveyUnavailable."""
@@ -260,7 +344,9 @@ class Surveys:
 
 
 class ReminderJob:
-    """Scheduled: one reminder per unfinished invitation. Reminded rows are marked, so reruns are harmless."""
+    """Scheduled survey upkeep: one reminder per unfinished invitation, and invitations for people
+    who joined a group after its run was launched. Both are marked in the database (reminded_at,
+    one invitation per run and person), so reruns are harmless."""
 
     def __init__(self, database: Database, surveys: Surveys, after_hours: float,
                  clock: Any = utcnow) -> None:
@@ -273,9 +359,13 @@ class ReminderJob:
         try:
             async with self._db.sessions.begin() as session:
                 sent = await self._surveys.send_reminders(session, self._clock(), self._after)
+            async with self._db.sessions.begin() as session:
+                joined = await self._surveys.invite_late_joiners(session)
         except Exception as exc:
             log.error("survey reminders failed: %s", type(exc).__name__)
             return 0
         if sent:
             log.info("survey reminders queued: %d", sent)
+        if joined:
+            log.info("survey invitations for late joiners queued: %d", joined)
         return sent

@@ -1,7 +1,8 @@
 """Outbound -> Matrix message content, and Matrix text -> what the person actually typed.
 
 Matrix has no buttons the bot can rely on, so choices become a numbered list; the core
-accepts the number, the label or an unambiguous prefix. Every message carries an HTML
+accepts the number, the label or an unambiguous prefix. Where a typed number is itself the
+answer (a number, a scale, a text), the choices (Skip, Back) are a bulleted list of words. Every message carries an HTML
 ``formatted_body`` and a plain ``body`` for clients without HTML. Right-to-left text is
 wrapped in ``<div dir="rtl">`` and each plain line starts with U+200F so Arabic and Sorani
 read correctly even where the client guesses the direction from the first character.
@@ -15,6 +16,7 @@ from typing import Any
 from bot.core.model import Direction, Outbound
 
 RLM = "\u200f"
+WORD_MARK = "\u2022"  # a bullet before a choice typed as a word (where typed numbers are answers)
 HTML_FORMAT = "org.matrix.custom.html"
 
 
@@ -23,7 +25,10 @@ def _plain_lines(message: Outbound) -> list[str]:
     if message.choices:
         if message.text:
             lines.append("")
-        lines.extend(f"{number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
+        if message.numbered:
+            lines.extend(f"{number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
+        else:  # typed numbers are answers here: the choices are words to type, never numbered
+            lines.extend(f"{WORD_MARK} {choice.label}" for choice in message.choices)
     return lines
 
 
@@ -33,7 +38,7 @@ def _html(message: Outbound) -> str:
         parts.append("<p>" + "<br>".join(html.escape(line) for line in message.text.split("\n")) + "</p>")
     if message.choices:
         items = "".join(f"<li>{html.escape(choice.label)}</li>" for choice in message.choices)
-        parts.append(f"<ol>{items}</ol>")
+        parts.append(f"<ol>{items}</ol>" if message.numbered else f"<ul>{items}</ul>")
     body = "".join(parts)
     if message.direction is Direction.RTL:
         return f'<div dir="rtl">{body}</div>'
@@ -44,7 +49,7 @@ def render_message(message: Outbound, msgtype: str = "m.text") -> dict[str, Any]
     """The ``m.room.message`` content for one outbound message."""
     lines = _plain_lines(message)
     if message.direction is Direction.RTL:
-        lines = [RLM + line if line else line for line in lines]
+        lines = [line if not line or line.startswith(RLM) else RLM + line for line in lines]
     content: dict[str, Any] = {
         "msgtype": msgtype,
         "body": "\n".join(lines),

@@ -104,7 +104,7 @@ async def test_families_survey_on_telegram_with_buttons_branching_back_skip_inva
         assert intro.labels == ["Start", "Later"] and "anonymous" in intro.text and intro.protected
         (relation,) = await amira.press(intro, "Start")
         assert closed_silently(intro)
-        assert relation.text.startswith(f"Question {isolated(1)} of {isolated(8)}")  # "to whom" only if reported
+        assert relation.text.startswith(f"Question {isolated(1)} of {isolated(9)}")  # "to whom" only if reported
         assert relation.protected and relation.labels[:2] == ["Parent", "Spouse"] and "Back" not in relation.labels
         (since,) = await amira.press(relation, "Spouse")
         assert closed_silently(relation) and since.labels[-2:] == ["Skip", "Back"]

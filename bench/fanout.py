@@ -10,6 +10,10 @@ second overall, one a second per chat; the server answers 429 to anything beyond
 50,000-row bulletin (10,000 with ``--quick``) drains while people not in its audience write to
 the bot: the sustained rate, the 429s, and how long their answers took are reported; the
 bulletin is then cancelled. Every scenario runs in a fresh process; its peak RSS is reported.
+A bulletin also goes end to end: ``civicbot bulletin create`` and ``civicbot bulletin send --to
+all`` (the real commands, each in its own process) queue the example bulletin for the same N
+people in four languages, and the bot's delivery engine sends it; its rate is reported beside
+the engine's.
 
 ``--matrix``: one encrypted message to each of 50 direct chats on the suite's Synapse through
 the outbox and the Matrix transport, against a bare matrix-nio ``room_send`` loop.
@@ -92,18 +96,20 @@ async def database_url(kind: str, workdir: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def civicbot(api: BotApiProcess, url: str, workdir: Path, *, lifted: bool) -> AsyncIterator[Any]:
+async def civicbot(api: BotApiProcess, url: str, workdir: Path, *, lifted: bool, keys: Any = None,
+                   poll_seconds: float | None = None) -> AsyncIterator[Any]:
     """The bot as ``civicbot run`` wires it: services, router, Telegram transport, senders."""
     from bot.app import build_platform_transports, running
-    from bot.config import LimitsSettings, TelegramSettings
+    from bot.config import LimitsSettings, OutboxSettings, TelegramSettings
     from bot.core.security import KeyRing
     from tests.support import make_settings
 
     rates = {"rate_per_second": 100_000, "per_chat_interval_seconds": 0} if lifted else {}
     telegram = TelegramSettings(token=api.token, api_base_url=api.base_url, **rates)  # type: ignore[arg-type]
-    settings = make_settings(url, workdir, telegram=telegram, limits=LimitsSettings(flood_messages=10_000))
+    extra = {"outbox": OutboxSettings(poll_seconds=poll_seconds)} if poll_seconds is not None else {}
+    settings = make_settings(url, workdir, telegram=telegram, limits=LimitsSettings(flood_messages=10_000), **extra)
     # The wiring of ``civicbot run``; the senders are started by the benchmark, once the rows are queued.
-    async with running(settings, keys=KeyRing.generate(), upgrade=True, senders=False,
+    async with running(settings, keys=keys or KeyRing.generate(), upgrade=True, senders=False,
                        transports=lambda services: build_platform_transports(
                            services, telegram={"poll_timeout_seconds": 2})) as bot:
         yield bot
@@ -140,6 +146,44 @@ async def civicbot_lifted(api: BotApiProcess, chats: list[int], kind: str, workd
         stop.set()
         await task
         return {"seconds": elapsed, "enqueue_seconds": enqueue_seconds, "duplicates": stats["repeated_texts"],
+                "status": stats["status"]}
+
+
+async def civicbot_bulletin(api: BotApiProcess, chats: list[int], workdir: Path) -> dict[str, Any]:
+    """The example bulletin to every chat through the real ``civicbot bulletin create`` and ``send``
+    (each its own process, as staff run them), delivered by the running bot's engine."""
+    import os
+
+    from bot.core.security import KeyRing
+
+    keys = KeyRing.generate()
+    keys.save(workdir / "keys.json")
+    bulletin = Path(__file__).resolve().parent.parent / "config" / "bulletins" / "2026-06-periodic-update.yaml"
+    async with database_url("sqlite", workdir) as url, \
+            civicbot(api, url, workdir, lifted=True, keys=keys, poll_seconds=0.1) as bot:
+        await register(bot.services.database, bot.services.keys, "telegram", chats)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
+        env.update(CIVICBOT_DATABASE__URL=url, CIVICBOT_SECURITY__KEY_FILE=str(workdir / "keys.json"))
+
+        async def command(*args: str) -> float:
+            started = time.perf_counter()
+            process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "bulletin", *args, env=env,
+                                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, err = await process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"civicbot bulletin {args[0]} failed: {err.decode().strip()[-200:]}")
+            return time.perf_counter() - started
+
+        await command("create", str(bulletin))
+        stop = asyncio.Event()
+        task = await run_senders(bot, stop)
+        started = time.perf_counter()
+        send_seconds = await command("send", "2026-06-periodic-update", "--to", "all")
+        stats = await api.wait_sent(len(chats), timeout=600)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await task
+        return {"seconds": elapsed, "send_seconds": send_seconds, "duplicates": stats["repeated_texts"],
                 "status": stats["status"]}
 
 
@@ -203,6 +247,7 @@ async def scenario(name: str, people: int, seconds: float) -> dict[str, Any]:
                     "ptb": lambda: bare_ptb(api, chats),
                     "sqlite": lambda: civicbot_lifted(api, chats, "sqlite", workdir),
                     "postgresql": lambda: civicbot_lifted(api, chats, "postgresql", workdir),
+                    "bulletin": lambda: civicbot_bulletin(api, chats, workdir),
                 }
                 outcome = await runs[name]()
                 result = outcome if isinstance(outcome, dict) else {"seconds": outcome}
@@ -238,7 +283,7 @@ def telegram_report(people: int, bulk: int, seconds: float) -> bool:
     print(f"Telegram fan-out: {people} recipients, one message each, local Bot API server in its own process, "
           f"rate limits lifted; baselines {CONCURRENCY} at a time")
     results: dict[str, dict[str, Any] | None] = {}
-    for name in ("raw", "ptb", "sqlite", "postgresql"):
+    for name in ("raw", "ptb", "sqlite", "postgresql", "bulletin"):
         if name == "postgresql" and not postgres_available():
             print("  postgresql: skipped (not reachable)")
             results[name] = None
@@ -248,15 +293,20 @@ def telegram_report(people: int, bulk: int, seconds: float) -> bool:
     ptb = results.get("ptb")
     ptb_rate = people / ptb["seconds"] if ptb else float("nan")
     for name, label in (("raw", "raw aiohttp POSTs"), ("ptb", "bare PTB send_message"),
-                        ("sqlite", "civicbot outbox, SQLite"), ("postgresql", "civicbot outbox, PostgreSQL")):
+                        ("sqlite", "civicbot outbox, SQLite"), ("postgresql", "civicbot outbox, PostgreSQL"),
+                        ("bulletin", "bulletin send, SQLite")):
         r = results.get(name)
         if r is None:
             continue
         rate = people / r["seconds"]
-        rss = f"{r['peak_rss_mb']:.0f}" if name in ("sqlite", "postgresql") else "-"
+        rss = f"{r['peak_rss_mb']:.0f}" if name in ("sqlite", "postgresql", "bulletin") else "-"
         print(f"{label:<26}{r['seconds']:>9.2f}{rate:>9.0f}{rate / ptb_rate:>8.2f}{rss:>13}")
         if "enqueue_seconds" in r:
             print(f"{'':<26}(enqueue {people} rows: {r['enqueue_seconds']:.2f} s; arrived {r['arrived']}, "
+                  f"sent twice {r['duplicates']})")
+        if "send_seconds" in r:
+            print(f"{'':<26}(from `civicbot bulletin send` to the last arrival, in four languages; the command "
+                  f"itself {r['send_seconds']:.2f} s with its interpreter start; arrived {r['arrived']}, "
                   f"sent twice {r['duplicates']})")
     ok = True
     sqlite, postgres = results.get("sqlite"), results.get("postgresql")

@@ -240,7 +240,8 @@ def _on_loop(job: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any
 
 @dataclass
 class Bot:
-    """One assembled bot: services, router, transports, an outbox sender per transport, the scheduler.
+    """One assembled bot: services, router, transports, an outbox sender per transport, the features'
+    workers, the scheduler.
 
     ``start`` connects the transports and starts the senders and the scheduler; ``wait`` returns
     the exit code once a transport ends (end of input, or a fatal failure) or a signal arrives;
@@ -264,9 +265,11 @@ class Bot:
         for transport in self.transports.values():
             await transport.start(self.router.handle)
             self._started.append(transport)
-        if senders:
+        if senders:  # the features' workers (bulletin progress) run with the delivery they follow
             outbox, database = self.services.outbox, self.services.database
             self._tasks = [asyncio.create_task(run_delivery(self.senders, database, outbox.wakeup, self._stop))]
+            self._tasks += [asyncio.create_task(worker.factory(self.services, self.transports)(self._stop))
+                            for worker in self.features.workers()]
         if scheduler:
             self.scheduler = build_scheduler(self.services)
             self.scheduler.start()
@@ -333,7 +336,7 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     router = Router(
         services, build_engine(features, services.keys), features.command_table(), by_platform,
         FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
-        newcomer=onboarding_state,
+        newcomer=onboarding_state, interceptors=features.interceptors(),
     )
     senders = {
         platform: OutboxSender(services.database, services.outbox, services.keys, t, settings.outbox,
@@ -540,6 +543,10 @@ def build_worker(bot: Bot, parts: WorkerTransports, metrics: Metrics, part_grace
         # commits rows. At a stop they finish what they claimed (at most their window).
         duties.append(SenderDuty("outbox senders", lambda stop: run_delivery(
             bot.senders, database, services.outbox.wakeup, stop), None, part_grace))
+    # The features' workers (the bulletin progress reporter) follow the senders: on the leader only,
+    # where the platform transports run.
+    duties.extend(SenderDuty(worker.name, worker.factory(services, bot.transports), None, part_grace)
+                  for worker in bot.features.workers())
 
     def scheduler(track: JobWrapper) -> AsyncIOScheduler:
         def wrap(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:

@@ -121,6 +121,7 @@ class RetentionSettings(_Section):
     expired_invite_days: int = Field(default=30, ge=1)
     processed_event_days: int = Field(default=7, ge=1)  # dedupe memory for redelivered events
     checkin_days: int = Field(default=730, ge=1)  # associations' check-in history (cycles, answers, flags)
+    bulletin_days: int = Field(default=365, ge=1)  # finished bulletin sends, with who received them
     purge_interval_hours: float = Field(default=24.0, gt=0)
 
 
@@ -154,6 +155,13 @@ class SurveySettings(_Section):
     reminder_after_hours: float = Field(default=48.0, gt=0)  # one reminder for unfinished surveys
     reminder_check_minutes: float = Field(default=15.0, gt=0)
     min_group_size: int = Field(default=5, ge=1)  # results with fewer respondents are not shown
+
+
+class BulletinSettings(_Section):
+    require_approval: bool = False  # four eyes: a second staff member approves before anything is sent
+    progress_interval_seconds: float = Field(default=5.0, ge=1)  # at most one edit of the progress message per interval
+    check_seconds: float = Field(default=15.0, gt=0)  # how often scheduled bulletins are checked for being due
+    late_after_minutes: float = Field(default=5.0, ge=0)  # a send starting later than this gets a note in its summary
 
 
 ContentPlatform = Literal["matrix", "telegram", "console"]
@@ -234,6 +242,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    bulletins: BulletinSettings = Field(default_factory=BulletinSettings)
 
     @property
     def has_platform(self) -> bool:

@@ -4,6 +4,7 @@ service of another (list that one first)."""
 
 from __future__ import annotations
 
+from bot.bulletins.feature import BULLETINS
 from bot.checkins.feature import CHECKINS
 from bot.conversation.feature import Feature
 from bot.handlers.features import CONVERSATION, DELIVERY, ERASURE, LANGUAGE, ONBOARDING, PRIVACY, STAFF_ADMIN
@@ -19,4 +20,5 @@ FEATURES: tuple[Feature, ...] = (
     DELIVERY,
     SURVEYS,
     CHECKINS,
+    BULLETINS,
 )

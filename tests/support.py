@@ -59,6 +59,7 @@ class RecordingTransport:
     failure: BaseException | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     progress: asyncio.Event = field(default_factory=asyncio.Event)
+    edits: list[tuple[str, str, Outbound]] = field(default_factory=list)
 
     async def start(self, on_inbound: InboundHandler) -> None:
         self.handler = on_inbound
@@ -85,6 +86,17 @@ class RecordingTransport:
                 await self.progress.wait()
 
         await asyncio.wait_for(reached(), timeout)
+
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        """Replaces the earlier message in place, as a platform would, and keeps the edit."""
+        self.edits.append((address.value, message_id, message))
+        index = int(message_id) - 1
+        if 0 <= index < len(self.send_log) and self.send_log[index][0] == address.value:
+            original = self.send_log[index][1]
+            inbox = self.sent[address.value]
+            inbox[inbox.index(original)] = message
+            self.send_log[index] = (address.value, message, self.send_log[index][2])
+        return Delivery(message_id=message_id)
 
 
 @dataclass

@@ -23,7 +23,7 @@ def civicbot(*args: str, cwd: Path, stdin: str = "", env: dict[str, str] | None 
 
 
 def test_console_onboarding_in_english_then_erasure(tmp_path: Path) -> None:
-    result = civicbot("run", "--console", cwd=tmp_path, stdin="/start\n4\n1\n1\n")
+    result = civicbot("run", "--console", cwd=tmp_path, stdin="/start\n4\n1\n1\n1\n")
     assert result.returncode == 0, result.stderr
     assert "  4. English" in result.stdout and "Main menu" in result.stdout
     keys = tmp_path / "data" / "keys.json"
@@ -36,7 +36,7 @@ def test_console_onboarding_in_english_then_erasure(tmp_path: Path) -> None:
     assert "has been erased" in result.stdout
     with sqlite3.connect(tmp_path / "data" / "civicbot.db") as db:
         for table in ("participants", "participant_keys", "participant_addresses", "dialog_states", "outbox",
-                      "memberships"):
+                      "memberships", "bulletin_subscriptions"):
             assert db.execute(f"select count(*) from {table}").fetchone() == (0,), table
 
 

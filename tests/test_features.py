@@ -85,12 +85,12 @@ async def test_a_feature_declared_once_is_in_the_menu_help_rotation_and_erasure(
         async with chat.bot.services.database.engine.begin() as connection:
             await connection.run_sync(NotesBase.metadata.create_all)
         person = chat.person("7")
-        for step in ("/start", "4", "1", "1"):
+        for step in ("/start", "4", "1", "1", "1"):  # ..., skip the code, yes to bulletins
             await person.send(step)
         menu = person.last_prompt
         labels = [c.label for c in menu.choices]
-        assert labels == ["Surveys", "Enter an invitation code", "My notes", "Help", "Change language", "Privacy",
-                          "Erase my data"], "the entry sits where its order puts it"
+        assert labels == ["Surveys", "Bulletins", "Enter an invitation code", "My notes", "Help", "Change language",
+                          "Privacy", "Erase my data"], "the entry sits where its order puts it"
         assert "/note <text> – keep a note" in (await person.send("/help"))[0].text
 
         await person.send("/note meet at the usual place")

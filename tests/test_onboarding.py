@@ -31,6 +31,8 @@ async def test_onboarding_in_english_by_buttons_and_numbers(db_url: str, tmp_pat
         await amira.send("1")  # "I agree", by number
         assert "invitation code" in amira.last.text
         await amira.send("skip")  # by label, any case
+        assert "bulletin" in amira.last.text and amira.last.choices[0].label == "Yes, send it to me"
+        await amira.send("yes")  # the default answer comes first
         assert amira.inbox[-2].text.startswith("You are all set")
         assert amira.last.text.startswith("Main menu")
         async with chat.bot.services.database.sessions() as session:
@@ -47,6 +49,7 @@ async def test_onboarding_in_arabic_is_right_to_left(db_url: str, tmp_path: Path
         assert consent.direction is Direction.RTL and consent.language == "ar"
         await noor.press(0)  # I agree
         await noor.press(0)  # Skip
+        await noor.press(0)  # Yes, send me the bulletins
         menu = noor.last
         assert menu.direction is Direction.RTL
         assert menu.text != "Main menu. What would you like to do?"

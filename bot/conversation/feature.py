@@ -13,10 +13,11 @@ Like Django's app registry: a feature declares what it brings, the wiring assemb
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,9 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.conversation.commands import Command, CommandTable
-from bot.conversation.engine import Dialog, State
+from bot.conversation.engine import Dialog, Prompt, State
+from bot.conversation.router import Interceptor
 from bot.conversation.turn import Services, Turn
 from bot.core.security import KeyRing
+from bot.core.transport import Transport
 from bot.storage.db import Database
 from bot.storage.lifecycle import RetentionRule, SealedColumn, SealKey
 from bot.storage.models import Participant
@@ -35,8 +38,9 @@ if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
 
 __all__ = [
-    "Clock", "CliContext", "CliGroup", "CliVerb", "EraseHook", "Feature", "FeatureSet", "Job", "MenuAction",
-    "FeatureStartupError", "MenuEntry", "RetentionRule", "SealKey", "SealedColumn", "ServiceFactory", "always",
+    "Clock", "CliContext", "CliGroup", "CliVerb", "EraseHook", "Feature", "FeatureSet", "Interceptor", "Job",
+    "MenuAction", "FeatureStartupError", "MenuEntry", "OnboardingStep", "RetentionRule", "SealKey", "SealedColumn",
+    "ServiceFactory", "Worker", "always",
 ]
 
 Clock = Callable[[], dt.datetime]
@@ -91,6 +95,33 @@ class Job:
     factory: Callable[[Services, Clock], Callable[[], Awaitable[object]]]
     """Given the services and a clock, the async callable the scheduler calls. It must
     catch and log its own errors (by type only): a failing run must not stop the scheduler."""
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A loop the running bot keeps beside its outbox senders, with the transports, until the bot
+    stops (the bulletin progress reporter edits its staff messages through them). Its state must
+    be in the database: it is restarted with the bot, and several workers may run it at once."""
+
+    name: str
+    factory: Callable[[Services, Mapping[str, Transport]], Callable[[asyncio.Event], Coroutine[Any, Any, None]]]
+    """Given the services and the transports by platform, the loop; it returns once the event is set
+    and catches and logs its own errors (by type only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnboardingStep:
+    """A question onboarding asks once, after the invitation code, to people who have not answered
+    it (also people registered before the feature existed, the next time they finish onboarding)."""
+
+    key: str
+    """Stable id of the step (unique across features)."""
+    pending: Callable[[Turn], Awaitable[bool]]
+    """Whether the person (``turn.participant``) still has to answer."""
+    prompt: Callable[[Turn], Prompt]
+    """The question with its choices, in ``turn.tr``'s language."""
+    answer: Callable[[Turn, str], Awaitable[None]]
+    """Records the chosen choice's key (and may say something)."""
 
 
 @dataclass(slots=True)
@@ -181,6 +212,12 @@ class Feature:
     check: Callable[[Settings], object] | None = None
     """Validates the feature's own configuration (definition files, ...) at start, before any key
     file or database is created; raises :class:`FeatureStartupError` with one line naming the setting."""
+    interceptors: tuple[Interceptor, ...] = ()
+    """Looks at every text message before commands and dialogs (stop words)."""
+    onboarding: tuple[OnboardingStep, ...] = ()
+    """Questions onboarding asks once, after the invitation code."""
+    workers: tuple[Worker, ...] = ()
+    """Loops that run beside the outbox senders while the bot runs, with the transports."""
     enabled: Callable[[Settings], bool] = always
     """Whether the feature is on. An off feature has no commands, menu entries, dialogs, jobs,
     verbs or service; its sealed columns, retention rules and erasure hook still apply, because
@@ -205,6 +242,8 @@ class FeatureSet:
         _unique("menu entry", (m.key for m in self.menu()))
         _unique("job", (j.id for j in self.jobs()))
         _unique("verb group", (g.name for g in self.cli()))
+        _unique("onboarding step", (o.key for o in self.onboarding()))
+        _unique("worker", (w.name for w in self.workers()))
         self._table = CommandTable(self.commands())
 
     def __iter__(self) -> Iterator[Feature]:
@@ -232,6 +271,15 @@ class FeatureSet:
 
     def cli(self) -> tuple[CliGroup, ...]:
         return tuple(g for f in self.enabled for g in f.cli)
+
+    def interceptors(self) -> tuple[Interceptor, ...]:
+        return tuple(i for f in self.enabled for i in f.interceptors)
+
+    def onboarding(self) -> tuple[OnboardingStep, ...]:
+        return tuple(o for f in self.enabled for o in f.onboarding)
+
+    def workers(self) -> tuple[Worker, ...]:
+        return tuple(w for f in self.enabled for w in f.workers)
 
     def services(self) -> tuple[ServiceFactory, ...]:
         return tuple(f.service for f in self.enabled if f.service is not None)

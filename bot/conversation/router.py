@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -40,6 +40,8 @@ from bot.storage.models import Participant, ProcessedEvent, utcnow
 log = logging.getLogger(__name__)
 
 EntryDialog = Callable[[Turn], State]
+Interceptor = Callable[[Turn], Awaitable[bool]]
+"""Sees a text message before commands and dialogs (a stop word, say); True if it answered it."""
 
 
 class Router:
@@ -52,7 +54,8 @@ class Router:
 
     def __init__(self, services: Services, engine: DialogEngine, commands: CommandTable,
                  transports: Mapping[str, Transport], flood: FloodGuard, *,
-                 newcomer: EntryDialog, home: EntryDialog = menu_state) -> None:
+                 newcomer: EntryDialog, home: EntryDialog = menu_state,
+                 interceptors: Sequence[Interceptor] = ()) -> None:
         self._services = services
         self._engine = engine
         self._commands = commands
@@ -60,6 +63,7 @@ class Router:
         self._flood = flood
         self._newcomer = newcomer
         self._home = home
+        self._interceptors = tuple(interceptors)
         self.handled = 0  # inbound events handled to the end (replies sent), for operators and tests
         self._progress = asyncio.Event()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -152,6 +156,9 @@ class Router:
             return
         if inbound.kind is InboundKind.TEXT and not inbound.text.strip():
             return
+        for interceptor in self._interceptors:
+            if await interceptor(turn):
+                return
         parsed = parse_command(inbound.text) if inbound.kind is InboundKind.TEXT else None
         if parsed is not None:
             name, args = parsed

@@ -78,12 +78,24 @@ class Direction(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Formatted:
+    """One message already rendered for the recipient's platform: ``html`` in the markup that
+    platform accepts (Telegram's HTML subset; Matrix's sanitised ``formatted_body``), ``text``
+    the same without markup (Matrix's ``body``, the console). The renderer that made it has
+    escaped everything and kept it within the platform's length limit."""
+
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outbound:
     """A message to one person: text plus optional choices.
 
     ``prompt_id`` is set when the choices belong to a dialog step, so transports can
     put it into button data. ``sensitive`` asks for ``protect_content`` where the
-    platform offers it.
+    platform offers it. ``formatted`` (rich text such as a bulletin) replaces ``text`` on
+    platforms that show markup: its parts are sent in order, the choices go with the last.
     """
 
     text: str
@@ -95,6 +107,7 @@ class Outbound:
     image: bytes | None = None  # PNG, e.g. a results chart
     image_name: str = "image.png"
     numbered: bool = True  # False: where a typed number is an answer, choices are words, never numbered
+    formatted: tuple[Formatted, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

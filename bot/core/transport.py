@@ -81,3 +81,8 @@ class Transport(Protocol):
 
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
         """Send one message; raise a :class:`DeliveryError` subclass on failure."""
+
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        """Replace the text of a message this bot sent (``message_id`` from its :class:`Delivery`), in
+        place, e.g. a progress report. An edit that changes nothing succeeds; raise a
+        :class:`DeliveryError` subclass on failure."""

@@ -1,4 +1,5 @@
-"""First contact: language, consent, an optional invitation code, then the menu.
+"""First contact: language, consent, an optional invitation code, the questions features ask
+once (whether to receive bulletins), then the menu.
 
 Nothing is stored about a person until they accept the notice; a decline deletes the
 conversation state that held their language choice.
@@ -7,6 +8,7 @@ conversation state that held their language choice.
 from __future__ import annotations
 
 from bot.conversation.engine import Dialog, Prompt, State, menu_state
+from bot.conversation.feature import FeatureSet, OnboardingStep
 from bot.conversation.turn import Turn
 from bot.core.model import Choice
 from bot.dialogs.language import language_choices
@@ -39,6 +41,9 @@ class OnboardingDialog(Dialog):
             text = "\n\n".join((_("Welcome."), privacy_notice(turn),
                                   _("Do you agree to your information being handled this way?")))
             return Prompt(text, (Choice("accept", _("I agree")), Choice("decline", _("I do not agree"))))
+        step = _step(turn, state)
+        if step is not None:
+            return step.prompt(turn)
         return Prompt(
             _("If your organisation gave you an invitation code, type it now. Otherwise choose “Skip”."),
             (Choice("skip", _("Skip")),),
@@ -59,7 +64,10 @@ class OnboardingDialog(Dialog):
                     turn.session, turn.pseudonym, turn.tr.language, turn.inbound.address
                 )
             return State(self.name, "invite", turn.tr.language)
-        return self._finish(turn)
+        step = _step(turn, state)
+        if step is not None:
+            await step.answer(turn, key)
+        return await self._finish(turn)
 
     async def on_text(self, turn: Turn, state: State, text: str) -> State | None:
         _ = turn.tr._
@@ -68,7 +76,7 @@ class OnboardingDialog(Dialog):
         result, org = await turn.services.organisations.redeem(turn.session, text, turn.participant)
         if result is RedeemResult.OK and org is not None:
             turn.say(_("Thank you. You have joined %(organisation)s.", organisation=org.code))
-            return self._finish(turn)
+            return await self._finish(turn)
         attempts = int(state.data.get("attempts", 0)) + 1
         if attempts >= MAX_CODE_ATTEMPTS:
             turn.say(_("That code did not work. Please ask the person who invited you for a new code; "
@@ -80,6 +88,21 @@ class OnboardingDialog(Dialog):
         }.get(result, _("I do not recognise this invitation code. Please check it and type it again.")))
         return State(self.name, "invite", turn.tr.language, {"attempts": attempts})
 
-    def _finish(self, turn: Turn) -> State:
+    async def _finish(self, turn: Turn) -> State:
+        """The next question a feature asks once, if any is left for this person; then the menu."""
+        if turn.participant is not None:
+            for step in turn.services.get(FeatureSet).onboarding():
+                if await step.pending(turn):
+                    return State(self.name, f"{STEP}{step.key}", turn.tr.language)
         turn.say(turn.tr._("You are all set. You can open the menu at any time with /menu."))
         return menu_state(turn)
+
+
+STEP = "ask:"
+
+
+def _step(turn: Turn, state: State) -> OnboardingStep | None:
+    if not state.step.startswith(STEP):
+        return None
+    key = state.step.removeprefix(STEP)
+    return next((s for s in turn.services.get(FeatureSet).onboarding() if s.key == key), None)

@@ -193,6 +193,12 @@ class TransportSlot:
             raise TransientDeliveryError("not_leader")
         return await transport.send(address, message, options)
 
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        transport = self._current
+        if transport is None:
+            raise TransientDeliveryError("not_leader")
+        return await transport.edit(address, message_id, message)
+
 
 class LeaderTransportDuty:
     """A transport built, started and stopped once per leadership term."""

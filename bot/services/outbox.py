@@ -35,7 +35,7 @@ from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from bot.core.model import Choice, Direction, Outbound, Platform, PromptId
+from bot.core.model import Choice, Direction, Formatted, Outbound, Platform, PromptId
 from bot.core.security import DataKey, KeyRing
 from bot.storage.models import OutboxMessage, ParticipantKey, outbox_payload_context, utcnow
 
@@ -168,6 +168,7 @@ def encode_message(message: Outbound) -> str:
             "image": base64.b64encode(message.image).decode() if message.image else None,
             "image_name": message.image_name,
             "numbered": message.numbered,
+            "formatted": [[part.text, part.html] for part in message.formatted],
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -186,6 +187,7 @@ def decode_message(payload: str) -> Outbound:
         image=base64.b64decode(data["image"]) if data["image"] else None,
         image_name=data["image_name"],
         numbered=data.get("numbered", True),
+        formatted=tuple(Formatted(text, markup) for text, markup in data.get("formatted", ())),
     )
 
 

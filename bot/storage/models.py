@@ -492,3 +492,121 @@ CHECKIN_PROGRESS = SealedColumn(CheckinDelivery.progress_enc, lambda row: checki
 # An association's history goes with its cycles (answers, flags and deliveries cascade).
 CHECKIN_HISTORY = RetentionRule("checkin_cycles", CheckinCycle, lambda cutoff: CheckinCycle.due_at < cutoff,
                                 "checkin_days")
+
+
+# -- Bulletins --------------------------------------------------------------------------------
+# A bulletin (the id of its file) has versions; a version is what is approved and sent. A send
+# goes to an audience, now or at a time; its recipients are fixed when it starts, each with the
+# outbox row that carries their copy. Notices are the staff messages that show its progress.
+
+
+class BulletinRecord(Base):
+    __tablename__ = "bulletins"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class BulletinVersion(Base):
+    """The content (titles and bodies, sealed with the master key until it is published) and its approval."""
+
+    __tablename__ = "bulletin_versions"
+    __table_args__ = (UniqueConstraint("bulletin_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bulletin_id: Mapped[str] = mapped_column(ForeignKey("bulletins.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    languages: Mapped[str] = mapped_column(String(32))  # "en,ar,ckb,ku": the first is the fallback
+    content_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[dt.datetime | None]
+
+
+def bulletin_content_context(bulletin_id: str, number: int) -> str:
+    return f"bulletin_versions.content:{bulletin_id}:{number}"
+
+
+BULLETIN_CONTENT = SealedColumn(BulletinVersion.content_enc,
+                                lambda row: bulletin_content_context(row.bulletin_id, row.number), SealKey.MASTER)
+
+
+class BulletinSend(Base):
+    """One request to send a bulletin to an audience; its state survives restarts."""
+
+    __tablename__ = "bulletin_sends"
+    __table_args__ = (Index("ix_bulletin_sends_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bulletin_id: Mapped[str] = mapped_column(ForeignKey("bulletins.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("bulletin_versions.id", ondelete="SET NULL"))
+    audience: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # scheduled, sending, done, cancelled
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[dt.datetime]
+    timed: Mapped[bool] = mapped_column(Boolean, default=False)  # --at was given
+    language: Mapped[str] = mapped_column(String(8))  # of the staff notices
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(64))
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[str | None] = mapped_column(Text)  # counts frozen when it ends (JSON, no ids)
+    reporter_lease_until: Mapped[dt.datetime | None]
+
+
+# Finished sends go, with the list of who received them (their recipients cascade).
+OLD_BULLETIN_SENDS = RetentionRule(
+    "bulletin_sends", BulletinSend, lambda cutoff: BulletinSend.finished_at < cutoff, "bulletin_days")
+
+
+class BulletinRecipient(Base):
+    """Who a started send goes to, in which language, and the outbox row with their copy."""
+
+    __tablename__ = "bulletin_recipients"
+
+    send_id: Mapped[int] = mapped_column(ForeignKey("bulletin_sends.id", ondelete="CASCADE"), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True,
+                                                index=True)
+    outbox_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))  # the language of the copy
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)  # not the reader's own language
+
+
+class BulletinSubscription(Base):
+    """A participant's choice about bulletins. No row means the default: subscribed."""
+
+    __tablename__ = "bulletin_subscriptions"
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True)
+    subscribed: Mapped[bool] = mapped_column(Boolean)
+    changed_on: Mapped[dt.date] = mapped_column(Date, default=lambda: utcnow().date())
+
+
+class BulletinNotice(Base):
+    """A staff chat that follows a send: one progress message edited in place, then a summary."""
+
+    __tablename__ = "bulletin_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    send_id: Mapped[int] = mapped_column(ForeignKey("bulletin_sends.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(String(32), unique=True)  # binds the sealed address to this row
+    address_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    language: Mapped[str] = mapped_column(String(8))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    shown: Mapped[str | None] = mapped_column(String(64))  # digest of the text last shown: no edit without change
+    edited_at: Mapped[dt.datetime | None]
+    summary_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def bulletin_notice_context(token: str) -> str:
+    return f"bulletin_notices.address:{token}"
+
+
+# A staff chat's address: belongs to no participant, so the master key.
+BULLETIN_NOTICE_ADDRESS = SealedColumn(BulletinNotice.address_enc, lambda row: bulletin_notice_context(row.token),
+                                       SealKey.MASTER)

@@ -93,8 +93,14 @@ class ConsoleTransport:
         finally:
             self._ended.set()
 
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        """A terminal cannot change what it printed: the new text is printed, marked as an update."""
+        self._stdout.write(f"~ {message.text}\n\n")
+        self._stdout.flush()
+        return Delivery(message_id=message_id)
+
     async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
-        lines = [message.text]
+        lines = ["\n\n".join(part.text for part in message.formatted)] if message.formatted else [message.text]
         if message.numbered:
             lines.extend(f"  {number}. {choice.label}" for number, choice in enumerate(message.choices, start=1))
         else:  # typed numbers are answers here: the choices are words to type

@@ -92,7 +92,7 @@ from bot.transports.matrix_crosssigning import (
     JsonDict,
     ensure_cross_signing,
 )
-from bot.transports.matrix_render import render_message, render_notice, strip_reply_fallback
+from bot.transports.matrix_render import render_messages, render_notice, strip_reply_fallback
 from bot.transports.matrix_session import (
     Checkpoint,
     KeySealer,
@@ -810,8 +810,7 @@ class MatrixTransport:
 
     # -- outbound -------------------------------------------------------------------------------
 
-    async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
-        """Send one message; the transaction id makes a resend of the same outbox row a no-op."""
+    def _room_for_sending(self, address: Address) -> MatrixRoom:
         if address.platform != PLATFORM:
             raise PermanentDeliveryError("wrong_platform")
         if self._client is None or not self._ready.is_set():
@@ -825,8 +824,32 @@ class MatrixTransport:
             raise RecipientUnreachable("room_empty")
         if not self._private(room):
             raise RecipientUnreachable("room_not_private")
+        return room
+
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        """An ``m.replace`` of an earlier message (its first part); nio sends the relation unencrypted,
+        as clients need it to show the edit in place. Older clients see the ``* text`` fallback."""
+        room = self._room_for_sending(address)
+        new_content = render_messages(message)[0]
+        content = {
+            "msgtype": new_content["msgtype"],
+            "body": f"* {new_content['body']}",
+            "format": new_content["format"],
+            "formatted_body": f"* {new_content['formatted_body']}",
+            "m.new_content": new_content,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": message_id},
+        }
+        await self._room_send(room.room_id, content, uuid.uuid4().hex)
+        return Delivery(message_id=message_id)  # later edits still replace the original event
+
+    async def send(self, address: Address, message: Outbound, options: SendOptions | None = None) -> Delivery:
+        """Send one message; the transaction id makes a resend of the same outbox row a no-op."""
+        room = self._room_for_sending(address)
         txn_id = options.transaction_id if options and options.transaction_id else uuid.uuid4().hex
-        event_id = await self._room_send(room.room_id, render_message(message), txn_id)
+        event_id = ""
+        for index, content in enumerate(render_messages(message)):
+            # One transaction id per part: a resend after a crash repeats none of them.
+            event_id = await self._room_send(room.room_id, content, txn_id if index == 0 else f"{txn_id}-{index}")
         if message.image is not None:
             content = await self._image_content(message.image, message.image_name, room.encrypted)
             event_id = await self._room_send(room.room_id, content, f"{txn_id}-image")

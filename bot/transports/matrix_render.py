@@ -58,6 +58,18 @@ def render_message(message: Outbound, msgtype: str = "m.text") -> dict[str, Any]
     }
 
 
+def render_messages(message: Outbound) -> list[dict[str, Any]]:
+    """Every ``m.room.message`` content one outbound message becomes, in order: the core's
+    pre-rendered parts (already sanitised) when it has them, else one rendered here."""
+    if not message.formatted:
+        return [render_message(message)]
+    contents = [{"msgtype": "m.text", "body": part.text, "format": HTML_FORMAT, "formatted_body": part.html}
+                for part in message.formatted]
+    if message.choices:
+        contents.append(render_message(Outbound(text="", choices=message.choices, direction=message.direction)))
+    return contents
+
+
 def render_notice(text: str, direction: Direction = Direction.LTR) -> dict[str, Any]:
     """A transport notice (enable encryption, could not decrypt) as ``m.notice``."""
     return render_message(Outbound(text=text, direction=direction), msgtype="m.notice")

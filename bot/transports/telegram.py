@@ -17,8 +17,8 @@ from functools import partial
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, CallbackQuery, InputFile, Message, Update
-from telegram.constants import UpdateType
+from telegram import BotCommand, CallbackQuery, InputFile, LinkPreviewOptions, Message, Update
+from telegram.constants import ParseMode, UpdateType
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -379,6 +379,30 @@ class TelegramTransport:
                                              self._options.retry)
         return Delivery(message_id=str(message_id))
 
+    async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
+        """editMessageText: the message's text replaced in place (its first part; no keyboard)."""
+        if not self._ready.is_set():
+            raise TransientDeliveryError("not_started")
+        try:
+            chat_id, target = int(address.value), int(message_id)
+        except ValueError:
+            raise PermanentDeliveryError("bad_address") from None
+        parts = render(Outbound(text=message.text, direction=message.direction, language=message.language,
+                                formatted=message.formatted[:1]))
+        if not parts:
+            raise PermanentDeliveryError("empty")
+        part = parts[0]
+        try:
+            await call_telegram(partial(
+                self._app.bot.edit_message_text, part.text, chat_id=chat_id, message_id=target,
+                parse_mode=ParseMode.HTML if part.html else None,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            ), self._options.retry)
+        except PermanentDeliveryError as exc:
+            if exc.reason != "not_modified":
+                raise
+        return Delivery(message_id=message_id)
+
     async def _send_part(self, chat_id: int, part: Part, sensitive: bool, bulk: bool) -> int:
         if part.image is not None:  # uploads stay with PTB (multipart)
             photo = await self._app.bot.send_photo(
@@ -388,7 +412,7 @@ class TelegramTransport:
             return photo.message_id
         markup = part.keyboard.to_dict() if part.keyboard is not None else None
         return await self._sender.send_message(chat_id, part.text, reply_markup=markup, protect_content=sensitive,
-                                               bulk=bulk)
+                                               bulk=bulk, html=part.html)
 
     # ------------------------------------------------------------------ introspection for operators
     @property

@@ -45,6 +45,9 @@ _BAD_REQUEST_REASONS = (
     ("can't parse entities", "parse_error"),
     ("button_data_invalid", "button_data_invalid"),
     ("message text is empty", "empty"),
+    ("message is not modified", "not_modified"),
+    ("message to edit not found", "message_not_found"),
+    ("message can't be edited", "not_editable"),
 )
 _GONE = ("chat not found", "user not found", "peer_id_invalid")
 

@@ -55,9 +55,12 @@ class BotApiSender:
             self._session = None
 
     async def send_message(self, chat_id: int, text: str, *, reply_markup: Json | None = None,
-                           protect_content: bool = False, bulk: bool = False) -> int:
-        """Send one text message; returns its message id. Raises PTB's ``TelegramError`` subclasses."""
+                           protect_content: bool = False, bulk: bool = False, html: bool = False) -> int:
+        """Send one text message (``html``: Telegram HTML, escaped by the core's renderer); returns
+        its message id. Raises PTB's ``TelegramError`` subclasses."""
         body: Json = {"chat_id": chat_id, "text": text, "link_preview_options": {"is_disabled": True}}
+        if html:
+            body["parse_mode"] = "HTML"
         if reply_markup:
             body["reply_markup"] = reply_markup
         if protect_content:

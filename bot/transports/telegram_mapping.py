@@ -145,6 +145,7 @@ class Part:
     keyboard: InlineKeyboardMarkup | None = None
     image: bytes | None = None
     image_name: str = "image.png"
+    html: bool = False  # ``text`` is Telegram HTML, escaped by the core's renderer
 
 
 def callback_data(prompt_id: str | None, index: int) -> str:
@@ -171,11 +172,15 @@ def render(message: Outbound) -> list[Part]:
     Telegram clients pick each paragraph's direction from its first strong character,
     which may be a Latin name or a digit.
     """
+    markup = keyboard(message)
+    if message.formatted:  # rendered by the core for Telegram: already escaped and within the limit
+        html_parts = [Part(part.html, html=True) for part in message.formatted]
+        html_parts[-1] = Part(html_parts[-1].text, markup, html=True)
+        return html_parts
     rtl = message.direction is Direction.RTL
     chunks = split_text(message.text, MAX_TEXT - 1 if rtl else MAX_TEXT)
     if rtl:
         chunks = [mark_rtl(chunk) for chunk in chunks]
-    markup = keyboard(message)
     parts: list[Part] = []
     if message.image is not None:
         caption = ""

@@ -39,6 +39,7 @@ class Received:
     body: str
     formatted_body: str | None
     decrypted: bool
+    replaces: str | None = None  # an edit (m.replace) of this earlier event
 
 
 async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
@@ -96,9 +97,11 @@ class Peer:
         if event.sender == self.user_id:
             return
         content = event.source.get("content", {})
+        relation = content.get("m.relates_to") or {}
         self.received.append(Received(
             room.room_id, event.event_id, event.sender, content.get("msgtype", ""), event.body,
             content.get("formatted_body"), bool(getattr(event, "decrypted", False)),
+            relation.get("event_id") if relation.get("rel_type") == "m.replace" else None,
         ))
 
     async def _on_image(self, room: Any, event: Any) -> None:

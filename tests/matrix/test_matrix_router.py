@@ -54,6 +54,8 @@ async def test_onboarding_in_english_by_numbers(routed_bot: str, make_peer: Make
     consent = (await chat.say("4", "Do you agree to your information being handled this way?"))[-1]
     assert "1. I agree" in consent.body and consent.decrypted
     await chat.say("1", "invitation code")
+    question = (await chat.say("1", "Would you like to receive it?"))[-1]
+    assert question.body.endswith("1. Yes, send it to me\n2. No, thank you")
     done = (await chat.say("1", "You are all set"))[-1]
     assert done.decrypted
 
@@ -63,7 +65,8 @@ async def test_onboarding_in_english_by_labels(routed_bot: str, make_peer: MakeP
     await chat.say("/start", "Choose your language.")
     await chat.say("English", "Do you agree to your information being handled this way?")
     await chat.say("i agree", "invitation code")
-    await chat.say("Skip", "You are all set")
+    await chat.say("Skip", "Would you like to receive it?")
+    await chat.say("no, thank you", "You will not receive bulletins", "You are all set")
 
 
 async def test_onboarding_in_arabic_by_labels_and_numbers(routed_bot: str, make_peer: MakePeer) -> None:
@@ -73,7 +76,8 @@ async def test_onboarding_in_arabic_by_labels_and_numbers(routed_bot: str, make_
     assert consent.formatted_body is not None and consent.formatted_body.startswith('<div dir="rtl">')
     assert consent.body.startswith(RLM)
     await chat.say("أوافق", "تخطي")
-    await chat.say("1", "كل شيء جاهز")
+    await chat.say("1", "هل تودون تلقيها؟")
+    await chat.say("نعم", "كل شيء جاهز")
 
 
 async def test_onboarding_in_arabic_by_numbers(routed_bot: str, make_peer: MakePeer) -> None:
@@ -81,7 +85,8 @@ async def test_onboarding_in_arabic_by_numbers(routed_bot: str, make_peer: MakeP
     await chat.say("/start", "Choose your language.")
     await chat.say("1", "أوافق")
     await chat.say("١", "تخطي")  # Arabic-Indic digit one
-    await chat.say("تخطي", "كل شيء جاهز")
+    await chat.say("تخطي", "هل تودون تلقيها؟")
+    await chat.say("١", "كل شيء جاهز")
 
 
 # -- the real process ------------------------------------------------------------------------
@@ -155,7 +160,8 @@ async def test_civicbot_run_process_killed_mid_dialog_continues(
         answered = len(chat.messages)
         bot.start()
         await chat.say("I agree", "invitation code", timeout=60)
-        await chat.say("skip", "You are all set")
+        await chat.say("skip", "Would you like to receive it?")
+        await chat.say("yes", "You are all set")
         assert await _bot_devices(peer, user.user_id) == devices_before, "same device after the restart"
         # Events are handled in order: anything answered twice would come before this answer.
         await chat.say("/privacy", "How your information is handled")

@@ -93,7 +93,8 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
         await chat.say("/start", "Choose your language.")
         await chat.say("English", "Do you agree to your information being handled this way?")
         await chat.say("1", "invitation code")
-        await chat.say(code, "You have joined \u2068families\u2069")
+        await chat.say(code, "You have joined \u2068families\u2069", "Would you like to receive it?")
+        await chat.say("1", "You are all set")
 
         # -- launch; the invitation comes through the outbox, encrypted ------------------------
         before_launch = len(chat.messages)

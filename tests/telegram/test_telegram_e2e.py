@@ -46,11 +46,13 @@ async def test_onboarding_in_english_by_pressing_buttons(bot_api: LocalBotApi, t
         assert consent.labels == ["I agree", "I do not agree"]
         (invite,) = await amira.press(consent, label="I agree")
         assert "invitation code" in invite.text
-        done, menu = await amira.press(invite, label="Skip", count=2)
+        (bulletins,) = await amira.press(invite, label="Skip")
+        assert bulletins.labels == ["Yes, send it to me", "No, thank you"]
+        done, menu = await amira.press(bulletins, label="Yes, send it to me", count=2)
         assert done.text.startswith("You are all set") and menu.text.startswith("Main menu")
         assert menu.buttons and all(len(b["callback_data"].encode()) <= 64 for b in menu.buttons)
-        assert len(bot_api.callback_answers) == 3
-        assert not any(m.keyboard for m in (languages, consent, invite))
+        assert len(bot_api.callback_answers) == 4
+        assert not any(m.keyboard for m in (languages, consent, invite, bulletins))
 
 
 async def test_onboarding_in_arabic_is_right_to_left(bot_api: LocalBotApi, tmp_path: Path, keys: KeyRing) -> None:
@@ -63,7 +65,9 @@ async def test_onboarding_in_arabic_is_right_to_left(bot_api: LocalBotApi, tmp_p
         agree = consent.labels[0]
         (invite,) = await noor.press(consent, index=0)
         assert consent.text.split("\n")[-1] == f"{RLM}\u2713 {agree}"  # the choice, shown right-to-left
-        _, menu = await noor.press(invite, index=0, count=2)
+        (bulletins,) = await noor.press(invite, index=0)
+        assert bulletins.text.startswith(RLM) and bulletins.labels[0].lstrip(RLM) == "نعم، أرسلوها إليّ"
+        _, menu = await noor.press(bulletins, index=0, count=2)
         assert menu.text.startswith(RLM) and not menu.text.startswith(f"{RLM}Main menu")
         assert menu.buttons and all(line.startswith(RLM) for line in menu.text.split("\n"))
     assert bot_api.commands[('{"type": "default"}', "ar")][0]["command"] == "start"

@@ -84,9 +84,11 @@ async def test_civicbot_run_from_environment_survives_sigkill_mid_dialog(
         invite = await next_message(bot_api, user, 2)
         assert "invitation code" in invite.text  # the dialog went on from the stored step
         user.press(invite, label="Skip")
-        await bot_api.wait_for_messages(user.id, 5, timeout=30)
-        assert bot_api.sent_to(user.id)[4].text.startswith("Main menu")
-        assert len(bot_api.callback_answers) == 3 and not consent.keyboard
+        bulletins = await next_message(bot_api, user, 3)
+        user.press(bulletins, label="Yes, send it to me")
+        await bot_api.wait_for_messages(user.id, 6, timeout=30)
+        assert bot_api.sent_to(user.id)[5].text.startswith("Main menu")
+        assert len(bot_api.callback_answers) == 4 and not consent.keyboard
 
         assert await bot.signal(signal.SIGTERM) == 0
     finally:

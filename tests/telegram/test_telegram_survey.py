@@ -49,12 +49,14 @@ def settings_for(bot_api: LocalBotApi, tmp_path: Path, staff: SimUser) -> Settin
 
 
 async def onboard(person: Conversation, language: str, code: str) -> list[SentMessage]:
-    """/start, press the language and the first consent button, type the invitation code."""
+    """/start, press the language and the first consent button, type the invitation code, say yes
+    to the bulletins: what they see from the code on."""
     (languages,) = await person.say("/start")
     (consent,) = await person.press(languages, label=language)
     (invite,) = await person.press(consent, label=consent.labels[0])
     assert "invitation code" in invite.text or invite.text.startswith(RLM)
-    return await person.say(code, count=3)  # joined, all set, main menu
+    joined, bulletins = await person.say(code, count=2)
+    return [joined, *await person.press(bulletins, index=0, count=2)]  # joined, all set, main menu
 
 
 def ticked(prompt: SentMessage) -> list[str]:

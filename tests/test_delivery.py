@@ -396,9 +396,10 @@ async def test_rows_taken_over_while_on_the_wire_are_not_sent_by_the_old_holder(
                               OutboxSettings(lease_seconds=0.9), rate_per_second=1000)  # renewed every 0.3 s
         draining = asyncio.create_task(holder.drain_once())
         await asyncio.wait_for(slow.entered.wait(), 5)
-        async with services.database.sessions.begin() as session:  # another worker's claim, as after a stall
-            await session.execute(update(OutboxMessage).where(OutboxMessage.status == "sending")
-                                  .values(lease_token="another-worker"))
+        async with services.database.sessions.begin() as session:  # another worker's claim, as after a stall,
+            await session.execute(update(OutboxMessage).where(OutboxMessage.status == "sending")  # which it renews
+                                  .values(lease_token="another-worker",
+                                          lease_until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)))
         for _ in range(200):  # the holder's next renewal finds the rows gone, and says so
             if "taken over" in caplog.text:
                 break

@@ -176,10 +176,10 @@ async def test_unreachable_recipient_is_marked_and_not_sent_to_again(db_url: str
 
 async def test_a_crash_mid_drain_loses_nothing(db_url: str, tmp_path: Path, keys: KeyRing) -> None:
     settings = make_settings(db_url, tmp_path)
-    clock = Clock()
     async with open_chat(settings, keys) as chat:
         pids = await people(chat, 4)
         await enqueue(chat, pids)
+        clock = Clock()  # after the rows are queued, however long onboarding took: they are due
         crashed = sender(chat, clock)
         claimed = await crashed._claim(50)  # leased, then the process dies before sending
         assert claimed is not None and len(claimed.rows) == 4 and await statuses(chat) == ["sending"] * 4

@@ -28,6 +28,8 @@ from telegram.ext import BaseRateLimiter
 
 Json = dict[str, Any]
 _JSON = {"Content-Type": "application/json"}
+# One encoder for every request: ``json.dumps`` with non-default options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class BotApiSender:
@@ -88,7 +90,7 @@ class BotApiSender:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _result(status: int, raw: bytes) -> Json:

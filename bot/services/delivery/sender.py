@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -200,7 +201,14 @@ class OutboxSender:
             by_queue: dict[str, list[_Opened]] = {}
             for item in opened:
                 by_queue.setdefault(item.row.queue, []).append(item)
-            await asyncio.gather(*(self._send_queue(claim, items, finished) for items in by_queue.values()))
+            queues = deque(by_queue.values())
+
+            async def worker() -> None:
+                # A few workers take recipients in turn: no task per recipient on a bulk claim.
+                while queues:
+                    await self._send_queue(claim, queues.popleft(), finished)
+
+            await asyncio.gather(*(worker() for _ in range(min(self._settings.concurrency, len(queues)))))
         except BaseException:
             raise
         finally:

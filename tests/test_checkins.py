@@ -119,6 +119,7 @@ async def onboard(person: Person, code: str, language: str = "4") -> None:
         await person.send(step)
     replies = await person.send(code)
     assert "You have joined" in replies[0].text or "fam" in replies[0].text, replies[0].text
+    await person.send("1")  # yes to the bulletins, the last question of onboarding
 
 
 async def association(instance: Instance, contacts: int = 2, languages: tuple[str, ...] = ("4", "1")) -> list[Person]:

@@ -93,7 +93,8 @@ async def test_two_workers_share_onboarding_and_a_survey_and_stop_cleanly(
         (languages,) = await amira.say("/start")
         (consent,) = await amira.press(languages, label="English")
         (code_prompt,) = await amira.press(consent, label=consent.labels[0])
-        joined, _, menu = await amira.say(code, count=3)
+        joined, bulletins = await amira.say(code, count=2)
+        _, menu = await amira.press(bulletins, index=0, count=2)  # yes to the bulletins: all set, main menu
         assert "You have joined" in joined.text and menu.text.startswith("Main menu")
         (launched,) = await coordinator.say(f"/survey launch {SURVEY} fg-missing")
         assert "person invited" in launched.text

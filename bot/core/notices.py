@@ -11,6 +11,7 @@ UNSUPPORTED_MEDIA = N_(
     "I can only read text messages. Photos, voice messages, videos, files, stickers, locations and "
     "contacts are not accepted here, and nothing of what you sent was saved."
 )
+SAFE_CHANNEL = N_("To share documents, photos or recordings safely, use: %(channel)s")
 TOO_LONG = N_(
     "Your message is too long to be accepted. Please keep it under %(limit)s characters and send it again."
 )

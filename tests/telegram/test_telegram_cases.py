@@ -73,7 +73,8 @@ async def onboard(person: Conversation) -> None:
     (languages,) = await person.say("/start")
     (consent,) = await person.press(languages, label="English")
     (invite,) = await person.press(consent, label="I agree")
-    await person.press(invite, label="Skip", count=2)
+    (bulletins,) = await person.press(invite, label="Skip")
+    await person.press(bulletins, label="No, thank you", count=3)  # not subscribed, all set, menu
 
 
 async def test_contact_request_full_cycle_on_telegram_with_content_free_staff_notices(

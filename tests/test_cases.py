@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from bot.app import build_scheduler
 from bot.cases.crypto import StaffPrivateKey
 from bot.cases.jobs import CaseUpkeepJob
 from bot.config import ContactRoute
 from bot.core.model import Address, Inbound, Platform
 from bot.core.security import KeyRing
 from bot.services.audit import AuditLog
-from bot.storage.models import AuditEntry, Case, CaseMessage, OutboxMessage, Participant, utcnow
+from bot.storage.models import AuditEntry, Case, CaseMessage, OutboxMessage, OutboxThread, Participant, utcnow
 from tests.cases_support import (
     ALICE,
     TELEGRAM_STAFF,
@@ -33,6 +34,8 @@ from tests.cases_support import (
 DESCRIPTION = "My cousin saw the detention site near Raqqa"
 ANSWER = "Thank you. Could we call you on Thursday evening?"
 FOLLOW_UP = "Thursday works, after 8 pm please"
+NOT_PASSED_ON_CONTACT = ("Your message was not passed on to anyone: I only read commands and answers to my "
+                         "questions. To write to staff in confidence, send /contact.")
 
 
 @pytest.fixture
@@ -253,6 +256,8 @@ async def test_telegram_honesty_step_and_the_matrix_way_out(sqlite_url: str, tmp
 
 async def test_sla_reminders_once_each_with_a_moved_clock(db_url: str, tmp_path: Path, keys: KeyRing,
                                                           private: StaffPrivateKey) -> None:
+    """The feature's job as the scheduler runs it (on the leader), on a moved clock; reminders go
+    through the outbox to the staff room (in its own timeline, not a thread) and the staff chat."""
     start = utcnow()
     now = [start]
     settings = case_settings(db_url, tmp_path, private, claim_within_hours=24, answer_within_hours=48)
@@ -261,35 +266,41 @@ async def test_sla_reminders_once_each_with_a_moved_clock(db_url: str, tmp_path:
         await onboard(person)
         reference = await request_contact(person)
         await world.deliver()
-        job = CaseUpkeepJob(world.services.database, world.cases, clock=lambda: now[0])
+        scheduled = build_scheduler(world.services, clock=lambda: now[0]).get_job("case-upkeep")
+        assert scheduled is not None, "declared as a job of the feature"
+
+        async def reminders_after_a_run() -> list[str]:
+            room_before, chat_before = len(world.room), len(world.chat)
+            await scheduled.func()
+            await world.deliver()
+            room, chat = [plain(m.text) for m in world.room[room_before:]], [plain(m.text) for m in world.chat[chat_before:]]
+            assert room == chat, "the same reminder in both staff places"
+            assert all(m.thread_root is None for m in world.room[room_before:])
+            return room
 
         now[0] = start + dt.timedelta(hours=23)
-        assert (await job()).reminders == 0  # type: ignore[union-attr]
+        assert await reminders_after_a_run() == []
         now[0] = start + dt.timedelta(hours=25)
-        assert (await job()).reminders == 1  # type: ignore[union-attr]
-        assert (await job()).reminders == 0  # type: ignore[union-attr]  # once only
-        await world.deliver()
-        expected = f"Reminder: {reference} (meeting) has not been claimed for 25 hours."
-        assert plain(world.room[-1].text) == expected and world.room[-1].thread_root is None
-        assert plain(world.chat[-1].text) == expected
+        assert await reminders_after_a_run() == [f"Reminder: {reference} (meeting) has not been claimed for 25 hours."]
+        assert await reminders_after_a_run() == [], "once only"
 
         listing = plain((await world.staff_in_chat("/cases"))[0].text)
         assert "Not claimed: 1 (over 24 h: 1)" in listing and "overdue" in listing
 
-        now[0] = start + dt.timedelta(hours=49)
-        assert (await job()).reminders == 1  # type: ignore[union-attr]  # waiting for an answer too long
-        await world.deliver()
-        assert plain(world.room[-1].text) == \
-            f"Reminder: the person in {reference} has been waiting for an answer for 49 hours."
-        assert (await job()).reminders == 0  # type: ignore[union-attr]
+        now[0] = start + dt.timedelta(hours=49)  # waiting for an answer too long
+        assert await reminders_after_a_run() == [
+            f"Reminder: the person in {reference} has been waiting for an answer for 49 hours."]
+        assert await reminders_after_a_run() == []
 
         # An answer ends the wait; the person writes again: a new spell, a new reminder when it runs long.
         await world.staff_in_chat(f"/reply {reference} {ANSWER}")
+        await world.deliver()
         await person.send(FOLLOW_UP)
+        await world.deliver()
         now[0] = start + dt.timedelta(hours=49 + 47)
-        assert (await job()).reminders == 0  # type: ignore[union-attr]
+        assert await reminders_after_a_run() == []
         now[0] = start + dt.timedelta(hours=49 + 49)
-        assert (await job()).reminders == 1  # type: ignore[union-attr]
+        assert len(await reminders_after_a_run()) == 1
         listing = plain((await world.staff_in_chat("/cases"))[0].text)
         assert "claimed by you" in listing and "waiting 49 hours" in listing
 
@@ -390,6 +401,7 @@ async def test_bad_input_gets_one_clear_answer_each(db_url: str, tmp_path: Path,
         await world.deliver()  # (the notice of the close first: a live reply would queue behind it)
         (menu_answer, *_rest) = await person.send("hello?")
         assert "Sent to staff" not in menu_answer.text
+        assert plain(menu_answer.text).startswith(NOT_PASSED_ON_CONTACT), "nobody reads it: /contact is the way"
         async with world.services.database.sessions() as session:
             people_messages = await session.scalars(select(CaseMessage).where(CaseMessage.author == "person"))
             assert len(list(people_messages)) == 4  # the request and three messages
@@ -404,8 +416,29 @@ async def test_without_a_staff_public_key_contact_is_not_offered(sqlite_url: str
         (answer,) = await person.send("/contact")
         assert answer.text == "Contact requests are not available yet."
         assert "/contact" not in (await person.send("/help"))[0].text
+        # Free text reaches nobody, and nothing points to a way that does not exist.
+        await person.press("No, thank you")  # the bulletins question; then the main menu
+        (nobody, *_menu) = await person.send("is anyone there?")
+        assert nobody.text.startswith("Your message was not passed on to anyone") and "/contact" not in nobody.text
         async with world.services.database.sessions() as session:
             assert await session.scalar(select(Case)) is None
+
+
+async def test_free_text_without_a_case_points_to_contact(sqlite_url: str, tmp_path: Path, keys: KeyRing,
+                                                          private: StaffPrivateKey) -> None:
+    """At the menu, typed text is passed on to nobody: the answer says so and points to /contact;
+    once a case is open, the same text goes to it."""
+    async with case_world(case_settings(sqlite_url, tmp_path, private), keys, private) as world:
+        person = world.people.person("2019")
+        await onboard(person)
+        await person.press("No, thank you")  # the bulletins question; then the main menu
+        replies = await person.send("is anyone there?")
+        assert plain(replies[0].text).startswith(NOT_PASSED_ON_CONTACT), replies[0].text
+        reference = await request_contact(person)
+        (tick,) = await person.send("is anyone there?")
+        assert tick.text == "Sent to staff ✓"
+        await world.deliver()
+        assert plain(world.room[-1].text) == f"{reference} · from the person:\nis anyone there?"
 
 
 async def test_menu_entry_withdraw_and_one_open_request_at_a_time(sqlite_url: str, tmp_path: Path,
@@ -521,9 +554,10 @@ async def test_retention_purges_ended_cases_and_withdraws_cases_of_expired_peopl
         report = await RetentionJob(world.services.database, policy, rules, clock=lambda: now + dt.timedelta(days=89))()
         assert report is not None and report["cases"] == 0
         report = await RetentionJob(world.services.database, policy, rules, clock=lambda: now + dt.timedelta(days=91))()
-        assert report is not None and report["cases"] == 2
+        assert report is not None and report["cases"] == 2 and report["case_threads"] == 2
         async with world.services.database.sessions() as session:
             assert await session.scalar(select(Case)) is None and await session.scalar(select(CaseMessage)) is None
+            assert await session.scalar(select(OutboxThread)) is None, "the staff-room threads go with their cases"
         assert (await CaseUpkeepJob(world.services.database, world.cases)()) is not None
 
 

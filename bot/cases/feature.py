@@ -35,6 +35,7 @@ from bot.config import Settings
 from bot.conversation.feature import Clock, Feature, Job, MenuEntry
 from bot.conversation.turn import Services
 from bot.core.i18n import N_
+from bot.core.notices import CONTACT_COMMAND
 from bot.storage.models import CASE_MESSAGE_BODY, CASE_THREADS, ENDED_CASES, Participant
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ CASE_REQUESTS = Feature(
     name="case-requests",
     commands=COMMANDS,
     dialogs=DIALOGS,
-    menu=(MenuEntry("contact", N_("Talk to staff in confidence"), 15, start_request),),
+    menu=(MenuEntry(CONTACT_COMMAND, N_("Talk to staff in confidence"), 15, start_request),),
     idle_text=(person_text,),
     enabled=requests_on,
 )

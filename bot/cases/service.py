@@ -30,7 +30,7 @@ from bot.core.security import DecryptionError, KeyRing
 from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox, OutboxKind, StaffDestination, ToParticipant, ToStaff
 from bot.services.participants import Participants
-from bot.storage.models import Case, CaseMessage, OutboxThread, Participant, case_message_context, utcnow
+from bot.storage.models import Case, CaseMessage, Participant, case_message_context, utcnow
 
 ROOM = StaffDestination.MATRIX_ROOM  # end-to-end encrypted: content, one thread per case
 CHAT = StaffDestination.TELEGRAM_CHAT  # Telegram can read it: content-free notices unless configured
@@ -509,9 +509,6 @@ class CaseService:
         """A reminder in every staff place (in the case's thread in the Matrix room); metadata only."""
         await self._to_room(session, case, text, threaded=False)
         await self._to_chat(session, case, text)
-
-    async def forget_threads(self, session: AsyncSession, cases: list[Case]) -> None:
-        await session.execute(delete(OutboxThread).where(OutboxThread.thread.in_([self.thread_of(c) for c in cases])))
 
     def _staff_message(self, text: str) -> Outbound:
         tr = self.staff_tr

@@ -24,15 +24,16 @@ from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
 from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
 from bot.core.notices import (
+    CONTACT_COMMAND,
     FLOOD,
     INTERNAL_ERROR,
-    NOT_PASSED_ON,
     NOT_REGISTERED,
     SAFE_CHANNEL,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
     UNKNOWN_COMMAND,
     UNSUPPORTED_MEDIA,
+    not_passed_on,
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
 from bot.services.outbox import OutboxKind, ToParticipant
@@ -206,7 +207,8 @@ class Router:
             await self._engine.show(turn, self._newcomer(turn))
         else:
             # Free text outside any conversation: say plainly that nobody will read it.
-            turn.say(tr._(NOT_PASSED_ON))
+            contact = self._commands.lookup(CONTACT_COMMAND, is_staff=False)
+            turn.say(not_passed_on(tr, contact=contact is not None and contact.listed))
             await self._engine.show(turn, self._home(turn))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:

@@ -9,12 +9,14 @@ cannot use the staff commands.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from botapi_server import LocalBotApi, SentMessage, SimUser
 from sqlalchemy import select
 from telegram_support import Conversation, running_bot
 
+from bot.app import build_scheduler
 from bot.cases.crypto import StaffPrivateKey
 from bot.config import (
     BrandingSettings,
@@ -26,7 +28,7 @@ from bot.config import (
     TelegramSettings,
 )
 from bot.core.security import KeyRing
-from bot.storage.models import AuditEntry, Case
+from bot.storage.models import AuditEntry, Case, OutboxMessage, utcnow
 from tests.support import make_settings
 
 DESCRIPTION = "The witness from Deir ez-Zor wants to talk"
@@ -112,7 +114,21 @@ async def test_contact_request_full_cycle_on_telegram_with_content_free_staff_no
         assert DESCRIPTION not in notice.text and notice.protected
         assert f"/reply {reference}" in plain(notice.text)
 
+        # Nobody claimed it in time: the feature's job, as the leader's scheduler runs it on a moved
+        # clock, reminds the group once, through the outbox.
+        later = utcnow() + dt.timedelta(hours=25)
+        scheduled = build_scheduler(bot.services, clock=lambda: later).get_job("case-upkeep")
+        assert scheduled is not None
+        await scheduled.func()
+        (reminder,) = await group.replies()
+        assert plain(reminder.text) == f"Reminder: {reference} (meeting) has not been claimed for 25 hours."
+        await scheduled.func()
+        async with bot.services.database.sessions() as session:
+            assert await session.scalar(select(OutboxMessage).where(OutboxMessage.status == "pending")) is None
+
         # Someone in the group who is not staff: the staff commands do not exist for them.
+        (unknown,) = await group.say(outsider, "/cases")
+        assert unknown.text == "I do not know that command. Send /help to see what you can do."
         (unknown,) = await group.say(outsider, f"/claim {reference}")
         assert unknown.text == "I do not know that command. Send /help to see what you can do."
         (unknown,) = await group.say(outsider, f"/reply {reference} I can help")

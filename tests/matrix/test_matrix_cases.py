@@ -9,6 +9,7 @@ thread closes the case.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from matrix_support import Conversation, MakePeer, open_conversation, unique
 from synapse_server import SynapseServer
 from test_matrix_survey import start_bot
 
+from bot.app import build_scheduler
 from bot.cases.crypto import StaffPrivateKey
 from bot.config import (
     ContactsSettings,
@@ -29,6 +31,7 @@ from bot.config import (
     StaffSettings,
 )
 from bot.core.security import KeyRing
+from bot.storage.models import utcnow
 
 DESCRIPTION = "Threats against our association in Sinjar"
 ANSWER = "Thank you for telling us. Are you safe tonight?"
@@ -95,6 +98,16 @@ async def test_contact_request_as_a_thread_in_the_encrypted_staff_room(
         # The staff room: the case's first message, with its content, starts the thread.
         root = await room_message(staff_peer, staff_room, bot_id, f"New case {reference} · safety · English · Matrix")
         assert DESCRIPTION in root.body and root.decrypted and root.thread_root is None
+
+        # Nobody claimed it in time: the feature's job, as the leader's scheduler runs it on a moved
+        # clock, reminds the room once, in the room's own timeline, through the outbox.
+        later = utcnow() + dt.timedelta(hours=25)
+        scheduled = build_scheduler(bot.services, clock=lambda: later).get_job("case-upkeep")
+        assert scheduled is not None
+        await scheduled.func()
+        reminder = await room_message(staff_peer, staff_room, bot_id,
+                                      f"Reminder: {reference} (safety) has not been claimed for 25 hours.")
+        assert reminder.thread_root is None and reminder.decrypted
 
         # Someone in the room who is not staff answers in the thread: refused, nothing relayed.
         before = len(staff_peer.from_bot(staff_room, bot_id))

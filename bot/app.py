@@ -144,8 +144,10 @@ def build_services(settings: Settings, database: Database, keys: KeyRing, extra_
         staff=StaffDirectory(keys, [*settings.staff.members, *extra_staff], settings.staff.admins),
         participants=Participants(keys),
         organisations=Organisations(keys),
-        outbox=Outbox(keys, StaffAddresses(settings.staff.matrix_room, settings.staff.telegram_chat), Wakeup()),
+        outbox=Outbox(keys, StaffAddresses.configured(keys, settings.staff.matrix_room, settings.staff.telegram_chat,
+                                                      [*settings.staff.members, *settings.staff.admins]), Wakeup()),
         audit=AuditLog(),
+        text_limits=platform_text_limits(settings),
         provided=MappingProxyType(provided),
     )
     for factory in chosen.services():
@@ -192,6 +194,20 @@ def participant_language(services: Services, platform: str) -> Callable[[str], A
             return participant.language if participant is not None else None
 
     return language_of
+
+
+def platform_text_limits(settings: Settings) -> dict[str, int]:
+    """The longest message each configured platform takes, without starting its transport (for the CLI)."""
+    limits = {"console": ConsoleTransport.capabilities.max_text_length}
+    if settings.telegram.enabled:
+        from bot.transports.telegram import TelegramTransport
+
+        limits["telegram"] = TelegramTransport.capabilities.max_text_length
+    if settings.matrix.enabled:
+        from bot.transports.matrix import MatrixTransport
+
+        limits["matrix"] = MatrixTransport.capabilities.max_text_length
+    return limits
 
 
 def retention_job(services: Services) -> RetentionJob:
@@ -336,8 +352,11 @@ def build_bot(services: Services, transports: Sequence[Transport]) -> Bot:
     router = Router(
         services, build_engine(features, services.keys), features.command_table(), by_platform,
         FloodGuard(settings.limits.flood_messages, settings.limits.flood_window_seconds),
-        newcomer=onboarding_state, interceptors=features.interceptors(),
+        newcomer=onboarding_state, interceptors=features.interceptors(), idle_text=features.idle_text(),
+        staff_room_text=features.staff_room_text(),
     )
+    # The running transports' own limits win over what the configuration implies.
+    services.text_limits.update({platform: t.capabilities.max_text_length for platform, t in by_platform.items()})
     senders = {
         platform: OutboxSender(services.database, services.outbox, services.keys, t, settings.outbox,
                                rate_per_second=t.rate_per_second, transport_paces=t.paces_sends,

@@ -6,6 +6,8 @@ values are never echoed, because many of them are secrets.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -93,11 +95,15 @@ class StaffSettings(_Section):
     @field_validator("members", "admins")
     @classmethod
     def _qualified(cls, values: list[str]) -> list[str]:
-        for value in values:
-            platform, _, user = value.partition(":")
-            if platform not in {"telegram", "matrix", "console"} or not user:
-                raise ValueError("each entry must look like 'telegram:123456' or 'matrix:@name:server'")
-        return values
+        return _staff_entries(values)
+
+
+def _staff_entries(values: list[str]) -> list[str]:
+    for value in values:
+        platform, _, user = value.partition(":")
+        if platform not in {"telegram", "matrix", "console"} or not user:
+            raise ValueError("each entry must look like 'telegram:123456' or 'matrix:@name:server'")
+    return values
 
 
 class SecuritySettings(_Section):
@@ -122,6 +128,7 @@ class RetentionSettings(_Section):
     processed_event_days: int = Field(default=7, ge=1)  # dedupe memory for redelivered events
     checkin_days: int = Field(default=730, ge=1)  # associations' check-in history (cycles, answers, flags)
     bulletin_days: int = Field(default=365, ge=1)  # finished bulletin sends, with who received them
+    cases_days: int = Field(default=90, ge=1)  # closed or withdrawn contact requests
     purge_interval_hours: float = Field(default=24.0, gt=0)
 
 
@@ -188,6 +195,50 @@ class BrandingSettings(_Section):
 
     organisation: str | None = None
     matrix_address: str | None = None  # offered to Telegram users for confidential matters
+    safe_channel: str | None = None  # where documents and media can be sent safely (the bot refuses them)
+
+
+class ContactRoute(_Section):
+    """Staff members who are told about new cases of these topics and languages (empty: any)."""
+
+    topics: list[Literal["information", "meeting", "safety", "other"]] = Field(default_factory=list)
+    languages: list[Literal["en", "ar", "ckb", "ku"]] = Field(default_factory=list)
+    members: list[str] = Field(min_length=1)
+
+    @field_validator("members")
+    @classmethod
+    def _qualified(cls, values: list[str]) -> list[str]:
+        return _staff_entries(values)
+
+
+class ContactsSettings(_Section):
+    """Confidential contact requests. Without ``staff_public_key`` they are not offered."""
+
+    staff_public_key: str | None = None  # printed by `civicbot cases keygen`; the private half stays off the server
+    content_on_telegram: bool = False  # Telegram staff chats get content-free notices unless this is true
+    routes: list[ContactRoute] = Field(default_factory=list)
+    claim_within_hours: float = Field(default=24.0, gt=0)  # then one reminder in the staff room
+    answer_within_hours: float = Field(default=48.0, gt=0)  # a person waiting longer: one reminder
+    check_minutes: float = Field(default=15.0, gt=0)
+    max_description_chars: int = Field(default=1000, ge=50, le=4000)
+    max_messages_per_hour: int = Field(default=30, ge=1)  # per case, from the person
+
+    @field_validator("staff_public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            raw = base64.b64decode(value.strip().encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be the public key printed by 'civicbot cases keygen'")
+        return value.strip()
+
+    @property
+    def enabled(self) -> bool:
+        return self.staff_public_key is not None
 
 
 class LoggingSettings(_Section):
@@ -243,6 +294,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     bulletins: BulletinSettings = Field(default_factory=BulletinSettings)
+    contacts: ContactsSettings = Field(default_factory=ContactsSettings)
 
     @property
     def has_platform(self) -> bool:

@@ -5,6 +5,7 @@ service of another (list that one first)."""
 from __future__ import annotations
 
 from bot.bulletins.feature import BULLETINS
+from bot.cases.feature import FEATURES as CASES
 from bot.checkins.feature import CHECKINS
 from bot.conversation.feature import Feature
 from bot.handlers.features import CONVERSATION, DELIVERY, ERASURE, LANGUAGE, ONBOARDING, PRIVACY, STAFF_ADMIN
@@ -21,4 +22,5 @@ FEATURES: tuple[Feature, ...] = (
     SURVEYS,
     CHECKINS,
     BULLETINS,
+    *CASES,
 )

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import OutboxSettings, StaffSettings
-from bot.core.model import Address, Delivery, Outbound, SendOptions
+from bot.core.model import Address, Capabilities, Delivery, Outbound, SendOptions
 from bot.core.security import KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
 from bot.services.delivery import OutboxSender, run_delivery
@@ -248,6 +248,64 @@ async def test_staff_destinations_get_messages_through_the_outbox(db_url: str, t
             progress = await outbox.progress(session, "case:1")
         assert progress.by_platform == {"matrix": {OutboxStatus.SENT: 1}, "telegram": {OutboxStatus.SENT: 1}}
 
+
+
+async def test_threads_of_a_staff_destination_and_a_members_private_chat(db_url: str, tmp_path: Path,
+                                                                         keys: KeyRing) -> None:
+    """Rows of one thread: the first one sent starts it (Matrix), the later ones go into it, even
+    across claims and a failure of the first; where there are no threads (Telegram) they are plain
+    messages. A staff member's private chat is found from the configuration at send time."""
+    settings = make_settings(db_url, tmp_path)
+    settings.staff = StaffSettings(members=["telegram:4242", "matrix:@amal:example.org"],
+                                   matrix_room="!staff:example.org", telegram_chat=-1001234)
+    matrix = RecordingTransport(platform="matrix", capabilities=Capabilities(threads=True))  # type: ignore[arg-type]
+    telegram = RecordingTransport(platform="telegram")  # type: ignore[arg-type]
+    async with open_chat(settings, keys, matrix) as chat:
+        outbox, database = chat.bot.services.outbox, chat.bot.services.database
+        with pytest.raises(OutboxError):
+            async with database.sessions.begin() as session:
+                [pid] = await people(chat, 1)
+                await outbox.enqueue(session, ToParticipant(pid, "console"), OutboxKind.REPLY, Outbound("x"),
+                                     thread="case:1")
+        member = outbox.staff_addresses.member(keys, "telegram:4242")
+        assert member is not None and outbox.staff_addresses.member(keys, "matrix:@amal:example.org") is None
+        assert "4242" not in member.queue
+
+        async def notice(text: str, thread: str | None) -> None:
+            async with database.sessions.begin() as session:
+                for to in outbox.staff_recipients():
+                    await outbox.enqueue(session, to, OutboxKind.STAFF_NOTICE, Outbound(text), thread=thread)
+
+        await notice("case 1 opens", "case:1")
+        await notice("case 1 again", "case:1")
+        matrix.failures.append(TransientDeliveryError("down"))  # the first row fails once: nothing overtakes it
+        clock = Clock()
+        m = sender(chat, clock, transport=matrix, per_recipient_batch=1)
+        await m.drain_once()
+        assert matrix.send_log == []
+        clock.advance(60)
+        await m.drain_once()
+        await notice("case 2 opens", "case:2")
+        await notice("case 1 a third time", "case:1")
+        await notice("on its own", None)
+        await m.drain_once()
+        log = [(message.text, message.thread_root) for _, message, _ in matrix.send_log]
+        assert log == [("case 1 opens", None), ("case 1 again", "1"), ("case 2 opens", None),
+                       ("case 1 a third time", "1"), ("on its own", None)]
+        async with database.sessions() as session:
+            assert await outbox.thread_at(session, StaffDestination.MATRIX_ROOM, "3") == "case:2"
+            assert await outbox.thread_at(session, StaffDestination.MATRIX_ROOM, "2") is None
+
+        await sender(chat, clock, transport=telegram).drain_once()
+        assert all(message.thread_root is None for _, message, _ in telegram.send_log)
+        async with database.sessions.begin() as session:
+            await outbox.enqueue(session, member, OutboxKind.STAFF_NOTICE, Outbound("for you"))
+        await sender(chat, clock, transport=telegram).drain_once()
+        assert telegram.sent["4242"][-1].text == "for you"
+        async with database.sessions() as session:
+            staff_rows = list(await session.scalars(select(OutboxMessage.staff_destination)
+                                                    .where(OutboxMessage.staff_destination.is_not(None))))
+        assert all("4242" not in row for row in staff_rows), "no staff account is stored"
 
 # ---------------------------------------------------------------------- scheduling and cancelling
 async def test_not_before_schedules_without_holding_up_earlier_due_rows(db_url: str, tmp_path: Path,

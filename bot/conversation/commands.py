@@ -42,6 +42,9 @@ class Command:
     staff_usage: tuple[Usage, ...] = ()
     """Help lines only staff see, for a command everyone may use whose verbs only staff have
     (``/checkin``: a contact person answers their association's check-in; staff schedule them)."""
+    listed: bool = True
+    """False for a command that only answers that something is not available: not in /help nor in
+    Telegram's command menu."""
 
     def help_lines(self, tr: Translator) -> list[str]:
         """Laid out by the translator: in Arabic and Sorani the command reads left to right and
@@ -76,16 +79,17 @@ class CommandTable:
 
     def help_text(self, tr: Translator, *, staff: bool) -> str:
         """``/help``: every participant command; for staff also every staff command."""
-        public = [line for c in self if not c.staff_only for line in c.help_lines(tr)]
+        public = [line for c in self if not c.staff_only and c.listed for line in c.help_lines(tr)]
         text = "\n".join((tr._(PARTICIPANT_HELP), *public))
         if staff:
-            lines = [line for c in self for line in (c.help_lines(tr) if c.staff_only else c.staff_help_lines(tr))]
+            lines = [line for c in self if c.listed
+                     for line in (c.help_lines(tr) if c.staff_only else c.staff_help_lines(tr))]
             text += "\n\n" + "\n".join((tr._(STAFF_HELP), *lines))
         return text
 
     def menus(self, i18n: I18n) -> dict[str, list[tuple[str, str]]]:
         """Per language, the public commands with localized descriptions (Telegram's setMyCommands)."""
-        public = [c for c in self if not c.staff_only]
+        public = [c for c in self if not c.staff_only and c.listed]
         return {
             info.code: [(c.name, i18n.translator(info.code)._(c.description)) for c in public]
             for info in i18n.languages

@@ -126,6 +126,15 @@ class DialogEngine:
         state = await read_state(session, self._keys, pseudonym)
         return state if state is not None and state.dialog in self._dialogs else None
 
+    def matches_choice(self, turn: Turn, state: State) -> bool:
+        """Whether the inbound text answers the state's prompt by one of its choices."""
+        dialog = self._dialogs.get(state.dialog)
+        if dialog is None:
+            return False
+        prompt = dialog.prompt(turn, state)
+        return bool(prompt.choices) and match_choice(turn.inbound.text, prompt.choices,
+                                                     exact_only=prompt.exact_labels) is not None
+
     async def clear(self, session: AsyncSession, pseudonym: Pseudonym) -> None:
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
 

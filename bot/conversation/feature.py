@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.conversation.commands import Command, CommandTable
 from bot.conversation.engine import Dialog, Prompt, State
-from bot.conversation.router import Interceptor
+from bot.conversation.router import IdleText, Interceptor, StaffRoomText
 from bot.conversation.turn import Services, Turn
 from bot.core.security import KeyRing
 from bot.core.transport import Transport
@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger
 
 __all__ = [
-    "Clock", "CliContext", "CliGroup", "CliVerb", "EraseHook", "Feature", "FeatureSet", "Interceptor", "Job",
-    "MenuAction", "FeatureStartupError", "MenuEntry", "OnboardingStep", "RetentionRule", "SealKey", "SealedColumn",
-    "ServiceFactory", "Worker", "always",
+    "Clock", "CliContext", "CliGroup", "CliVerb", "EraseHook", "Feature", "FeatureSet", "IdleText", "Interceptor",
+    "Job", "MenuAction", "FeatureStartupError", "MenuEntry", "OnboardingStep", "RetentionRule", "SealKey",
+    "SealedColumn", "ServiceFactory", "StaffRoomText", "Worker", "always",
 ]
 
 Clock = Callable[[], dt.datetime]
@@ -209,6 +209,12 @@ class Feature:
     reaches. Data sealed with their key is shredded anyway."""
     service: ServiceFactory | None = None
     """Builds the feature's own service, registered in ``Services`` by its type."""
+    idle_text: tuple[IdleText, ...] = ()
+    """Takers of text that is no command and answers no dialog (an open contact request takes it);
+    tried in feature order, before the main menu is shown."""
+    staff_room_text: tuple[StaffRoomText, ...] = ()
+    """Takers of text said in the staff room that is no command (a reply in a case's thread);
+    what nobody takes is staff talking among themselves, and gets no answer."""
     check: Callable[[Settings], object] | None = None
     """Validates the feature's own configuration (definition files, ...) at start, before any key
     file or database is created; raises :class:`FeatureStartupError` with one line naming the setting."""
@@ -280,6 +286,12 @@ class FeatureSet:
 
     def workers(self) -> tuple[Worker, ...]:
         return tuple(w for f in self.enabled for w in f.workers)
+
+    def idle_text(self) -> tuple[IdleText, ...]:
+        return tuple(t for f in self.enabled for t in f.idle_text)
+
+    def staff_room_text(self) -> tuple[StaffRoomText, ...]:
+        return tuple(t for f in self.enabled for t in f.staff_room_text)
 
     def services(self) -> tuple[ServiceFactory, ...]:
         return tuple(f.service for f in self.enabled if f.service is not None)

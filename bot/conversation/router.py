@@ -8,6 +8,7 @@ fails, the person gets a localized answer and no exception escapes to the transp
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -17,20 +18,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.commands import CommandTable, parse_command
-from bot.conversation.engine import DialogEngine, State, menu_state
+from bot.conversation.engine import MENU, DialogEngine, State, menu_state
 from bot.conversation.turn import Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
 from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
 from bot.core.notices import (
+    CONTACT_COMMAND,
     FLOOD,
     INTERNAL_ERROR,
-    NOT_PASSED_ON,
     NOT_REGISTERED,
+    SAFE_CHANNEL,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
     UNKNOWN_COMMAND,
     UNSUPPORTED_MEDIA,
+    not_passed_on,
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
 from bot.services.outbox import OutboxKind, ToParticipant
@@ -42,6 +45,11 @@ log = logging.getLogger(__name__)
 EntryDialog = Callable[[Turn], State]
 Interceptor = Callable[[Turn], Awaitable[bool]]
 """Sees a text message before commands and dialogs (a stop word, say); True if it answered it."""
+IdleText = Callable[[Turn, State | None, DialogEngine], Awaitable[bool]]
+"""Text that is no command and answers no dialog (none is active, or the menu's choices do not
+match it): a feature may take it (an open contact request does). True when taken."""
+StaffRoomText = Callable[[Turn], Awaitable[bool]]
+"""Text in the staff room or staff chat that is no command (a reply in a case's thread)."""
 
 
 class Router:
@@ -55,7 +63,8 @@ class Router:
     def __init__(self, services: Services, engine: DialogEngine, commands: CommandTable,
                  transports: Mapping[str, Transport], flood: FloodGuard, *,
                  newcomer: EntryDialog, home: EntryDialog = menu_state,
-                 interceptors: Sequence[Interceptor] = ()) -> None:
+                 interceptors: Sequence[Interceptor] = (), idle_text: Sequence[IdleText] = (),
+                 staff_room_text: Sequence[StaffRoomText] = ()) -> None:
         self._services = services
         self._engine = engine
         self._commands = commands
@@ -64,6 +73,8 @@ class Router:
         self._newcomer = newcomer
         self._home = home
         self._interceptors = tuple(interceptors)
+        self._idle_text = tuple(idle_text)
+        self._staff_room_text = tuple(staff_room_text)
         self.handled = 0  # inbound events handled to the end (replies sent), for operators and tests
         self._progress = asyncio.Event()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -78,6 +89,8 @@ class Router:
                 return
             async with self._serialised(pseudonym):
                 replies, participant_id = await self._handle(inbound, pseudonym, verdict)
+            if inbound.thread_root is not None:  # answered where it was said: in the same thread
+                replies = [dataclasses.replace(reply, thread_root=inbound.thread_root) for reply in replies]
             await self._send(inbound.address, replies, participant_id)
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
@@ -123,9 +136,11 @@ class Router:
                     if participant is not None:
                         await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
                     return [], None
-                if participant is not None:
+                if participant is not None and not inbound.in_staff_room:  # a shared room is nobody's address
                     await services.participants.remember_address(session, participant, inbound.address)
                 await self._dispatch(turn, state)
+                if inbound.in_staff_room:  # answered in the shared room, never in a private chat
+                    return turn.replies, None
                 if queued and turn.participant is not None and turn.replies:
                     # Messages queued for this person go first: the replies take their place behind them.
                     await services.outbox.enqueue_behind(
@@ -148,15 +163,18 @@ class Router:
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr
         limit = self._services.settings.limits.max_message_chars
+        if inbound.in_staff_room and inbound.kind not in (InboundKind.TEXT, InboundKind.CHOICE):
+            return  # staff share what they like among themselves; the bot reads commands only
         if inbound.kind is InboundKind.UNSUPPORTED:
-            turn.say(tr._(UNSUPPORTED_MEDIA))
+            channel = self._services.settings.branding.safe_channel
+            turn.say(tr._(UNSUPPORTED_MEDIA) + (f"\n{tr._(SAFE_CHANNEL, channel=channel)}" if channel else ""))
             return
         if inbound.kind is InboundKind.TEXT and len(inbound.text) > limit:
             turn.say(tr._(TOO_LONG, limit=limit))
             return
         if inbound.kind is InboundKind.TEXT and not inbound.text.strip():
             return
-        for interceptor in self._interceptors:
+        for interceptor in () if inbound.in_staff_room else self._interceptors:
             if await interceptor(turn):
                 return
         parsed = parse_command(inbound.text) if inbound.kind is InboundKind.TEXT else None
@@ -170,6 +188,17 @@ class Router:
             else:
                 await command.handler(turn, args, self._engine)
             return
+        if inbound.in_staff_room and inbound.kind is InboundKind.TEXT:
+            # Staff talk among themselves there; only what a feature takes (a case's thread) is the bot's.
+            for staff_hook in self._staff_room_text:
+                if await staff_hook(turn):
+                    return
+            return
+        if inbound.kind is InboundKind.TEXT:
+            idle = state is None or state.dialog == MENU
+            for hook in self._idle_text if idle else ():
+                if await hook(turn, state, self._engine):
+                    return
         if state is not None:
             await self._engine.handle(turn, state)
         elif inbound.kind is InboundKind.CHOICE:
@@ -178,7 +207,8 @@ class Router:
             await self._engine.show(turn, self._newcomer(turn))
         else:
             # Free text outside any conversation: say plainly that nobody will read it.
-            turn.say(tr._(NOT_PASSED_ON))
+            contact = self._commands.lookup(CONTACT_COMMAND, is_staff=False)
+            turn.say(not_passed_on(tr, contact=contact is not None and contact.listed))
             await self._engine.show(turn, self._home(turn))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:

@@ -50,6 +50,9 @@ class Services:
     organisations: Organisations
     outbox: Outbox
     audit: AuditLog
+    text_limits: dict[str, int] = field(default_factory=dict)
+    """The longest message each platform takes (its transport's ``max_text_length``), e.g. to refuse
+    an answer that a person's platform would cut."""
     provided: Mapping[type, object] = field(default_factory=dict)
 
     def get(self, kind: type[T]) -> T:

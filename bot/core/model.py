@@ -62,6 +62,8 @@ class Inbound:
     choice: ChoiceRef | None = None
     language_hint: str | None = None  # e.g. Telegram's language_code
     event_id: str | None = None  # platform message id, for dedupe only; never stored raw
+    in_staff_room: bool = False  # said in the staff room or staff chat, not in a private chat
+    thread_root: str | None = None  # staff room: the platform id of the thread (or replied-to message) it answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class Outbound:
     image_name: str = "image.png"
     numbered: bool = True  # False: where a typed number is an answer, choices are words, never numbered
     formatted: tuple[Formatted, ...] = ()
+    thread_root: str | None = None  # platform id of a message to thread under, where threads exist
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ class Capabilities:
     max_text_length: int = 4096
     platform_reads_messages: bool = False  # Telegram: the operator can read bot chats
     flood_limited: bool = True  # False only for the operator's own console
+    threads: bool = False  # Outbound.thread_root is honoured and Inbound.thread_root reported (Matrix)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ UNSUPPORTED_MEDIA = N_(
     "I can only read text messages. Photos, voice messages, videos, files, stickers, locations and "
     "contacts are not accepted here, and nothing of what you sent was saved."
 )
+SAFE_CHANNEL = N_("To share documents, photos or recordings safely, use: %(channel)s")
 TOO_LONG = N_(
     "Your message is too long to be accepted. Please keep it under %(limit)s characters and send it again."
 )
@@ -27,6 +28,12 @@ NOT_PASSED_ON = N_(
     "Your message was not passed on to anyone: I only read commands and answers to my questions. "
     "Here is the menu; you can also send /menu at any time."
 )
+NOT_PASSED_ON_CONTACT = N_(
+    "Your message was not passed on to anyone: I only read commands and answers to my questions. "
+    "To write to staff in confidence, send /contact. Here is the menu; you can also send /menu at any time."
+)
+CONTACT_COMMAND = "contact"
+"""Where confidential contact requests start, when the deployment offers them."""
 STALE_BUTTON_NO_DIALOG = N_("This button is no longer valid. Send /menu to see what you can do.")
 ENABLE_ENCRYPTION = N_(
     "This room is not encrypted, so I will not reply here. Please enable encryption for this room, "
@@ -58,3 +65,8 @@ NOTICES = {
 def notice(tr: Translator, kind: str) -> str:
     """The localized notice ``kind`` (one of :data:`NOTICES`)."""
     return tr._(NOTICES[kind])
+
+
+def not_passed_on(tr: Translator, *, contact: bool) -> str:
+    """Typed text that reaches nobody: said plainly, with the way to staff where it exists."""
+    return tr._(NOT_PASSED_ON_CONTACT if contact else NOT_PASSED_ON)

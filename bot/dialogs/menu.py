@@ -9,7 +9,7 @@ from bot.conversation.feature import MenuEntry
 from bot.conversation.turn import Turn
 from bot.core.i18n import N_
 from bot.core.model import Choice
-from bot.core.notices import NOT_PASSED_ON
+from bot.core.notices import CONTACT_COMMAND, not_passed_on
 
 MENU_TITLE = N_("Main menu. What would you like to do?")
 
@@ -29,8 +29,10 @@ class MenuDialog(Dialog):
 
     def prompt(self, turn: Turn, state: State) -> Prompt:
         _ = turn.tr._
+        # The menu asks nothing: typed text is a message to nobody (an open case took it already).
+        contact = any(e.key == CONTACT_COMMAND for e in self._entries)
         return Prompt(_(MENU_TITLE), tuple(Choice(e.key, _(e.label)) for e in self._entries),
-                      invalid=_(NOT_PASSED_ON))  # the menu asks nothing: typed text is a message to nobody
+                      invalid=not_passed_on(turn.tr, contact=contact))
 
     async def on_choice(self, turn: Turn, state: State, key: str) -> State | None:
         entry = self._by_key.get(key)

@@ -32,7 +32,16 @@ def privacy_notice(turn: Turn) -> str:
         "• Kept: until you erase it, and deleted automatically after %(n)s days without use.",
         days,
     )
-    parts = ["\n".join((turn.tr._(PRIVACY_STORED), kept, turn.tr._(PRIVACY_SEEN)))]
+    lines = [turn.tr._(PRIVACY_STORED), kept, turn.tr._(PRIVACY_SEEN)]
+    if settings.contacts.enabled:  # the contact requests feature is on
+        lines.insert(2, turn.tr.n_(
+            "• Requests to talk to staff: what you write is encrypted so that only staff can read it, and "
+            "deleted %(n)s day after the request is closed.",
+            "• Requests to talk to staff: what you write is encrypted so that only staff can read it, and "
+            "deleted %(n)s days after the request is closed.",
+            settings.retention.cases_days,
+        ))
+    parts = ["\n".join(lines)]
     if turn.capabilities.platform_reads_messages:
         parts.append(turn.tr._(PLATFORM_READS))
         if settings.branding.matrix_address:

@@ -37,7 +37,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.core.model import Choice, Direction, Formatted, Outbound, Platform, PromptId
 from bot.core.security import DataKey, KeyRing
-from bot.storage.models import OutboxMessage, ParticipantKey, outbox_payload_context, utcnow
+from bot.storage.models import OutboxMessage, OutboxThread, ParticipantKey, outbox_payload_context, utcnow
 
 NOTIFY_CHANNEL = "civicbot_outbox"
 """PostgreSQL channel on which committed rows announce their platform to every worker."""
@@ -131,7 +131,32 @@ class ToStaff:
         return str(self.destination.value)
 
 
-Recipient = ToParticipant | ToStaff
+MEMBER_PREFIX = "staff.member:"
+"""A staff member's private chat: ``staff.member:`` and a short key of their pseudonym."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToStaffMember:
+    """One staff member in their private chat with the bot (Telegram, the console: where the chat
+    id is the account). Named by :func:`member_key`; the account is looked up in the configuration
+    at send time, so no staff account is stored."""
+
+    member: str
+    platform: str
+
+    @property
+    def queue(self) -> str:
+        return f"{MEMBER_PREFIX}{self.member}"
+
+
+def member_key(keys: KeyRing, entry: str) -> str:
+    """The short name of a configured staff entry (``telegram:123456``) in the outbox."""
+    platform, _, user_id = entry.partition(":")
+    return keys.pseudonym(platform, user_id)[:16]
+
+
+Recipient = ToParticipant | ToStaff | ToStaffMember
+_PRIVATE_CHAT_PLATFORMS = frozenset({"telegram", "console"})
 
 
 class OutboxError(ValueError):
@@ -140,15 +165,42 @@ class OutboxError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class StaffAddresses:
-    """The configured staff destinations (``[staff] matrix_room`` / ``telegram_chat``)."""
+    """The configured staff destinations (``[staff] matrix_room`` / ``telegram_chat``), and the
+    members reachable in a private chat (by :func:`member_key`: ``(platform, account)``)."""
 
     matrix_room: str | None = None
     telegram_chat: int | None = None
+    members: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def configured(cls, keys: KeyRing, matrix_room: str | None, telegram_chat: int | None,
+                   members: Iterable[str] = ()) -> StaffAddresses:
+        reachable = {}
+        for entry in members:
+            platform, _, user_id = entry.partition(":")
+            if platform in _PRIVATE_CHAT_PLATFORMS and user_id:
+                reachable[member_key(keys, entry)] = (platform, user_id)
+        return cls(matrix_room, telegram_chat, reachable)
 
     def address_of(self, destination: StaffDestination) -> str | None:
         if destination is StaffDestination.MATRIX_ROOM:
             return self.matrix_room or None
         return str(self.telegram_chat) if self.telegram_chat is not None else None
+
+    def member(self, keys: KeyRing, entry: str) -> ToStaffMember | None:
+        """A configured entry (``telegram:123456``) as a recipient, if a private chat reaches them."""
+        found = self.members.get(member_key(keys, entry))
+        return ToStaffMember(member_key(keys, entry), found[0]) if found is not None else None
+
+    def resolve(self, staff_destination: str, platform: str) -> str | None:
+        """The address of a row's staff destination (a shared place or a member) on ``platform``."""
+        if staff_destination.startswith(MEMBER_PREFIX):
+            found = self.members.get(staff_destination[len(MEMBER_PREFIX):])
+            return found[1] if found is not None and found[0] == platform else None
+        try:
+            return self.address_of(StaffDestination(staff_destination))
+        except ValueError:
+            return None
 
 
 def payload_context(txn_id: str) -> str:
@@ -169,6 +221,7 @@ def encode_message(message: Outbound) -> str:
             "image_name": message.image_name,
             "numbered": message.numbered,
             "formatted": [[part.text, part.html] for part in message.formatted],
+            "thread_root": message.thread_root,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -188,6 +241,7 @@ def decode_message(payload: str) -> Outbound:
         image_name=data["image_name"],
         numbered=data.get("numbered", True),
         formatted=tuple(Formatted(text, markup) for text, markup in data.get("formatted", ())),
+        thread_root=data.get("thread_root"),
     )
 
 
@@ -304,16 +358,21 @@ class Outbox:
         ref: str | None = None,
         not_before: dt.datetime | None = None,
         priority: Priority | None = None,
+        thread: str | None = None,
     ) -> int:
         """Queue ``message`` for ``to`` in the caller's transaction; returns the row id.
 
         ``ref`` names a bulk send (e.g. ``"bulletin:12"``) for :meth:`cancel` and
         :meth:`progress`; ``not_before`` schedules it (timezone-aware); ``priority``
-        defaults to the kind's (:data:`DEFAULT_PRIORITY`). Raises :class:`OutboxError` for
+        defaults to the kind's (:data:`DEFAULT_PRIORITY`). ``thread`` (staff destinations only)
+        names a conversation, e.g. ``"case:12"``: where the platform has threads (Matrix), its
+        first row starts one and the later rows are sent into it. Raises :class:`OutboxError` for
         a staff destination that is not configured or a participant without a data key.
         """
+        if thread is not None and not isinstance(to, ToStaff):
+            raise OutboxError("only rows to a staff destination are threaded")
         [row_id] = await self.enqueue_many(session, [(to, message)], kind, ref=ref, not_before=not_before,
-                                           priority=priority)
+                                           priority=priority, thread=thread)
         return row_id
 
     async def enqueue_many(
@@ -325,6 +384,7 @@ class Outbox:
         ref: str | None = None,
         not_before: dt.datetime | None = None,
         priority: Priority | None = None,
+        thread: str | None = None,
     ) -> list[int]:
         """:meth:`enqueue` for a whole audience: keys loaded in bulk, rows inserted in one statement.
 
@@ -348,16 +408,17 @@ class Outbox:
                 sealed = keys[to.participant_id].seal(plaintext, payload_context(txn_id))
                 participant_id, staff = to.participant_id, None
             else:
-                if self._staff.address_of(to.destination) is None:
-                    raise OutboxError(f"{to.destination.value} is not configured")
+                staff = to.queue
+                if self._staff.resolve(staff, to.platform) is None:
+                    raise OutboxError(f"{staff} is not configured")
                 sealed = self._keys.seal_text(plaintext, payload_context(txn_id))
-                participant_id, staff = None, to.destination.value
+                participant_id = None
             values.append({
                 "participant_id": participant_id, "staff_destination": staff, "queue": to.queue,
                 "platform": to.platform, "kind": kind.value, "priority": rank, "ref": ref,
                 "language": message.language[:8], "payload_enc": sealed, "status": OutboxStatus.PENDING.value,
                 "attempts": 0, "not_before": not_before, "next_attempt_at": due, "txn_id": txn_id,
-                "created_at": now,
+                "created_at": now, "thread": thread if staff is not None else None,
             })
         ids: list[int] = []
         for start in range(0, len(values), 500):
@@ -372,6 +433,16 @@ class Outbox:
             await session.execute(text("ANALYZE outbox"))
         await self._wake_on_commit(session, {v["platform"] for v in values})
         return ids
+
+    async def thread_at(self, session: AsyncSession, destination: StaffDestination, root_id: str) -> str | None:
+        """The thread whose first message is ``root_id`` in the destination as configured now
+        (a staff answer in that thread belongs to it), or None."""
+        address = self._staff.address_of(destination)
+        if address is None:
+            return None
+        return await session.scalar(select(OutboxThread.thread).where(
+            OutboxThread.staff_destination == destination.value, OutboxThread.root_id == root_id,
+            OutboxThread.address == address))
 
     async def cancel(self, session: AsyncSession, ref: str) -> int:
         """Delete the rows of bulk send ``ref`` that were not sent yet; returns how many.

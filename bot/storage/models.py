@@ -24,8 +24,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    cast,
     false,
+    literal,
     or_,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -237,6 +241,7 @@ class OutboxMessage(Base):
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
     staff_destination: Mapped[str | None] = mapped_column(String(32))
     queue: Mapped[str] = mapped_column(String(40))
+    thread: Mapped[str | None] = mapped_column(String(64))  # staff rows: sent in this thread where threads exist
     platform: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
     priority: Mapped[int] = mapped_column(SmallInteger, default=1)
@@ -262,6 +267,19 @@ def outbox_payload_context(txn_id: str) -> str:
 # A participant's row is sealed with their data key, a staff destination's with the master key.
 OUTBOX_PAYLOAD = SealedColumn(OutboxMessage.payload_enc, lambda row: outbox_payload_context(row.txn_id), SealKey.PER_ROW)
 OLD_OUTBOX = RetentionRule("outbox", OutboxMessage, lambda cutoff: OutboxMessage.created_at < cutoff, "outbox_days")
+
+
+class OutboxThread(Base):
+    """Where a thread of a staff destination starts (Matrix: the event of its first message), so
+    later rows of the same thread are sent into it. Metadata of the staff room only."""
+
+    __tablename__ = "outbox_threads"
+
+    staff_destination: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255))  # the staff room the thread is in (configuration may change)
+    root_id: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class AuditEntry(Base):
@@ -610,3 +628,64 @@ def bulletin_notice_context(token: str) -> str:
 # A staff chat's address: belongs to no participant, so the master key.
 BULLETIN_NOTICE_ADDRESS = SealedColumn(BulletinNotice.address_enc, lambda row: bulletin_notice_context(row.token),
                                        SealKey.MASTER)
+
+
+# -- Confidential contact requests (bot/cases) ------------------------------------------------
+
+
+class Case(Base):
+    """A person's request to talk to staff. Metadata only: the content is in ``case_messages``,
+    sealed twice. ``participant_id`` becomes NULL when the person is erased; the case stays
+    (withdrawn, with no content) until retention purges it."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="SET NULL"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    topic: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open, claimed, closed, withdrawn
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[dt.datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # a staff actor as the audit log names it
+    closed_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    waiting_since: Mapped[dt.datetime | None]  # the person's oldest message no staff member has answered
+    last_person_at: Mapped[dt.datetime | None]
+    last_staff_at: Mapped[dt.datetime | None]
+    claim_reminded_at: Mapped[dt.datetime | None]
+    answer_reminded_at: Mapped[dt.datetime | None]
+
+
+class CaseMessage(Base):
+    """One message of a case, from the person or from staff: sealed to the staff public key,
+    then with the person's data key (``bot/cases/crypto.py``)."""
+
+    __tablename__ = "case_messages"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(8))  # person or staff: never which staff member
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    staff_key_id: Mapped[str] = mapped_column(String(16))
+    body_enc: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def case_message_context(message_id: str) -> str:
+    return f"case_messages.body:{message_id}"
+
+
+# The outer layer is the person's key; the inner one (the staff public key) is no key of ours to rotate.
+CASE_MESSAGE_BODY = SealedColumn(CaseMessage.body_enc, lambda row: case_message_context(row.id), SealKey.PARTICIPANT)
+ENDED_CASES = RetentionRule(
+    "cases", Case, lambda cutoff: and_(Case.status.in_(("closed", "withdrawn")), Case.closed_at < cutoff),
+    "cases_days")
+# The staff room's thread of a case goes with the case (its thread key is "case:<id>").
+CASE_THREADS = RetentionRule(
+    "case_threads", OutboxThread,
+    lambda cutoff: and_(OutboxThread.thread.like("case:%"),
+                        OutboxThread.thread.not_in(select(literal("case:") + cast(Case.id, String)))),
+    "cases_days")

@@ -92,7 +92,7 @@ from bot.transports.matrix_crosssigning import (
     JsonDict,
     ensure_cross_signing,
 )
-from bot.transports.matrix_render import render_messages, render_notice, strip_reply_fallback
+from bot.transports.matrix_render import render_messages, render_notice, strip_reply_fallback, thread_root_of
 from bot.transports.matrix_session import (
     Checkpoint,
     KeySealer,
@@ -216,6 +216,7 @@ class MatrixTransport:
         end_to_end_encrypted=True,
         max_text_length=16_000,
         platform_reads_messages=False,
+        threads=True,
     )
 
     def __init__(self, options: MatrixOptions, keys: KeySealer, notice: Notice,
@@ -690,6 +691,8 @@ class MatrixTransport:
         text = ""
         if kind is InboundKind.TEXT:
             text = strip_reply_fallback(str(getattr(event, "body", "")))
+        staff_room = self._is_staff_room(room)
+        content = event.source.get("content", {}) if hasattr(event, "source") else {}
         inbound = Inbound(
             platform=PLATFORM,
             user_id=event.sender,
@@ -697,6 +700,8 @@ class MatrixTransport:
             kind=kind,
             text=text,
             event_id=event_id,
+            in_staff_room=staff_room,
+            thread_root=thread_root_of(content) if staff_room and isinstance(content, dict) else None,
         )
         handler = self._handler
         if handler is not None:
@@ -721,10 +726,13 @@ class MatrixTransport:
             return True  # keys not queried yet: trust on first use, as for the room key itself
         return any(device.curve25519 == sender_key for device in known)
 
+    def _is_staff_room(self, room: MatrixRoom) -> bool:
+        return room.room_id in (self._staff_room_id, self.options.staff_room)
+
     def _private(self, room: MatrixRoom) -> bool:
         """A participant's conversation happens only between them and the bot (the staff room aside):
         if someone else joins or is invited, what the bot would say there could expose them."""
-        if room.room_id in (self._staff_room_id, self.options.staff_room):
+        if self._is_staff_room(room):
             return True
         return room.joined_count + room.invited_count <= 2
 

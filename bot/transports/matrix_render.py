@@ -50,12 +50,35 @@ def render_message(message: Outbound, msgtype: str = "m.text") -> dict[str, Any]
     lines = _plain_lines(message)
     if message.direction is Direction.RTL:
         lines = [line if not line or line.startswith(RLM) else RLM + line for line in lines]
-    return {
+    content: dict[str, Any] = {
         "msgtype": msgtype,
         "body": "\n".join(lines),
         "format": HTML_FORMAT,
         "formatted_body": _html(message),
     }
+    if message.thread_root:
+        content["m.relates_to"] = thread_relation(message.thread_root)
+    return content
+
+
+def thread_relation(root: str) -> dict[str, Any]:
+    """In the thread of ``root``; clients without threads show it as a reply to the root."""
+    return {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root}}
+
+
+def thread_root_of(content: dict[str, Any]) -> str | None:
+    """The thread an event belongs to, or else the event it replies to (a reply to a thread's root
+    is said to that thread too); None for a message on its own."""
+    relates = content.get("m.relates_to")
+    if not isinstance(relates, dict):
+        return None
+    if relates.get("rel_type") == "m.thread" and isinstance(relates.get("event_id"), str):
+        return str(relates["event_id"])
+    reply = relates.get("m.in_reply_to")
+    if isinstance(reply, dict) and isinstance(reply.get("event_id"), str):
+        return str(reply["event_id"])
+    return None
 
 
 def render_messages(message: Outbound) -> list[dict[str, Any]]:
@@ -63,10 +86,14 @@ def render_messages(message: Outbound) -> list[dict[str, Any]]:
     pre-rendered parts (already sanitised) when it has them, else one rendered here."""
     if not message.formatted:
         return [render_message(message)]
-    contents = [{"msgtype": "m.text", "body": part.text, "format": HTML_FORMAT, "formatted_body": part.html}
-                for part in message.formatted]
+    contents: list[dict[str, Any]] = [
+        {"msgtype": "m.text", "body": part.text, "format": HTML_FORMAT, "formatted_body": part.html}
+        for part in message.formatted]
     if message.choices:
         contents.append(render_message(Outbound(text="", choices=message.choices, direction=message.direction)))
+    if message.thread_root:
+        for content in contents:
+            content["m.relates_to"] = thread_relation(message.thread_root)
     return contents
 
 

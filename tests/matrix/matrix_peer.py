@@ -40,6 +40,12 @@ class Received:
     formatted_body: str | None
     decrypted: bool
     replaces: str | None = None  # an edit (m.replace) of this earlier event
+    relates_to: dict[str, Any] | None = None  # m.relates_to (threads, replies), as sent
+
+    @property
+    def thread_root(self) -> str | None:
+        relates = self.relates_to or {}
+        return str(relates["event_id"]) if relates.get("rel_type") == "m.thread" else None
 
 
 async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
@@ -102,6 +108,7 @@ class Peer:
             room.room_id, event.event_id, event.sender, content.get("msgtype", ""), event.body,
             content.get("formatted_body"), bool(getattr(event, "decrypted", False)),
             relation.get("event_id") if relation.get("rel_type") == "m.replace" else None,
+            content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else None,
         ))
 
     async def _on_image(self, room: Any, event: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -27,7 +28,7 @@ from bot.core.security import DataKey, DecryptionError, KeyRing
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError, Transport
 from bot.services.delivery.outcomes import OutcomeRecorder
 from bot.services.delivery.store import Claim, ClaimedRow, DeliveryStore, Outcome
-from bot.services.outbox import Outbox, OutboxStatus, Priority, StaffDestination
+from bot.services.outbox import Outbox, OutboxStatus, Priority
 from bot.storage.db import Database
 from bot.storage.models import address_context, utcnow
 
@@ -241,8 +242,19 @@ class OutboxSender:
             if not self._lease_holds(claim):
                 return Outcome(row.id, claim.token, OutboxStatus.PENDING, released=True)
         options = SendOptions(transaction_id=row.txn_id, bulk=row.priority != Priority.INTERACTIVE)
+        threaded = row.thread is not None and row.staff_destination is not None and self._transport.capabilities.threads
+        message, root = item.message, None
         try:
-            await self._transport.send(item.address, item.message, options)
+            if threaded:
+                assert row.thread is not None and row.staff_destination is not None
+                root = await self._store.thread_root(row.staff_destination, row.thread, item.address.value)
+                if root is not None:
+                    message = dataclasses.replace(message, thread_root=root)
+            delivery = await self._transport.send(item.address, message, options)
+            if threaded and root is None and delivery.message_id:
+                assert row.thread is not None and row.staff_destination is not None
+                await self._store.start_thread(row.staff_destination, row.thread, item.address.value,
+                                               delivery.message_id)
         except RecipientUnreachable as exc:
             return Outcome(row.id, claim.token, OutboxStatus.UNREACHABLE, exc.reason, participant_id=row.participant_id)
         except TransientDeliveryError as exc:
@@ -311,7 +323,7 @@ class OutboxSender:
 
     def _address(self, row: ClaimedRow, key: DataKey | None) -> Address | None:
         if row.staff_destination is not None:
-            value = self._outbox.staff_addresses.address_of(StaffDestination(row.staff_destination))
+            value = self._outbox.staff_addresses.resolve(row.staff_destination, self._platform)
             return Address(self._platform, value) if value is not None else None
         if row.address_enc is None or not row.reachable or key is None:
             return None

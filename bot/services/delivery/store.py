@@ -16,13 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Pseudonym
 from bot.services.outbox import OutboxStatus
 from bot.storage.db import Database
-from bot.storage.models import OutboxMessage, Participant, ParticipantAddress, ParticipantKey
+from bot.storage.models import OutboxMessage, OutboxThread, Participant, ParticipantAddress, ParticipantKey
 
 PENDING, SENDING = OutboxStatus.PENDING.value, OutboxStatus.SENDING.value
 _UNFINISHED = (PENDING, SENDING)
@@ -46,6 +46,7 @@ class ClaimedRow:
     wrapped_key: bytes | None
     address_enc: bytes | None
     reachable: bool | None
+    thread: str | None = None
 
 
 @dataclass(slots=True)
@@ -125,7 +126,8 @@ class DeliveryStore:
             rows = await session.execute(
                 select(_outbox.c.id, _outbox.c.queue, _outbox.c.participant_id, _outbox.c.staff_destination,
                        _outbox.c.txn_id, _outbox.c.attempts, _outbox.c.priority, _outbox.c.payload_enc,
-                       ParticipantKey.wrapped, ParticipantAddress.address_enc, ParticipantAddress.reachable)
+                       ParticipantKey.wrapped, ParticipantAddress.address_enc, ParticipantAddress.reachable,
+                       _outbox.c.thread)
                 .select_from(_outbox)
                 .outerjoin(ParticipantKey, ParticipantKey.participant_id == _outbox.c.participant_id)
                 .outerjoin(ParticipantAddress, and_(ParticipantAddress.participant_id == _outbox.c.participant_id,
@@ -288,6 +290,21 @@ class DeliveryStore:
             result = await session.execute(statement.execution_options(synchronize_session=False), retries)
             written += int(result.rowcount or 0)  # type: ignore[attr-defined]
         return written
+
+    async def thread_root(self, destination: str, thread: str, address: str) -> str | None:
+        """The first message of a staff destination's thread, if it was sent to this address."""
+        async with self._db.sessions.begin() as session:
+            return await session.scalar(select(OutboxThread.root_id).where(
+                OutboxThread.staff_destination == destination, OutboxThread.thread == thread,
+                OutboxThread.address == address))
+
+    async def start_thread(self, destination: str, thread: str, address: str, root_id: str) -> None:
+        """Record a thread's first message right after it was sent, before its outcome: the next
+        row of the queue cannot be claimed until that outcome is written, so it finds the root."""
+        async with self._db.sessions.begin() as session:
+            await session.execute(delete(OutboxThread).where(OutboxThread.staff_destination == destination,
+                                                             OutboxThread.thread == thread))
+            session.add(OutboxThread(staff_destination=destination, thread=thread, address=address, root_id=root_id))
 
     async def next_due(self, now: dt.datetime) -> dt.datetime | None:
         """When the earliest waiting row becomes due (to sleep exactly until then)."""

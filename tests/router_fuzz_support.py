@@ -97,10 +97,12 @@ def current_prompt(database: Path, keys: KeyRing, user_id: str, platform: str = 
     return None if row is None else (row[0], row[1], row[2])
 
 
-def participant_language(database: Path, keys: KeyRing, user_id: str, platform: str = "console") -> str | None:
+def person_language(database: Path, keys: KeyRing, user_id: str, platform: str = "console") -> str | None:
+    """The language the bot now speaks with the person: theirs if registered, else their dialog's."""
     pseudonym = keys.pseudonym(platform, user_id)
     with _connect(database) as connection:
-        row = connection.execute("SELECT language FROM participants WHERE pseudonym = ?", (pseudonym,)).fetchone()
+        row = connection.execute("SELECT language FROM participants WHERE pseudonym = ?", (pseudonym,)).fetchone() \
+            or connection.execute("SELECT language FROM dialog_states WHERE pseudonym = ?", (pseudonym,)).fetchone()
     return None if row is None else str(row[0])
 
 

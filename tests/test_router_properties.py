@@ -43,7 +43,7 @@ from tests.router_fuzz_support import (
     Checkpoints,
     current_prompt,
     invite_code,
-    participant_language,
+    person_language,
     press_key,
     snapshot,
 )
@@ -171,7 +171,7 @@ class Fuzz:
             replies = await person._deliver(inbound)
         assert not errors.records, f"{point.name}: {errors.records}"
         assert not [r for r in replies if r.text in self.internal_error], f"{point.name}: the turn failed"
-        after_language = participant_language(self.database, self.keys, point.user_id)
+        after_language = person_language(self.database, self.keys, point.user_id)
         self._localized(point, event, replies, {point.language, after_language or point.language})
         if before is not None:
             assert snapshot(self.database, self.keys) == before, f"{point.name}: a forged button changed something"

@@ -198,8 +198,12 @@ async def test_the_job_stores_the_box_only_after_a_random_delay(sqlite_url: str,
             assert len(list(await session.scalars(select(SurveyBallot)))) == 2
         clock.advance(hours=2, minutes=59)
         assert await job() == 0
+        async with chat.bot.services.database.sessions() as session:
+            ballot_ids = [b.id.encode() for b in await session.scalars(select(SurveyBallot))]
         clock.advance(hours=6)  # past the longest delay (1.5 x 6 hours)
         assert await job() == 2
+        files = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith("civicbot.db"))
+        assert files and not [b for b in ballot_ids if b in files], "a ballot id is still readable on disk"
         async with chat.bot.services.database.sessions() as session:
             assert len(list(await session.scalars(select(SurveyResponse)))) == 2
             assert await session.scalar(select(SurveyBallot)) is None

@@ -491,6 +491,17 @@ class BallotJob:
     def _delay(self) -> dt.timedelta:
         return self._batch * self._rng.uniform(0.5, 1.5)
 
+    async def _forget_old_pages(self) -> None:
+        """SQLite: copy the WAL into the database and empty it, so the ballot box's old pages
+        (and the invitations' held copies) do not stay readable in the WAL file (secure_delete
+        already overwrites them in the database file). PostgreSQL keeps dead row versions until
+        VACUUM: see SECURITY.md."""
+        if not self._db.is_sqlite:
+            return
+        async with self._db.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+
     async def __call__(self) -> int:
         try:
             await self._surveys.hand_off(self._db)
@@ -501,6 +512,8 @@ class BallotJob:
                 return 0
             stored = await self._surveys.store_ballots(self._db, self._min_batch)
             self._due = now + self._delay()
+            if stored:
+                await self._forget_old_pages()
         except Exception as exc:
             log.error("anonymous answers not stored this time: %s", type(exc).__name__)
             return 0

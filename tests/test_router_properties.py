@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.bulletins.loader import parse_bulletin
+from bot.bulletins.service import FALLBACK_NOTE
 from bot.checkins.job import CheckinJob
 from bot.checkins.service import Checkins
 from bot.config import LimitsSettings, OutboxSettings, StaffSettings
@@ -144,6 +145,11 @@ class Fuzz:
         self.stale = {code: {i18n.translator(code)._(STALE_BUTTON), i18n.translator(code)._(STALE_BUTTON_NO_DIALOG)}
                       for code in ("en", "ar", "ckb", "ku")}
 
+    def fallback_notes(self, languages: set[str]) -> list[str]:
+        """The start of the note a bulletin carries when shown in a language not the person's."""
+        i18n = self.chat.bot.services.i18n
+        return [i18n.translator(code)._(FALLBACK_NOTE).split("%")[0].lstrip("\u200f") for code in languages]
+
     async def drain(self) -> None:
         services = self.chat.bot.services
         sender = OutboxSender(services.database, services.outbox, services.keys, self.chat.transport,
@@ -165,6 +171,9 @@ class Fuzz:
         forged = event.kind is InboundKind.CHOICE and (
             choice is None or stored is None or choice.prompt_id != stored[2] or not 0 <= choice.index < 1000)
         before = snapshot(self.database, self.keys) if forged else None
+        languages = {point.language}
+        if person_language(self.database, self.keys, point.user_id) is None:  # a stranger: the client's hint
+            languages.add(self.chat.bot.services.i18n.resolve(event.language_hint))
         inbound = Inbound(person.address.platform, point.user_id, person.address, kind=event.kind, text=event.text,
                           choice=choice, language_hint=event.language_hint)
         with ErrorLog().attached() as errors:
@@ -172,7 +181,7 @@ class Fuzz:
         assert not errors.records, f"{point.name}: {errors.records}"
         assert not [r for r in replies if r.text in self.internal_error], f"{point.name}: the turn failed"
         after_language = person_language(self.database, self.keys, point.user_id)
-        self._localized(point, event, replies, {point.language, after_language or point.language})
+        self._localized(point, event, replies, languages | {after_language or point.language})
         if before is not None:
             assert snapshot(self.database, self.keys) == before, f"{point.name}: a forged button changed something"
             assert replies and replies[0].text in self.stale[point.language], (point.name, replies[:1])
@@ -182,6 +191,10 @@ class Fuzz:
             return
         assert replies, f"{point.name}: no answer to {event.kind.value}"
         for reply in replies:
+            if reply.language not in languages:  # a bulletin shown in another language: said so first
+                assert reply.formatted and any(reply.text.lstrip("\u200f").startswith(note) for note in
+                                               self.fallback_notes(languages)), (point.name, reply.language)
+                continue
             assert reply.language in languages, (point.name, reply.language, languages)
             assert reply.text.strip()
             if reply.language in ("ar", "ckb"):

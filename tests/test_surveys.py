@@ -16,7 +16,14 @@ from bot.core.security import KeyRing
 from bot.services.delivery import OutboxSender
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
 from bot.surveys.service import ReminderJob, Surveys
-from tests.support import Chat, Person, check_families_response, make_settings, open_chat, store_anonymous_answers
+from tests.support import (
+    Chat,
+    Person,
+    check_families_response,
+    make_settings,
+    open_chat,
+    store_anonymous_answers,
+)
 
 CODE = re.compile(r"([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})")
 STAFF = "console:coordinator"

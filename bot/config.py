@@ -162,6 +162,12 @@ class SurveySettings(_Section):
     reminder_after_hours: float = Field(default=48.0, gt=0)  # one reminder for unfinished surveys
     reminder_check_minutes: float = Field(default=15.0, gt=0)
     min_group_size: int = Field(default=5, ge=1)  # results with fewer respondents are not shown
+    # Anonymous answers: taken out of the person's invitation every few minutes into an unlinked
+    # ballot box, then stored in batches at random times (on average every ``anonymous_batch_hours``),
+    # a survey's batch only once it holds ``anonymous_min_batch`` answers or the survey is closed.
+    anonymous_handoff_minutes: float = Field(default=5.0, gt=0)
+    anonymous_batch_hours: float = Field(default=6.0, gt=0)
+    anonymous_min_batch: int = Field(default=3, ge=1)
 
 
 class BulletinSettings(_Section):

@@ -239,6 +239,16 @@ async def postgres_reachable() -> str | None:
         return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL.split('@')[-1]}: {type(exc).__name__}"
 
 
+async def store_anonymous_answers(services: Any) -> int:
+    """What the survey-ballots job does over time, at once: hand finished anonymous answers off
+    into the ballot box, then store the box, however small (tests answer one at a time)."""
+    from bot.surveys.service import Surveys
+
+    surveys = services.get(Surveys)
+    await surveys.hand_off(services.database)
+    return int(await surveys.store_ballots(services.database, min_batch=1))
+
+
 async def check_families_response(session: Any, surveys: Any, comment: str) -> dict[str, str]:
     """The scripted path through the families survey, as every platform's test answers it:
     stored anonymously (no participant, no date), options as chosen, the comment sealed.

@@ -16,7 +16,14 @@ from bot.core.security import KeyRing
 from bot.services.delivery import OutboxSender
 from bot.storage.models import SurveyAnswer, SurveyInvitation, SurveyResponse
 from bot.surveys.service import ReminderJob, Surveys
-from tests.support import Chat, Person, check_families_response, make_settings, open_chat
+from tests.support import (
+    Chat,
+    Person,
+    check_families_response,
+    make_settings,
+    open_chat,
+    store_anonymous_answers,
+)
 
 CODE = re.compile(r"([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})")
 STAFF = "console:coordinator"
@@ -100,6 +107,7 @@ async def test_families_survey_with_branching_back_skip_invalid_answers_and_rest
         assert "Thank you. Your answers will help" in p.inbox[-2].text
         assert p.last.text.startswith("Main menu")
 
+        assert await store_anonymous_answers(restarted.bot.services) == 1
         async with restarted.bot.services.database.sessions() as session:
             row = await check_families_response(session, restarted.bot.services.get(Surveys),
                                                 "Please find my brother, taken from Homs in 2014")

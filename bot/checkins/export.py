@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.checkins.rhythm import aware
 from bot.checkins.service import Checkins
+from bot.core.i18n import neutral
 from bot.storage.models import CheckinCycle, CheckinFlag, Organisation
 
 FIXED = ["association", "checkin", "template", "due_at", "status", "answered_on", "language", "nothing_new", "flags"]
@@ -60,6 +61,8 @@ def _question_columns(checkins: Checkins, template_ids: set[str]) -> list[str]:
 
 
 def _safe(value: Any) -> Any:
+    if isinstance(value, str):
+        value = neutral(value)  # no bidi override reorders the cell
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value

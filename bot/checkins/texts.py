@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.checkins.templates import CheckinTemplate, Flag, RaisedFlag
 from bot.conversation.engine import Prompt
-from bot.core.i18n import N_, Translator
+from bot.core.i18n import N_, Translator, typed
 from bot.core.model import Choice, Outbound, PromptId
 
 ANSWER, NOTHING_NEW, LATER = "answer", "nothing", "later"
@@ -100,6 +100,7 @@ def answer_lines(tr: Translator, template: CheckinTemplate, answers: Mapping[str
         if question.type == "yes_no":
             labels = {"yes": tr._("Yes"), "no": tr._("No")}
         values = value if isinstance(value, list) else [value]
-        shown = [labels.get(str(v), str(v)) for v in values]
+        # Free text is what the contact person typed: shown neutral and isolated, never as markup.
+        shown = [labels[str(v)] if str(v) in labels else typed(str(v)) for v in values]
         lines.append(f"• {survey.text(question.text, language)}\n  {'; '.join(shown)}")
     return lines or [tr._("(no answers given)")]

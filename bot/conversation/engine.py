@@ -105,7 +105,7 @@ def match_choice(text: str, choices: tuple[Choice, ...], *, exact_only: bool = F
             return choice
     if exact_only:
         return None
-    if answer.isdigit():
+    if answer.isdecimal():  # not isdigit: "❶" and "፩" are digits that int() refuses
         index = int(answer) - 1
         return choices[index] if 0 <= index < len(choices) else None
     prefixed = [c for c in choices if _fold(c.label).startswith(answer)]

@@ -56,6 +56,21 @@ def western_digits(text: str) -> str:
     return text.translate(_EASTERN_DIGITS)
 
 
+_BIDI_SCOPES = re.compile("[\u202a-\u202e\u2066-\u2069]")  # embeddings, overrides, isolates and their ends
+
+
+def neutral(text: str) -> str:
+    """What someone typed, without the bidi controls that open or close a scope (embeddings,
+    overrides such as U+202E, isolates): typed text must not reorder what is shown around it.
+    Marks (LRM, RLM) stay: they only lean on the characters beside them."""
+    return _BIDI_SCOPES.sub("", text)
+
+
+def typed(text: str) -> str:
+    """Text a person typed, for someone else to read inside a sentence: neutral, then isolated."""
+    return isolate(neutral(text))
+
+
 def isolate(value: object) -> str:
     """Wrap a value so it keeps its own direction inside any sentence."""
     return f"{FSI}{value}{PDI}"

@@ -65,6 +65,23 @@ class Inbound:
     in_staff_room: bool = False  # said in the staff room or staff chat, not in a private chat
     thread_root: str | None = None  # staff room: the platform id of the thread (or replied-to message) it answers
 
+    def __post_init__(self) -> None:
+        # A client can send text that is not valid Unicode (a lone surrogate, which JSON lets
+        # through); it could be neither sealed nor stored. Made valid here, once, on entry.
+        object.__setattr__(self, "text", valid_unicode(self.text))
+        if self.language_hint is not None:
+            object.__setattr__(self, "language_hint", valid_unicode(self.language_hint))
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, and surrogate pairs joined into the
+    character they stand for (everything else unchanged)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
 
 @dataclass(frozen=True, slots=True)
 class Choice:

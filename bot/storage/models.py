@@ -373,6 +373,30 @@ def survey_answer_context(answer_id: str) -> str:
 SURVEY_ANSWER_TEXT = SealedColumn(SurveyAnswer.text_enc, lambda row: survey_answer_context(row.id), SealKey.PER_ROW)
 
 
+class SurveyBallot(Base):
+    """An anonymous response waiting to be stored with others (the ballot box).
+
+    Written in its own transaction, never in the one that marks the invitation completed, and
+    moved into ``survey_responses`` in batches at random times. Nothing in it names or orders it
+    against a person: a random id, no rowid, no timestamp; the answers sealed with the master key."""
+
+    __tablename__ = "survey_ballots"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("survey_runs.id", ondelete="CASCADE"))
+    survey_id: Mapped[str] = mapped_column(String(48))
+    language: Mapped[str] = mapped_column(String(8))
+    payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def survey_ballot_context(ballot_id: str) -> str:
+    return f"survey_ballots.payload:{ballot_id}"
+
+
+SURVEY_BALLOT = SealedColumn(SurveyBallot.payload_enc, lambda row: survey_ballot_context(row.id), SealKey.MASTER)
+
+
 class ProcessedEvent(Base):
     """Platform events already handled (keyed digest of the event id), so a redelivery after a
     crash is not answered twice. Kept briefly (retention)."""

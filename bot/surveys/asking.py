@@ -195,4 +195,4 @@ def _parse_number(text: str) -> int | None:
         sign, digits = cleaned[0], cleaned[1:]
     else:
         sign, digits = "", cleaned
-    return int(sign + digits) if digits.isdigit() and len(digits) <= 9 else None
+    return int(sign + digits) if digits.isdecimal() and len(digits) <= 9 else None

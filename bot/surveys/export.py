@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.i18n import Translator, plain
+from bot.core.i18n import Translator, neutral, plain
 from bot.storage.models import SurveyAnswer, SurveyResponse
 from bot.surveys.definitions import Survey
 from bot.surveys.questions import Question, QuestionType
@@ -59,7 +59,8 @@ async def response_table(session: AsyncSession, surveys: Surveys, survey: Survey
         elif answer.number_value is not None:
             value = answer.number_value
         else:
-            value = await surveys.read_text(session, answer, by_id[answer.response_id].participant_id)
+            # As typed, but with no bidi override or isolate that would reorder the cell around it.
+            value = neutral(await surveys.read_text(session, answer, by_id[answer.response_id].participant_id))
         answers[answer.response_id][answer.question_id].append(value)
     rows = []
     for number, response in enumerate(responses, start=1):

@@ -8,13 +8,13 @@ from bot.config import Settings
 from bot.conversation.feature import Clock, Feature, FeatureStartupError, Job, MenuEntry
 from bot.conversation.turn import Services
 from bot.core.i18n import N_
-from bot.storage.models import SURVEY_ANSWER_TEXT, SURVEY_PROGRESS
+from bot.storage.models import SURVEY_ANSWER_TEXT, SURVEY_BALLOT, SURVEY_PROGRESS
 from bot.surveys.cli import SURVEY_VERBS
 from bot.surveys.commands import SURVEY_COMMANDS
 from bot.surveys.definitions import Survey
 from bot.surveys.dialog import SurveyDialog, offer_surveys
 from bot.surveys.loading import SurveyError, load_directory
-from bot.surveys.service import ReminderJob, Surveys
+from bot.surveys.service import BallotJob, ReminderJob, Surveys
 
 
 def load_definitions(settings: Settings) -> dict[str, Survey]:
@@ -36,14 +36,21 @@ def reminder_job(services: Services, clock: Clock) -> ReminderJob:
                        clock=clock)
 
 
+def ballot_job(services: Services, clock: Clock) -> BallotJob:
+    surveys = services.settings.surveys
+    return BallotJob(services.database, services.get(Surveys), surveys.anonymous_batch_hours,
+                     surveys.anonymous_min_batch, clock=clock)
+
+
 SURVEYS = Feature(
     name="surveys",
     commands=SURVEY_COMMANDS,
     cli=(SURVEY_VERBS,),
     dialogs=(SurveyDialog(),),
     menu=(MenuEntry("surveys", N_("Surveys"), 10, offer_surveys),),
-    jobs=(Job("survey-reminders", lambda s: IntervalTrigger(minutes=s.surveys.reminder_check_minutes), reminder_job),),
-    sealed=(SURVEY_PROGRESS, SURVEY_ANSWER_TEXT),
+    jobs=(Job("survey-reminders", lambda s: IntervalTrigger(minutes=s.surveys.reminder_check_minutes), reminder_job),
+          Job("survey-ballots", lambda s: IntervalTrigger(minutes=s.surveys.anonymous_handoff_minutes), ballot_job)),
+    sealed=(SURVEY_PROGRESS, SURVEY_ANSWER_TEXT, SURVEY_BALLOT),
     service=surveys_service,
     check=load_definitions,
 )

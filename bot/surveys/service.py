@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, exists, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -30,11 +33,13 @@ from bot.storage.models import (
     Participant,
     ParticipantAddress,
     SurveyAnswer,
+    SurveyBallot,
     SurveyInvitation,
     SurveyResponse,
     SurveyRun,
     memberships,
     survey_answer_context,
+    survey_ballot_context,
     survey_progress_context,
     utcnow,
 )
@@ -42,6 +47,8 @@ from bot.surveys.definitions import Survey
 from bot.surveys.questions import QuestionType
 
 log = logging.getLogger(__name__)
+
+_RANDOM = random.SystemRandom()
 
 INVITED, IN_PROGRESS, COMPLETED = "invited", "in_progress", "completed"
 OPEN, CLOSED = "open", "closed"
@@ -304,26 +311,115 @@ class Surveys:
         invitation.status = IN_PROGRESS
 
     async def submit(self, session: AsyncSession, invitation: SurveyInvitation, survey: Survey,
-                     answers: Mapping[str, Any], language: str) -> str:
-        """Store the response. Anonymous: no participant, no date; free text sealed with the master key."""
+                     answers: Mapping[str, Any], language: str) -> str | None:
+        """Mark the invitation completed and store the response; returns the response id.
+
+        Named: the response (participant, date, free text sealed with the person's key) commits
+        with the completion. Anonymous: nothing anonymous is written in this transaction, which
+        names the person. The answers stay in the invitation, sealed with the person's key as
+        the progress was, under a random ballot id; :meth:`hand_off` moves them into the ballot
+        box in a later transaction and :meth:`store_ballots` into ``survey_responses`` in
+        batches. Returns None for them: there is no response row yet.
+        """
+        stored_language = survey.language_for(language)
+        if survey.anonymous:
+            key = await self._participants.data_key(session, invitation.participant_id)
+            held = {"ballot": uuid.uuid4().hex, "language": stored_language, "answers": dict(answers)}
+            invitation.status = COMPLETED
+            invitation.progress_enc = key.seal(json.dumps(held, ensure_ascii=False),
+                                               survey_progress_context(invitation.id))
+            await session.flush()
+            return None
+        data_key = await self._participants.data_key(session, invitation.participant_id)
+        response_id = await self._store(session, invitation.run_id, survey, stored_language, answers,
+                                        participant_id=invitation.participant_id, data_key=data_key)
+        invitation.status, invitation.progress_enc = COMPLETED, None
+        await session.flush()
+        return response_id
+
+    async def _store(self, session: AsyncSession, run_id: int, survey: Survey, language: str,
+                     answers: Mapping[str, Any], *, participant_id: int | None, data_key: Any) -> str:
+        """One response row and its answers. Anonymous (no participant): no date, a random id,
+        free text sealed with the master key."""
         response_id = uuid.uuid4().hex
-        anonymous = survey.anonymous
         session.add(SurveyResponse(
-            id=response_id, run_id=invitation.run_id, survey_id=survey.id,
-            participant_id=None if anonymous else invitation.participant_id,
-            language=survey.language_for(language), submitted_on=None if anonymous else utcnow().date(),
+            id=response_id, run_id=run_id, survey_id=survey.id, participant_id=participant_id, language=language,
+            submitted_on=None if participant_id is None else utcnow().date(),
         ))
         await session.flush()  # the response row first: answers reference it
-        data_key = None if anonymous else await self._participants.data_key(session, invitation.participant_id)
         for question in survey.questions:
             value = answers.get(question.id)
             if value is None:
                 continue
             for row in self._answer_rows(response_id, question.id, question.type, value, data_key):
                 session.add(row)
-        invitation.status, invitation.progress_enc = COMPLETED, None
-        await session.flush()
         return response_id
+
+    # -- anonymous answers: hand-off and batches ------------------------------------
+
+    async def hand_off(self, database: Database) -> int:
+        """Move finished anonymous answers out of their invitations into the ballot box.
+
+        Two transactions, neither of which also writes the other side: the first only reads the
+        invitations and inserts the ballots (in random order, under the random ballot id chosen
+        at completion, so a repeat after a crash inserts nothing twice); the second only clears
+        the invitations' copies. Returns how many answers were handed off.
+        """
+        async with database.sessions.begin() as session:
+            held = list(await session.execute(
+                select(SurveyInvitation.id, SurveyInvitation.participant_id, SurveyInvitation.run_id,
+                       SurveyInvitation.progress_enc, SurveyRun.survey_id)
+                .join(SurveyRun, SurveyRun.id == SurveyInvitation.run_id)
+                .where(SurveyInvitation.status == COMPLETED, SurveyInvitation.progress_enc.is_not(None))
+            ))
+            ballots: list[dict[str, Any]] = []
+            for invitation_id, participant_id, run_id, sealed, survey_id in held:
+                key = await self._participants.data_key(session, participant_id)
+                kept = json.loads(key.open(sealed or b"", survey_progress_context(invitation_id)))
+                if "ballot" not in kept:
+                    continue
+                ballot_id = str(kept["ballot"])
+                payload = json.dumps({"answers": kept["answers"]}, ensure_ascii=False)
+                ballots.append({"id": ballot_id, "run_id": run_id, "survey_id": survey_id,
+                                "language": str(kept["language"]),
+                                "payload_enc": self._keys.seal_text(payload, survey_ballot_context(ballot_id))})
+            _RANDOM.shuffle(ballots)
+            insert = sqlite_insert if database.is_sqlite else postgresql_insert
+            for ballot in ballots:
+                await session.execute(insert(SurveyBallot).values(**ballot).on_conflict_do_nothing())
+        if held:
+            async with database.sessions.begin() as session:
+                await session.execute(
+                    update(SurveyInvitation)
+                    .where(SurveyInvitation.id.in_([row[0] for row in held]), SurveyInvitation.status == COMPLETED)
+                    .values(progress_enc=None)
+                )
+        return len(ballots)
+
+    async def store_ballots(self, database: Database, min_batch: int) -> int:
+        """Move the ballot box into ``survey_responses``, in one transaction, in random order with
+        new random ids. A survey's ballots wait until there are ``min_batch`` of them, unless the
+        survey has no open run left. Returns how many responses were stored."""
+        stored = 0
+        async with database.sessions.begin() as session:
+            ballots = list(await session.scalars(select(SurveyBallot)))
+            open_surveys = set(await session.scalars(select(SurveyRun.survey_id).where(SurveyRun.status == OPEN)))
+            by_survey: dict[str, list[SurveyBallot]] = {}
+            for ballot in ballots:
+                by_survey.setdefault(ballot.survey_id, []).append(ballot)
+            for survey_id, box in by_survey.items():
+                survey = self.definitions.get(survey_id)
+                if survey is None or (len(box) < min_batch and survey_id in open_surveys):
+                    continue
+                _RANDOM.shuffle(box)
+                for ballot in box:
+                    kept = json.loads(self._keys.open_text(ballot.payload_enc, survey_ballot_context(ballot.id)))
+                    await self._store(session, ballot.run_id, survey, ballot.language, kept["answers"],
+                                      participant_id=None, data_key=None)
+                    await session.delete(ballot)
+                    stored += 1
+            await session.flush()
+        return stored
 
     def _answer_rows(self, response_id: str, question_id: str, qtype: QuestionType, value: Any, data_key: Any) -> list[SurveyAnswer]:
         def row(**fields: Any) -> SurveyAnswer:
@@ -375,3 +471,52 @@ class ReminderJob:
         if joined:
             log.info("survey invitations for late joiners queued: %d", joined)
         return sent
+
+
+class BallotJob:
+    """Scheduled: hand finished anonymous answers off into the ballot box at every wake-up, and
+    store the box as responses at random times (a delay drawn anew after each store, kept in
+    memory only: after a restart a new one is drawn, nothing in the database says when)."""
+
+    def __init__(self, database: Database, surveys: Surveys, batch_hours: float, min_batch: int,
+                 clock: Any = utcnow, rng: random.Random = _RANDOM) -> None:
+        self._db = database
+        self._surveys = surveys
+        self._batch = dt.timedelta(hours=batch_hours)
+        self._min_batch = min_batch
+        self._clock = clock
+        self._rng = rng
+        self._due: dt.datetime | None = None
+
+    def _delay(self) -> dt.timedelta:
+        return self._batch * self._rng.uniform(0.5, 1.5)
+
+    async def _forget_old_pages(self) -> None:
+        """SQLite: copy the WAL into the database and empty it, so the ballot box's old pages
+        (and the invitations' held copies) do not stay readable in the WAL file (secure_delete
+        already overwrites them in the database file). PostgreSQL keeps dead row versions until
+        VACUUM: see SECURITY.md."""
+        if not self._db.is_sqlite:
+            return
+        async with self._db.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+
+    async def __call__(self) -> int:
+        try:
+            await self._surveys.hand_off(self._db)
+            now = self._clock()
+            if self._due is None:
+                self._due = now + self._delay()
+            if now < self._due:
+                return 0
+            stored = await self._surveys.store_ballots(self._db, self._min_batch)
+            self._due = now + self._delay()
+            if stored:
+                await self._forget_old_pages()
+        except Exception as exc:
+            log.error("anonymous answers not stored this time: %s", type(exc).__name__)
+            return 0
+        if stored:
+            log.info("anonymous survey answers stored: %d", stored)
+        return stored

@@ -31,7 +31,7 @@ from bot.config import (
 from bot.core.security import KeyRing
 from bot.surveys.service import Surveys
 from bot.transports.matrix import MatrixTransport
-from tests.support import check_families_response
+from tests.support import check_families_response, store_anonymous_answers
 
 SURVEYS = Path(__file__).resolve().parents[2] / "config" / "surveys"
 CODE = re.compile(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
@@ -158,6 +158,7 @@ async def test_families_survey_on_matrix_by_numbers_and_labels_with_a_restart(
 
         # -- the stored response: anonymous, answers as given, free text sealed ----------------
         services = bot.services
+        assert await store_anonymous_answers(services) == 1
         async with services.database.sessions() as session:
             row = await check_families_response(session, services.get(Surveys), COMMENT)
     finally:

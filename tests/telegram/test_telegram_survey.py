@@ -25,7 +25,7 @@ from bot.core.security import KeyRing
 from bot.storage.models import SurveyInvitation
 from bot.surveys.service import Surveys
 from bot.transports.telegram_mapping import RLM
-from tests.support import check_families_response, make_settings
+from tests.support import check_families_response, make_settings, store_anonymous_answers
 
 SURVEY = "families-of-the-missing"
 CODE = re.compile(r"([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})")
@@ -166,6 +166,7 @@ async def test_families_survey_on_telegram_with_buttons_branching_back_skip_inva
         assert len(bot_api.callback_answers) == amira.presses + noor.presses  # every press was answered
 
         services = bot.services
+        assert await store_anonymous_answers(services) == 1
         async with services.database.sessions() as session:
             row = await check_families_response(session, services.get(Surveys), COMMENT)
             invitations = list(await session.scalars(select(SurveyInvitation).order_by(SurveyInvitation.id)))

@@ -24,15 +24,21 @@ from telegram import Message, User
 
 from bot.app import Bot
 from bot.app import running as run_bot
-from bot.config import LimitsSettings, StaffSettings
+from bot.config import ContactsSettings, LimitsSettings, Settings, StaffSettings
 from bot.conversation.commands import Command
 from bot.core.model import Address, Inbound, Outbound, Platform
 from bot.core.notices import INTERNAL_ERROR, UNKNOWN_COMMAND
 from bot.core.security import KeyRing
-from bot.features import FEATURES
+from bot.cases.crypto import StaffPrivateKey
+from bot.features import FEATURES as DECLARED
 from bot.transports.telegram_mapping import inbound_from_message
 from tests.router_fuzz_support import Checkpoints, snapshot
 from tests.support import Person, RecordingTransport, make_settings
+
+# Every capability on, contact requests included (they need the staff team's public key): the
+# table covers the commands of the features this configuration enables.
+CONTACTS = ContactsSettings(staff_public_key=StaffPrivateKey.generate().public.text)
+FEATURES = tuple(f for f in DECLARED if f.enabled(Settings().model_copy(update={"contacts": CONTACTS})))
 
 STAFF_CHAT = -100777
 STAFF_ROOM = "!staff:example.org"
@@ -120,7 +126,7 @@ class Table:
 async def build(tmp_path: Path, keys: KeyRing) -> tuple[Any, Table]:
     database = tmp_path / "civicbot.db"
     settings = make_settings(f"sqlite+aiosqlite:///{database}", tmp_path, limits=LimitsSettings(flood_messages=100_000))
-    settings = settings.model_copy(update={"staff": StaffSettings(
+    settings = settings.model_copy(update={"contacts": CONTACTS, "staff": StaffSettings(
         members=[f"{p}:{u}" for p, u in STAFF_IDS.items()], matrix_room=STAFF_ROOM, telegram_chat=STAFF_CHAT)})
     transports = {p: RecordingTransport(platform=Platform(p)) for p in ("telegram", "matrix", "console")}
     opened = run_bot(settings, keys=keys, transports=lambda services: list(transports.values()),

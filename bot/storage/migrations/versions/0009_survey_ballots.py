@@ -1,7 +1,7 @@
 """The ballot box of anonymous survey answers: apart from the invitations, stored in batches.
 
 Revision ID: 0009_survey_ballots
-Revises: 0006_bulletins
+Revises: 0008_cases
 Create Date: 2026-12-02 06:10:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009_survey_ballots'
-down_revision = '0006_bulletins'
+down_revision = '0008_cases'
 branch_labels = None
 depends_on = None
 

@@ -331,13 +331,14 @@ class Checkins:
         tr = self._i18n.translator(recipient.language)
         pseudonym = Pseudonym(recipient.pseudonym)
         await lock_person(session, pseudonym)
-        state = await read_state(session, self._keys, pseudonym)
+        data_key = await self._participants.data_key(session, recipient.participant_id)  # their state is theirs
+        state = await read_state(session, self._keys, pseudonym, data_key)
         prompt_id: str | None = None
         if self._free(state):
             prompt_id = new_prompt_id()
             await write_state(session, self._keys, pseudonym,
                               State(DIALOG, "offer", tr.language, {"cycle": cycle.id, "survey": cycle.template_id},
-                                    prompt_id))
+                                    prompt_id), data_key)
         message = texts.offer_message(tr, template, prompt_id, reminder=reminder)
         await self._mail.to_person(session, recipient.participant_id, recipient.platform, message,
                                    reminder=reminder, ref=cycle_ref(cycle.id))

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -18,23 +19,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.commands import CommandTable, parse_command
 from bot.conversation.engine import DialogEngine, State, menu_state
-from bot.conversation.turn import Services, Turn
+from bot.conversation.turn import Followup, Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
-from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
+from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym, without_lone_surrogates
 from bot.core.notices import (
     FLOOD,
     INTERNAL_ERROR,
     NOT_PASSED_ON,
     NOT_REGISTERED,
+    STAFF_CHAT_ONLY,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
     UNKNOWN_COMMAND,
     UNSUPPORTED_MEDIA,
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
+from bot.services.forget import ForgetJob
 from bot.services.outbox import OutboxKind, ToParticipant
-from bot.storage.db import lock_person
+from bot.storage.db import erased_in, lock_person
 from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,13 @@ log = logging.getLogger(__name__)
 EntryDialog = Callable[[Turn], State]
 Interceptor = Callable[[Turn], Awaitable[bool]]
 """Sees a text message before commands and dialogs (a stop word, say); True if it answered it."""
+
+
+def well_formed(inbound: Inbound) -> Inbound:
+    """The inbound with lone surrogates (valid in a platform's JSON, not in UTF-8) replaced by U+FFFD,
+    so whatever the text reaches (a sealed answer, an invitation code) can encode it."""
+    text = without_lone_surrogates(inbound.text)
+    return inbound if text == inbound.text else replace(inbound, text=text)
 
 
 class Router:
@@ -71,14 +81,20 @@ class Router:
     async def handle(self, inbound: Inbound) -> None:
         """Handle one inbound event. Never raises."""
         try:
+            inbound = well_formed(inbound)
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
             limited = self._transports[inbound.platform].capabilities.flood_limited
             verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT
             if verdict is Verdict.DROP:
                 return
+            followups: list[Followup] = []
             async with self._serialised(pseudonym):
-                replies, participant_id = await self._handle(inbound, pseudonym, verdict)
+                replies, participant_id, erased, committed = await self._handle(inbound, pseudonym, verdict,
+                                                                                followups)
             await self._send(inbound.address, replies, participant_id)
+            await self._follow_up(inbound.address, followups, committed)
+            if erased:  # after the last reply: the platform may now forget the chat it went to
+                await ForgetJob(self._services.database, self._services.keys, self._transports)()
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
         finally:
@@ -92,61 +108,95 @@ class Router:
         while self.handled < count:
             await self._progress.wait()
 
-    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
-        """The replies, and the participant they belong to (None before consent or after erasure)."""
+    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict,
+                      followups: list[Followup]) -> tuple[list[Outbound], int | None, bool, bool]:
+        """The replies, the participant they belong to (None before consent or after erasure), whether
+        the turn erased someone, and whether it committed. ``followups`` collects the turn's
+        follow-ups, kept even when the turn is rolled back."""
         services = self._services
-        transport = self._transports[inbound.platform]
-        language = services.i18n.resolve(inbound.language_hint)
+        language = [services.i18n.resolve(inbound.language_hint)]  # the person's, once known
         try:
             async with services.database.sessions.begin() as session:
-                # Several workers on one PostgreSQL: one turn per person at a time across all of them
-                # (the in-process lock covers one worker; SQLite has a single writer anyway).
-                await lock_person(session, pseudonym)
-                participant, queued = await services.participants.find_for_turn(
-                    session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
-                state = await self._engine.load(session, pseudonym)
-                if participant is not None:
-                    language = participant.language
-                elif state is not None:
-                    language = state.language
-                turn = Turn(
-                    inbound=inbound, pseudonym=pseudonym, session=session, services=services,
-                    tr=services.i18n.translator(language), role=services.staff.role_of(pseudonym),
-                    capabilities=transport.capabilities, participant=participant,
-                )
-                if inbound.event_id and await self._seen_before(session, inbound):
-                    return [], None
-                if verdict is Verdict.NOTICE:
-                    turn.say(turn.tr._(FLOOD))
-                    return turn.replies, None
-                if inbound.kind is InboundKind.GONE:  # nothing to answer: they cannot read it
-                    if participant is not None:
-                        await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
-                    return [], None
-                if participant is not None:
-                    await services.participants.remember_address(session, participant, inbound.address)
-                await self._dispatch(turn, state)
-                if queued and turn.participant is not None and turn.replies:
-                    # Messages queued for this person go first: the replies take their place behind them.
-                    await services.outbox.enqueue_behind(
-                        session, ToParticipant(turn.participant.id, inbound.platform), turn.replies)
-                    return [], turn.participant.id
-                return turn.replies, turn.participant.id if turn.participant is not None else None
+                replies, participant_id = await self._turn(inbound, pseudonym, verdict, session, language,
+                                                           followups)
+            erased = erased_in(session)
+            if erased:  # committed: now the erased rows must leave the files too
+                await services.database.scrub()
+            return replies, participant_id, erased, True
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))
-            tr = services.i18n.translator(language)
-            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None
+            if followups:  # they report on the failure themselves
+                return [], None, False, False
+            tr = services.i18n.translator(language[0])
+            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None, \
+                False, False
+
+    async def _follow_up(self, address: Address, followups: list[Followup], committed: bool) -> None:
+        """Each follow-up on its own: one failing does not stop the others."""
+        transport = self._transports[address.platform]
+        for followup in followups:
+            try:
+                replies = await followup(transport, address, committed)
+            except Exception as exc:
+                log.error("a follow-up of a turn failed on %s: %s", address.platform, describe(exc))
+                continue
+            await self._send(address, replies, None)
+
+    async def _turn(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict, session: AsyncSession,
+                    language: list[str], followups: list[Followup]) -> tuple[list[Outbound], int | None]:
+        """One turn inside its transaction; ``language`` is updated as soon as the person's is known."""
+        services = self._services
+        transport = self._transports[inbound.platform]
+        # Several workers on one PostgreSQL: one turn per person at a time across all of them
+        # (the in-process lock covers one worker; SQLite has a single writer anyway).
+        await lock_person(session, pseudonym)
+        participant, queued = await services.participants.find_for_turn(
+            session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
+        data_key = await services.participants.data_key(session, participant.id) if participant is not None else None
+        state = await self._engine.load(session, pseudonym, data_key)
+        if participant is not None:
+            language[0] = participant.language
+        elif state is not None:
+            language[0] = state.language
+        turn = Turn(
+            inbound=inbound, pseudonym=pseudonym, session=session, services=services,
+            tr=services.i18n.translator(language[0]), role=services.staff.role_of(pseudonym),
+            capabilities=transport.capabilities, participant=participant, followups=followups,
+        )
+        if inbound.event_id and await self._seen_before(session, inbound):
+            return [], None
+        if verdict is Verdict.NOTICE:
+            turn.say(turn.tr._(FLOOD))
+            return turn.replies, None
+        if inbound.kind is InboundKind.GONE:  # nothing to answer: they cannot read it
+            if participant is not None:
+                await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
+            return [], None
+        if participant is not None and not inbound.shared:  # a shared chat is nobody's address
+            await services.participants.remember_address(session, participant, inbound.address)
+        await self._dispatch(turn, state)
+        if queued and turn.participant is not None and turn.replies:
+            # Messages queued for this person go first: the replies take their place behind them.
+            await services.outbox.enqueue_behind(
+                session, ToParticipant(turn.participant.id, inbound.platform), turn.replies)
+            return [], turn.participant.id
+        return turn.replies, turn.participant.id if turn.participant is not None else None
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
-        digest = self._services.keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
+        keys = self._services.keys
+        digest = keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
+        owner = self._services.participants.event_owner(keys.pseudonym(inbound.platform, inbound.user_id))
         insert = sqlite_insert if self._services.database.is_sqlite else postgresql_insert
-        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow())
+        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow(), owner=owner)
                                        .on_conflict_do_nothing())
         return not result.rowcount  # type: ignore[attr-defined]
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr
+        if inbound.shared:
+            await self._in_shared_chat(turn)
+            return
         limit = self._services.settings.limits.max_message_chars
         if inbound.kind is InboundKind.UNSUPPORTED:
             turn.say(tr._(UNSUPPORTED_MEDIA))
@@ -180,6 +230,20 @@ class Router:
             # Free text outside any conversation: say plainly that nobody will read it.
             turn.say(tr._(NOT_PASSED_ON))
             await self._engine.show(turn, self._home(turn))
+
+    async def _in_shared_chat(self, turn: Turn) -> None:
+        """The staff chat: colleagues talk there, so only staff commands are handled. A participant's
+        command (or dialog) there would put their conversation where others read along."""
+        inbound = turn.inbound
+        parsed = parse_command(inbound.text) if inbound.kind is InboundKind.TEXT else None
+        if parsed is None:
+            return  # chatter, a button press, media: not for the bot
+        name, args = parsed
+        command = self._commands.lookup(name, is_staff=turn.role.is_staff)
+        if command is not None and command.staff_only:
+            await command.handler(turn, args, self._engine)
+        elif turn.role.is_staff:
+            turn.say(turn.tr._(STAFF_CHAT_ONLY))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:
         """Send replies in order; if the platform is briefly unavailable, the outbox retries the rest."""

@@ -7,6 +7,7 @@ Transports translate their platform's updates into :class:`Inbound` and render
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import NewType
 
@@ -18,6 +19,14 @@ Pseudonym = NewType("Pseudonym", str)
 
 PromptId = NewType("PromptId", str)
 """Opaque nonce of one rendered prompt; a button press must name the current one."""
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (valid in a platform's JSON, not in UTF-8) as U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 class InboundKind(enum.Enum):
@@ -62,6 +71,9 @@ class Inbound:
     choice: ChoiceRef | None = None
     language_hint: str | None = None  # e.g. Telegram's language_code
     event_id: str | None = None  # platform message id, for dedupe only; never stored raw
+    shared: bool = False
+    """From a chat shared with others (the staff chat): never anyone's reply address, and only staff
+    commands count there."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,7 @@ def inbound_from_message(message: Message, staff_chat_id: int | None) -> Inbound
         text=text,
         language_hint=user.language_code,
         event_id=f"{message.chat.id}:{message.message_id}",
+        shared=in_group,
     )
 
 
@@ -101,6 +102,7 @@ def inbound_from_callback(query: CallbackQuery, staff_chat_id: int | None) -> In
         choice=parse_callback_data(query.data),
         language_hint=query.from_user.language_code,
         event_id=f"cb:{query.id}",
+        shared=message.chat.type != Chat.PRIVATE,
     )
 
 

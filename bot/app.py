@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings, missing_directories
@@ -108,8 +109,14 @@ async def load_keys(settings: Settings, database: Database) -> KeyRing:
 async def check_keys(settings: Settings, database: Database, keys: KeyRing) -> None:
     """Stop with one line unless ``keys`` is the key file this database belongs to (bound at first use)."""
     try:
-        async with database.sessions.begin() as session:
-            await key_check.verify(session, keys)
+        try:
+            async with database.sessions.begin() as session:
+                await key_check.verify(session, keys)
+        except IntegrityError:
+            # Several workers started on a fresh database at once, and another one bound it first:
+            # check against its binding.
+            async with database.sessions.begin() as session:
+                await key_check.verify(session, keys)
     except key_check.KeyMismatch as exc:
         raise StartupError(f"security.key_file: key file {settings.security.key_file} {exc}; use the key file "
                            "that belongs to database.url") from None
@@ -525,9 +532,14 @@ def worker_transports(services: Services, metrics: Metrics, grace_seconds: float
 
         menus = services.get(FeatureSet).command_table().menus(i18n)
 
+        # Behind a webhook on PostgreSQL each worker sees a share of every chat (for /panic's count);
+        # polling and SQLite keep a chat in one process.
+        alone = settings.telegram.mode != "webhook" or services.database.is_sqlite
+
         def telegram() -> Transport:
             return MeasuredTransport(telegram_from_settings(settings, services.keys, i18n, menus,
-                                                            shutdown_grace_seconds=grace_seconds), metrics)
+                                                            shutdown_grace_seconds=grace_seconds,
+                                                            sees_whole_chat=alone), metrics)
 
         if settings.telegram.mode == "webhook":
             parts.shared.append(telegram())

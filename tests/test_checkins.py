@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -27,7 +28,7 @@ from bot.checkins.job import CheckinJob
 from bot.checkins.service import Checkins
 from bot.config import CheckinSettings, LimitsSettings, RetentionSettings, Settings, StaffSettings
 from bot.core.model import Outbound, Platform
-from bot.core.security import KeyRing
+from bot.core.security import DecryptionError, KeyRing
 from bot.services.key_rotation import reseal_database
 from bot.services.retention import purge
 from bot.storage.models import (
@@ -36,10 +37,14 @@ from bot.storage.models import (
     CheckinCycle,
     CheckinDelivery,
     CheckinFlag,
+    DialogState,
     OrganisationContact,
     OutboxMessage,
     Participant,
+    ProcessedEvent,
     checkin_answer_context,
+    checkin_progress_context,
+    dialog_state_context,
 )
 from bot.surveys.export import to_xlsx
 from tests.support import (
@@ -119,6 +124,8 @@ async def onboard(person: Person, code: str, language: str = "4") -> None:
         await person.send(step)
     replies = await person.send(code)
     assert "You have joined" in replies[0].text or "fam" in replies[0].text, replies[0].text
+    if replies[-1].choices:  # the onboarding's question about bulletins: yes
+        await person.press(0)
 
 
 async def association(instance: Instance, contacts: int = 2, languages: tuple[str, ...] = ("4", "1")) -> list[Person]:
@@ -463,7 +470,7 @@ async def test_contact_persons_are_listed_and_changed_and_erasure_keeps_the_asso
         retired = rotated.retired()
         async with bot.bot.services.database.sessions() as session:
             row = await session.scalar(select(CheckinAnswer).where(CheckinAnswer.text_enc.is_not(None)))
-            assert row is not None and retired.open_text(row.text_enc or b"", checkin_answer_context(row.id)) == UPDATE
+            assert row is not None and retired.open_text(row.text_enc or b"", checkin_answer_context(row)) == UPDATE
 
         # ... and the history expires after retention.checkin_days.
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=731)
@@ -530,3 +537,57 @@ async def test_an_answer_cancels_the_reminders_still_waiting_in_the_outbox(
         assert len(offers(noor)) == len(offers(amal)) == 1, "the reminders of an answered check-in are not sent"
         assert await bot.count(OutboxMessage, OutboxMessage.kind == "checkin.reminder",
                                OutboxMessage.status == "pending") == 0
+
+
+async def test_a_contact_persons_offer_and_draft_are_theirs_sealed_with_their_key_and_go_with_them(
+        db_url: str, tmp_path: Path, keys: KeyRing) -> None:
+    """The check-in placed on a person's conversation as a live prompt, and their unfinished answer,
+    are sealed with their own key (the master key opens neither), bound to their rows, and erased
+    with them; the association's history stays."""
+    clock = MovedClock(START)
+    async with running(settings_for(db_url, tmp_path), keys, clock) as bot:
+        (amal,) = await association(bot, contacts=1)
+        await bot.chat.person("boss").send("/checkin now fam")
+        await bot.drain()
+        assert len(offers(amal)) == 1
+        services = bot.bot.services
+        pseudonym = keys.pseudonym("matrix", "contact0")
+        async with services.database.sessions() as session:
+            participant = await services.participants.find(session, pseudonym)
+            assert participant is not None
+            data_key = await services.participants.data_key(session, participant.id)
+            state = await session.get(DialogState, pseudonym)
+            assert state is not None and state.dialog == "checkin" and state.step == "offer"
+            with pytest.raises(DecryptionError):
+                keys.open_text(state.data_enc, dialog_state_context(pseudonym))  # not the master key
+            assert set(json.loads(data_key.open(state.data_enc, dialog_state_context(pseudonym)))) == \
+                {"cycle", "survey"}, "references, not copies"
+
+        await amal.press("Answer now")
+        await amal.press("We are facing difficulties")
+        async with services.database.sessions() as session:
+            state = await session.get(DialogState, pseudonym)
+            assert state is not None and state.step == "question"
+            assert set(json.loads(data_key.open(state.data_enc, dialog_state_context(pseudonym)))) == \
+                {"cycle", "survey"}, "the answers so far are the delivery's, not copied into the state"
+            delivery = await session.scalar(select(CheckinDelivery))
+            assert delivery is not None and delivery.progress_enc is not None
+            with pytest.raises(DecryptionError):
+                keys.open_text(delivery.progress_enc, checkin_progress_context(delivery))
+            draft = json.loads(data_key.open(delivery.progress_enc, checkin_progress_context(delivery)))
+            assert draft["answers"] == {"situation": "difficulties"}, draft
+            with pytest.raises(DecryptionError):  # bound to its own row: copied into another, it does not open
+                data_key.open(delivery.progress_enc, checkin_progress_context(
+                    CheckinDelivery(id=delivery.id + 1, cycle_id=delivery.cycle_id,
+                                    participant_id=delivery.participant_id)))
+
+        await amal.press("Skip")  # resumed from the delivery's progress: the next question
+        await amal.send(UPDATE)
+        assert "No, not now" in [c.label for c in amal.last.choices], amal.last.text
+
+        (confirm,) = await amal.send("/delete_me")
+        await amal.press(confirm.choices[0].label)
+        assert await bot.count(CheckinDelivery) == 0 and await bot.count(OrganisationContact) == 0
+        assert await bot.count(DialogState, DialogState.pseudonym == pseudonym) == 0
+        assert await bot.count(ProcessedEvent, ProcessedEvent.owner == services.participants.event_owner(pseudonym)) == 0
+        assert await bot.count(CheckinCycle) == 1, "the association's history stays"

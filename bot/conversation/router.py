@@ -240,7 +240,8 @@ class Router:
             return  # chatter, a button press, media: not for the bot
         name, args = parsed
         command = self._commands.lookup(name, is_staff=turn.role.is_staff)
-        if command is not None and command.staff_only:
+        staff_verb = command is not None and bool(command.staff_usage) and turn.role.is_staff and bool(args)
+        if command is not None and (command.staff_only or staff_verb):  # /checkin now ORG: staff's own verbs
             await command.handler(turn, args, self._engine)
         elif turn.role.is_staff:
             turn.say(turn.tr._(STAFF_CHAT_ONLY))

@@ -499,19 +499,33 @@ class CheckinFlag(Base):
     acked_by: Mapped[str | None] = mapped_column(String(64))
 
 
-def checkin_answer_context(answer_id: str) -> str:
-    return f"checkin_answers.text:{answer_id}"
+def checkin_answer_context(answer: CheckinAnswer) -> str:
+    """Bound to its cycle, question and row: moved to another association's cycle (or relabelled as
+    another question's answer), it no longer opens."""
+    return f"checkin_answers.text:{answer.cycle_id}:{answer.question_id}:{answer.id}"
 
 
-def checkin_progress_context(delivery_id: int) -> str:
-    return f"checkin_deliveries.progress:{delivery_id}"
+def legacy_checkin_answer_context(answer: CheckinAnswer) -> str:
+    """How answers were bound before 0005_hardening (the row id only); ``keys rotate`` rebinds them."""
+    return f"checkin_answers.text:{answer.id}"
+
+
+def checkin_progress_context(delivery: CheckinDelivery) -> str:
+    """Bound to its owner's delivery row (cycle and person): copied into another row, it no longer opens."""
+    return f"checkin_deliveries.progress:{delivery.cycle_id}:{delivery.participant_id}:{delivery.id}"
+
+
+def legacy_checkin_progress_context(delivery: CheckinDelivery) -> str:
+    """How drafts were bound before 0005_hardening (the row id only); they still open."""
+    return f"checkin_deliveries.progress:{delivery.id}"
 
 
 # The association's free text (the master key: kept when the person who typed it is erased);
 # a contact person's unfinished answer (their own key).
-CHECKIN_ANSWER_TEXT = SealedColumn(CheckinAnswer.text_enc, lambda row: checkin_answer_context(row.id), SealKey.MASTER)
-CHECKIN_PROGRESS = SealedColumn(CheckinDelivery.progress_enc, lambda row: checkin_progress_context(row.id),
-                                SealKey.PARTICIPANT)
+CHECKIN_ANSWER_TEXT = SealedColumn(CheckinAnswer.text_enc, checkin_answer_context, SealKey.MASTER,
+                                   legacy_context=legacy_checkin_answer_context)
+CHECKIN_PROGRESS = SealedColumn(CheckinDelivery.progress_enc, checkin_progress_context, SealKey.PARTICIPANT,
+                                legacy_context=legacy_checkin_progress_context)
 # An association's history goes with its cycles (answers, flags and deliveries cascade).
 CHECKIN_HISTORY = RetentionRule("checkin_cycles", CheckinCycle, lambda cutoff: CheckinCycle.due_at < cutoff,
                                 "checkin_days")

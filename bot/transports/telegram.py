@@ -103,6 +103,9 @@ class TelegramOptions:
     startup_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
     give_up_after_seconds: float = 600.0  # polling that fails this long ends the transport (failure)
+    sees_whole_chat: bool = True
+    """Every message of a chat passes through this instance (one process). False for a webhook
+    served by several workers: each sees only its share, so ``/panic`` never claims it removed all."""
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -513,7 +516,7 @@ class TelegramTransport:
             except Exception as exc:  # too old, already gone, network: counted, never fatal
                 failed += 1
                 log.info("telegram: deleting a message failed: %s", type(exc).__name__)
-        return ChatErasure(removed=removed, failed=failed, complete=not maybe_more)
+        return ChatErasure(removed=removed, failed=failed, complete=not maybe_more and self._options.sees_whole_chat)
 
     async def _send_part(self, chat_id: int, part: Part, sensitive: bool, bulk: bool) -> int:
         if part.image is not None:  # uploads stay with PTB (multipart)

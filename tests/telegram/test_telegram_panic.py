@@ -33,7 +33,8 @@ async def onboard(chat: Conversation) -> None:
     (languages,) = await chat.say("/start")
     (consent,) = await chat.press(languages, label="English")
     (code,) = await chat.press(consent, label="I agree")
-    await chat.press(code, label="Skip", count=2)
+    (bulletins,) = await chat.press(code, label="Skip")
+    await chat.press(bulletins, label="Yes, send it to me", count=2)
 
 
 async def test_panic_erases_at_once_and_deletes_the_chat(bot_api: LocalBotApi, tmp_path: Path, keys: KeyRing) -> None:

@@ -34,7 +34,8 @@ async def test_a_command_in_the_staff_chat_does_not_move_a_participants_address(
         (languages,) = await chat.say("/start")
         (consent,) = await chat.press(languages, label="English")
         (code,) = await chat.press(consent, label="I agree")
-        await chat.press(code, label="Skip", count=2)
+        (bulletins,) = await chat.press(code, label="Skip")
+        await chat.press(bulletins, label="Yes, send it to me", count=2)
 
         handled = bot.router.handled
         person.say("/help", chat=group)  # a participant who is also in the staff group

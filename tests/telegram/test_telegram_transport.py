@@ -20,6 +20,7 @@ from bot.core.model import Address, Choice, ChoiceRef, Direction, InboundKind, O
 from bot.core.transport import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
 from bot.transports.telegram import TelegramOptions, TelegramTransport
 from bot.transports.telegram_mapping import RLM
+from bot.transports.telegram_recent import RecentMessages
 
 YES_NO = (Choice("yes", "Yes"), Choice("no", "No"))
 
@@ -415,3 +416,22 @@ def test_webhook_mode_requires_a_secret() -> None:
     with pytest.raises(TelegramStartupError, match="webhook_secret"):
         TelegramOptions(token="1:x", mode="webhook", webhook_url="https://bot.example.org/hook")
     assert "1:x" not in repr(TelegramOptions(token="1:x"))
+
+
+@pytest.mark.parametrize("alone", [True, False])
+async def test_clearing_a_chat_claims_it_complete_only_where_every_message_passed(
+        bot_api: LocalBotApi, start_transport: TransportFactory, alone: bool) -> None:
+    """/panic's account: a webhook served by several workers sees a share of each chat, so its
+    instance never says it removed everything (the person is told to delete the chat)."""
+    now = [0.0]
+    inbox = Inbox(reply=lambda event: Outbound(text="ok"))
+    transport = await start_transport(inbox, sees_whole_chat=alone)
+    transport._recent = RecentMessages(clock=lambda: now[0])  # started at 0: two days later, it knows all
+    now[0] = 49 * 3600.0
+    user = bot_api.user(language_code="en")
+    user.say("hello")
+    await inbox.wait(1)
+    await bot_api.wait_for(lambda: len(bot_api.sent_to(user.id)) == 1)
+    erased = await transport.erase_chat(address(user.id))
+    assert erased.removed == 2 and erased.failed == 0
+    assert erased.complete is alone

@@ -8,6 +8,7 @@ loses nothing; a 2,000-row fan-out keeps Telegram's limits on the server's own c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from botapi_server import LocalBotApi
+from sqlalchemy import text
 from telegram_support import Conversation
 
 from bot.core.model import Address, Outbound, Platform
@@ -93,7 +95,8 @@ async def test_two_workers_share_onboarding_and_a_survey_and_stop_cleanly(
         (languages,) = await amira.say("/start")
         (consent,) = await amira.press(languages, label="English")
         (code_prompt,) = await amira.press(consent, label=consent.labels[0])
-        joined, _, menu = await amira.say(code, count=3)
+        joined, bulletins = await amira.say(code, count=2)
+        _, menu = await amira.press(bulletins, index=0, count=2)  # the onboarding's question about bulletins
         assert "You have joined" in joined.text and menu.text.startswith("Main menu")
         (launched,) = await coordinator.say(f"/survey launch {SURVEY} fg-missing")
         assert "person invited" in launched.text
@@ -253,4 +256,53 @@ async def test_in_polling_mode_only_the_leader_polls_and_the_other_takes_over(
         assert await cluster.leader() is follower
         assert await follower.signal(signal.SIGTERM) == 0
     finally:
+        await cluster.close()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+async def test_an_update_whose_turn_never_committed_on_the_leader_is_answered_once_by_the_next(
+    bot_api: LocalBotApi, tmp_path: Path, pg_url: str, key_file: Path, stop: signal.Signals
+) -> None:
+    """Polling on the leader: an update fetched but not handled when the leader goes (a SIGTERM
+    whose grace runs out with the turn still waiting, or a kill) is not confirmed to Telegram, so
+    the next leader fetches it again and answers it exactly once."""
+    cluster = Cluster(cluster_env(tmp_path, pg_url, key_file,
+                                  CIVICBOT_TELEGRAM__TOKEN=bot_api.token,
+                                  CIVICBOT_TELEGRAM__API_BASE_URL=bot_api.base_url,
+                                  CIVICBOT_TELEGRAM__PER_CHAT_INTERVAL_SECONDS="0.05",
+                                  CIVICBOT_RUNTIME__SHUTDOWN_GRACE_SECONDS="4"), tmp_path)
+    await cluster.upgrade_database()
+    first, second = cluster.add_workers(2, webhook=False)
+    user = bot_api.user(language_code="en")
+    pseudonym = KeyRing.load(key_file).pseudonym("telegram", str(user.id))
+    database = Database(pg_url)
+    try:
+        await first.start()
+        await cluster.wait_ready([first])
+        await second.start()
+        await cluster.wait_ready([second])
+        leader = await cluster.leader()
+        follower = second if leader is first else first
+        async with database.engine.connect() as holder:
+            # The person's turn lock, held here: the leader fetches the update and its turn waits.
+            await holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": int(pseudonym[:15], 16)})
+            await holder.commit()
+            fetched = len(bot_api.fetched)
+            user.say("/start")
+            await bot_api.wait_for(lambda: len(bot_api.fetched) > fetched, timeout=30)
+            polls = len(bot_api.calls_to("getUpdates"))
+            await bot_api.wait_for(lambda: len(bot_api.calls_to("getUpdates")) > polls + 1, timeout=30)
+            assert not bot_api.sent_to(user.id)  # polls went on; the turn has not committed
+            code = await leader.signal(stop)
+            assert code == (0 if stop is signal.SIGTERM else -signal.SIGKILL)
+            await holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": int(pseudonym[:15], 16)})
+            await holder.commit()
+        assert await cluster.leader() is follower
+        (languages,) = await bot_api.next_messages(user.id, 0, 1, timeout=60)
+        assert "Choose your language" in languages.text
+        await asyncio.sleep(2.0)  # a doubled answer would come within a poll or two
+        assert len(bot_api.sent_to(user.id)) == 1, "answered exactly once"
+        assert await follower.signal(signal.SIGTERM) == 0
+    finally:
+        await database.dispose()
         await cluster.close()

@@ -259,7 +259,7 @@ async def test_in_polling_mode_only_the_leader_polls_and_the_other_takes_over(
         await cluster.close()
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_an_update_whose_turn_never_committed_on_the_leader_is_answered_once_by_the_next(
     bot_api: LocalBotApi, tmp_path: Path, pg_url: str, key_file: Path, stop: signal.Signals
 ) -> None:

@@ -210,7 +210,7 @@ def test_checkin_verbs_do_what_the_staff_commands_do(tmp_path: Path) -> None:
                      stdin="/org add fam association Families of Sinjar\n/org add ngo cso\n/checkin invite fam\n")
     code = next(line for line in staff.stdout.splitlines() if line.startswith("Contact-person code"))
     code = code.split(":", 1)[1].strip().strip("\u2068\u2069")
-    person = civicbot("run", "--console", cwd=tmp_path, env=env, stdin=f"/start\n4\n1\n{code}\n")
+    person = civicbot("run", "--console", cwd=tmp_path, env=env, stdin=f"/start\n4\n1\n{code}\n1\n")  # yes to bulletins
     assert "You have joined" in person.stdout
 
     refused = [

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import signal
+import subprocess
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +31,7 @@ from bot.services.participants import Participants
 from bot.storage.db import Database
 from tests.conftest import _postgres_skip_reason
 from tests.support import postgres_database
-from tests.workers_support import Cluster, cluster_env, telegram_env
+from tests.workers_support import REPO, Cluster, civicbot, cluster_env, telegram_env
 
 pytestmark = pytest.mark.postgres
 
@@ -305,4 +307,39 @@ async def test_an_update_whose_turn_never_committed_on_the_leader_is_answered_on
         assert await follower.signal(signal.SIGTERM) == 0
     finally:
         await database.dispose()
+        await cluster.close()
+
+
+async def test_keys_rotate_refuses_while_a_worker_runs_even_from_another_host(
+    bot_api: LocalBotApi, tmp_path: Path, pg_url: str, key_file: Path
+) -> None:
+    """Every worker holds the running lock for its whole life: a rotation beside it (here, or on
+    another host with its own copy of the key file) would leave it sealing with the old keys."""
+    env = cluster_env(tmp_path, pg_url, key_file, CIVICBOT_TELEGRAM__TOKEN=bot_api.token,
+                      CIVICBOT_TELEGRAM__API_BASE_URL=bot_api.base_url,
+                      CIVICBOT_MATRIX__STORE_PATH=str(tmp_path / "no-matrix"))
+    cluster = Cluster(env, tmp_path)
+    await cluster.upgrade_database()
+    (worker,) = cluster.add_workers(1, webhook=False)
+    elsewhere = tmp_path / "elsewhere" / "keys.json"
+    elsewhere.parent.mkdir()
+    shutil.copy2(key_file, elsewhere)
+    before = key_file.read_bytes()
+
+    def rotate(key: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(civicbot("keys", "rotate", "--retire"), cwd=REPO, capture_output=True, text=True,
+                              timeout=120, env={**env, "CIVICBOT_SECURITY__KEY_FILE": str(key)})
+
+    try:
+        await worker.start()
+        await cluster.wait_ready([worker])
+        for key in (key_file, elsewhere):
+            refused = await asyncio.to_thread(rotate, key)
+            assert refused.returncode == 2 and "running" in refused.stderr, refused.stderr
+            assert key.read_bytes() == before, "nothing was rotated"
+        assert await worker.signal(signal.SIGTERM) == 0
+        done = await asyncio.to_thread(rotate, key_file)
+        assert done.returncode == 0, done.stderr
+        assert key_file.read_bytes() != before
+    finally:
         await cluster.close()

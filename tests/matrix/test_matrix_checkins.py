@@ -110,7 +110,8 @@ async def test_checkins_on_matrix(synapse: SynapseServer, make_peer: MakePeer, t
             await person.say("/start", "Choose your language.")
             await person.say("English", "Do you agree")
             await person.say("1", "invitation code")
-            await person.say(code, "You have joined \u2068sinjar\u2069", "Main menu")
+            await person.say(code, "You have joined \u2068sinjar\u2069", "Would you like to receive it?")
+            await person.say("1", "Main menu")  # yes to bulletins
         await staff.say("/checkin schedule sinjar --every 7d --at 10:00 --tz Europe/Berlin",
                         f"The next one is due {fsi('2026-03-20 10:00 (UTC+01:00)')}.")
 

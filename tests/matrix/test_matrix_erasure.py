@@ -58,6 +58,7 @@ async def onboard(chat: Conversation) -> None:
     await chat.say("/start", "Choose your language.")
     await chat.say("4", "Do you agree to your information being handled this way?")
     await chat.say("1", "invitation code")
+    await chat.say("1", "Would you like to receive it?")  # skipped the code; the bulletin question
     await chat.say("1", "You are all set")
 
 

@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings, missing_directories
@@ -54,8 +55,11 @@ from bot.operations.jobs import exclusive
 from bot.operations.leader import Leadership, LeaderTimings, PostgresLeader, SoleLeader
 from bot.operations.metrics import DatabaseStats, MeasuredTransport, Metrics, TransportCounters
 from bot.operations.worker import Worker
+from bot.services import key_check
+from bot.services import running as running_lock
 from bot.services.audit import AuditLog
 from bot.services.delivery import OutboxSender, run_delivery
+from bot.services.forget import ForgetJob
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox, StaffAddresses, Wakeup
 from bot.services.participants import Participants
@@ -76,18 +80,46 @@ class StartupError(Exception):
     """The bot cannot start; the message says what to fix, in one line, without secrets."""
 
 
-def load_keys(settings: Settings) -> KeyRing:
-    """The key file, created only for the embedded console default."""
+async def load_keys(settings: Settings, database: Database) -> KeyRing:
+    """The key file, checked against the database it belongs to.
+
+    A new key file is created only for the embedded console default, and only while the database
+    is empty: created beside existing data, it would make everyone's data unreadable."""
     path = settings.security.key_file
-    if not path.exists() and settings.is_embedded_default:
-        keys = KeyRing.generate()
-        keys.save(path)
-        log.warning("created a new key file at %s; back it up separately from the database", path)
-        return keys
+    if not path.exists():
+        empty = await key_check.database_is_empty(database)
+        if settings.is_embedded_default and empty:
+            keys = KeyRing.generate()
+            keys.save(path)
+            log.warning("created a new key file at %s; back it up separately from the database", path)
+        elif empty:
+            raise StartupError(f"security.key_file: key file {path} not found; create it with 'civicbot keys generate'")
+        else:
+            raise StartupError(f"security.key_file: key file {path} not found, and the database holds data sealed "
+                               "with it; restore the key file from its backup (a new one cannot open that data)")
+    else:
+        try:
+            keys = KeyRing.load(path)
+        except KeyFileError as exc:
+            raise StartupError(f"security.key_file: {exc}") from None
+    await check_keys(settings, database, keys)
+    return keys
+
+
+async def check_keys(settings: Settings, database: Database, keys: KeyRing) -> None:
+    """Stop with one line unless ``keys`` is the key file this database belongs to (bound at first use)."""
     try:
-        return KeyRing.load(path)
-    except KeyFileError as exc:
-        raise StartupError(f"security.key_file: {exc}") from None
+        try:
+            async with database.sessions.begin() as session:
+                await key_check.verify(session, keys)
+        except IntegrityError:
+            # Several workers started on a fresh database at once, and another one bound it first:
+            # check against its binding.
+            async with database.sessions.begin() as session:
+                await key_check.verify(session, keys)
+    except key_check.KeyMismatch as exc:
+        raise StartupError(f"security.key_file: key file {settings.security.key_file} {exc}; use the key file "
+                           "that belongs to database.url") from None
 
 
 async def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
@@ -216,16 +248,19 @@ def retention_job(services: Services) -> RetentionJob:
 
     async def erase(session: AsyncSession, participant: Participant) -> None:
         await features.erase(session, services, participant)
+        await services.participants.prepare_erasure(session, participant.id)
 
     return RetentionJob(services.database, services.settings.retention, features.retention(), erase=erase)
 
 
 def build_scheduler(services: Services, clock: Clock = utcnow, *, wrap: JobWrapper | None = None,
-                    purge_now: bool = False) -> AsyncIOScheduler:
-    """The retention purge, and every enabled feature's jobs, run on the event loop.
+                    purge_now: bool = False, transports: Mapping[str, Transport] | None = None) -> AsyncIOScheduler:
+    """The retention purge, every enabled feature's jobs, and (with ``transports``) the retry of
+    erased people's addresses still to forget, run on the event loop.
 
     ``wrap`` decorates each job by its id (metrics, the cross-worker job lock); ``purge_now``
-    also runs the purge at once (a worker that just became the leader).
+    also runs the purge and the forgetting at once (a worker that just became the leader: what an
+    earlier term left undone).
     """
     settings = services.settings
     features = services.get(FeatureSet)
@@ -234,13 +269,17 @@ def build_scheduler(services: Services, clock: Clock = utcnow, *, wrap: JobWrapp
     def job(name: str, function: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any, Any, None]]:
         return _on_loop(wrap(name, function) if wrap is not None else function)
 
-    first_purge = {"next_run_time": dt.datetime.now(dt.UTC)} if purge_now else {}
+    first_run = {"next_run_time": dt.datetime.now(dt.UTC)} if purge_now else {}
     scheduler.add_job(job("retention", retention_job(services)),
                       IntervalTrigger(hours=settings.retention.purge_interval_hours),
-                      id="retention", coalesce=True, max_instances=1, **first_purge)
+                      id="retention", coalesce=True, max_instances=1, **first_run)
     for scheduled in features.jobs():
         scheduler.add_job(job(scheduled.id, scheduled.factory(services, clock)), scheduled.trigger(settings),
                           id=scheduled.id, coalesce=True, max_instances=1)
+    if transports:
+        scheduler.add_job(job("forget-erased", ForgetJob(services.database, services.keys, transports)),
+                          IntervalTrigger(minutes=10), id="forget-erased", coalesce=True, max_instances=1,
+                          **first_run)
     return scheduler
 
 
@@ -281,13 +320,15 @@ class Bot:
         for transport in self.transports.values():
             await transport.start(self.router.handle)
             self._started.append(transport)
+        # What an earlier run could not finish: platforms forgetting people erased meanwhile.
+        await ForgetJob(self.services.database, self.services.keys, self.transports)()
         if senders:  # the features' workers (bulletin progress) run with the delivery they follow
             outbox, database = self.services.outbox, self.services.database
             self._tasks = [asyncio.create_task(run_delivery(self.senders, database, outbox.wakeup, self._stop))]
             self._tasks += [asyncio.create_task(worker.factory(self.services, self.transports)(self._stop))
                             for worker in self.features.workers()]
         if scheduler:
-            self.scheduler = build_scheduler(self.services)
+            self.scheduler = build_scheduler(self.services, transports=self.transports)
             self.scheduler.start()
 
     async def wait(self, *, signals: bool = False) -> int:
@@ -380,9 +421,12 @@ async def assemble(settings: Settings, *, keys: KeyRing | None = None, transport
     loads the keys (unless given), opens the database, builds services, transports and the bot."""
     chosen = feature_set(settings, features)
     check_features(chosen, settings)  # first: a bad definition stops the bot before it creates anything
-    keys = keys or load_keys(settings)
     database = await open_database(settings, upgrade=upgrade)
     try:
+        if keys is None:
+            keys = await load_keys(settings, database)
+        else:
+            await check_keys(settings, database, keys)
         services = build_services(settings, database, keys, extra_staff, chosen)
         built = (transports or build_platform_transports)(services)
         return build_bot(services, built)
@@ -404,6 +448,8 @@ async def running(settings: Settings, *, keys: KeyRing | None = None, transports
     finally:
         await bot.stop()
 
+
+ROTATION_RUNNING = "security.key_file: a key rotation is running; start the bot once it has finished"
 
 NO_PLATFORM = (
     "no platform is configured (telegram.token, e.g. CIVICBOT_TELEGRAM__TOKEN, or matrix.homeserver, "
@@ -436,14 +482,18 @@ async def run(settings: Settings, *, console: bool, as_staff: bool, stdin: TextI
     extra_staff = [f"console:{user}"] if as_staff else []
     bot = await assemble(settings, transports=transports, extra_staff=extra_staff)
     try:
-        await retention_job(bot.services)()
-        if console_transport is not None:
-            if stderr is not None and stdin.isatty():
-                print(console_transport.hint(bot.services.i18n.translator(None)), file=stderr, flush=True)
-            # What was queued for this person while their window was closed comes first.
-            await bot.senders[console_transport.platform].drain_once()
-        await bot.start()
-        return await bot.wait(signals=False)
+        # Held until exit: ``keys rotate`` refuses to run beside a running bot.
+        async with running_lock.as_running_bot(settings.security.key_file, bot.services.database):
+            await retention_job(bot.services)()
+            if console_transport is not None:
+                if stderr is not None and stdin.isatty():
+                    print(console_transport.hint(bot.services.i18n.translator(None)), file=stderr, flush=True)
+                # What was queued for this person while their window was closed comes first.
+                await bot.senders[console_transport.platform].drain_once()
+            await bot.start()
+            return await bot.wait(signals=False)
+    except running_lock.RotationRunning:
+        raise StartupError(ROTATION_RUNNING) from None
     finally:
         with suppress(asyncio.CancelledError):
             await bot.stop()
@@ -456,7 +506,12 @@ async def run_worker(settings: Settings) -> int:
     """One worker among any number on one PostgreSQL (or the only one on SQLite), until a signal."""
     bot, worker = await assemble_worker(settings)
     try:
-        return await worker.run()
+        # Held until exit: ``keys rotate`` refuses to run beside a running worker (flock on the key
+        # file on this host; on PostgreSQL a shared advisory lock, for workers on other hosts too).
+        async with running_lock.as_running_bot(settings.security.key_file, bot.services.database):
+            return await worker.run()
+    except running_lock.RotationRunning:
+        raise StartupError(ROTATION_RUNNING) from None
     finally:
         with suppress(asyncio.CancelledError):
             await bot.stop()
@@ -496,9 +551,14 @@ def worker_transports(services: Services, metrics: Metrics, grace_seconds: float
 
         menus = services.get(FeatureSet).command_table().menus(i18n)
 
+        # Behind a webhook on PostgreSQL each worker sees a share of every chat (for /panic's count);
+        # polling and SQLite keep a chat in one process.
+        alone = settings.telegram.mode != "webhook" or services.database.is_sqlite
+
         def telegram() -> Transport:
             return MeasuredTransport(telegram_from_settings(settings, services.keys, i18n, menus,
-                                                            shutdown_grace_seconds=grace_seconds), metrics)
+                                                            shutdown_grace_seconds=grace_seconds,
+                                                            sees_whole_chat=alone), metrics)
 
         if settings.telegram.mode == "webhook":
             parts.shared.append(telegram())
@@ -571,7 +631,7 @@ def build_worker(bot: Bot, parts: WorkerTransports, metrics: Metrics, part_grace
         def wrap(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
             return track(name, exclusive(database, name, metrics.measure_job(name, job)))
 
-        return build_scheduler(services, wrap=wrap, purge_now=True)
+        return build_scheduler(services, wrap=wrap, purge_now=True, transports=bot.transports)
 
     duties.append(SchedulerDuty(scheduler, part_grace))
     leadership = leadership if leadership is not None else build_leadership(settings, database)

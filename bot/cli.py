@@ -141,9 +141,9 @@ async def run_verb(settings: Settings, args: argparse.Namespace, features: Seque
         return context.fail(f"'{group.name}' is not available: the {args.feature} feature is turned off", 2)
     if not verb.needs_services:
         return await verb.run(context, args)
-    keys = load_keys(settings)
     database = await open_database(settings)
     try:
+        keys = await load_keys(settings, database)
         context.opened = build_services(settings, database, keys, features=chosen)
         return await verb.run(context, args)
     finally:
@@ -164,17 +164,17 @@ async def _db_upgrade(settings: Settings) -> int:
 
 
 async def _keys_rotate(settings: Settings, retire: bool, features: Sequence[Feature]) -> int:
-    """Order matters for crash safety: the new key is saved before anything uses it, and the
-    old ones are dropped only after everything was sealed again. Every sealed column any
-    feature declares (on or off) is reached."""
+    """Order matters for crash safety: the key file is checked against the database first, the new
+    key is saved before anything uses it, and the old ones are dropped only after everything was
+    sealed again. Every sealed column any feature declares (on or off) is reached. Refused while a
+    bot runs: it would go on sealing with the old key ring."""
+    from bot.services import key_check, running
     from bot.services.key_rotation import reseal_database
     from bot.storage import migrate
     from bot.storage.db import Database
-    from bot.transports.matrix_session import MatrixSessionStore
 
     path = settings.security.key_file
-    keys = KeyRing.load(path).rotated()
-    keys.save(path, overwrite=True)
+    current = KeyRing.load(path)
     database = Database(settings.database.url)
     try:
         if database.is_sqlite:
@@ -183,19 +183,49 @@ async def _keys_rotate(settings: Settings, retire: bool, features: Sequence[Feat
             print("civicbot: database.url: the schema is not current; run 'civicbot db upgrade' first",
                   file=sys.stderr)
             return 2
-        async with database.sessions.begin() as session:
-            report = await reseal_database(session, keys, FeatureSet(features, settings).sealed())
+        try:
+            async with database.sessions.begin() as session:
+                await key_check.verify(session, current)
+        except key_check.KeyMismatch as exc:
+            print(f"civicbot: security.key_file: key file {path} {exc}; nothing was rotated", file=sys.stderr)
+            return 2
+        try:
+            async with running.as_key_rotation(path, database):
+                keys = current.rotated()
+                keys.save(path, overwrite=True)
+                async with database.sessions.begin() as session:
+                    report = await reseal_database(session, keys, FeatureSet(features, settings).sealed())
+                    await key_check.record(session, keys)
+                matrix_files, store_keys = _reseal_matrix(settings.matrix.store_path, current, keys)
+                print(f"new master key {keys.current_key_id}: {counted(report.total, 'database value')}, "
+                      f"{counted(matrix_files, 'Matrix file')} and {counted(store_keys, 'key')} of the Matrix store "
+                      "sealed again")
+                if retire:
+                    keys.retired().save(path, overwrite=True)
+                    print("old master keys deleted from the key file; backups made before now can no longer be read")
+        except running.BotRunning:
+            print("civicbot: a bot is running with this key file or on this database; stop every worker, then "
+                  "rotate (nothing was rotated)", file=sys.stderr)
+            return 2
     finally:
         await database.dispose()
-    matrix_files = 0
-    if settings.matrix.store_path.is_dir():
-        matrix_files = MatrixSessionStore(settings.matrix.store_path, keys).reseal(keys)
-    print(f"new master key {keys.current_key_id}: {counted(report.total, 'database value')} and "
-          f"{counted(matrix_files, 'Matrix file')} sealed again")
-    if retire:
-        keys.retired().save(path, overwrite=True)
-        print("old master keys deleted from the key file; backups made before now can no longer be read")
     return 0
+
+
+def _reseal_matrix(store_path: Path, old: KeyRing, new: KeyRing) -> tuple[int, int]:
+    """The transport's sealed files, and nio's store under the new pickle key (whose account, Olm and
+    Megolm pickles were under the old one; a store left half way by an earlier rotation first)."""
+    if not store_path.is_dir():
+        return 0, 0
+    from bot.transports.matrix_session import MatrixSessionStore
+    from bot.transports.matrix_store import ensure_pickle_key, reseal
+
+    files = MatrixSessionStore(store_path, new).reseal(new)
+    login = MatrixSessionStore(store_path, new).load_login()
+    if login is None:
+        return files, 0
+    ensure_pickle_key(store_path, login.user_id, login.device_id, old.matrix_pickle_keys)
+    return files, reseal(store_path, login.user_id, login.device_id, old.matrix_pickle_key, new.matrix_pickle_key)
 
 
 def _keys_generate(settings: Settings, output: Path | None) -> int:

@@ -8,7 +8,16 @@ from bot.bulletins.feature import BULLETINS
 from bot.cases.feature import FEATURES as CASES
 from bot.checkins.feature import CHECKINS
 from bot.conversation.feature import Feature
-from bot.handlers.features import CONVERSATION, DELIVERY, ERASURE, LANGUAGE, ONBOARDING, PRIVACY, STAFF_ADMIN
+from bot.handlers.features import (
+    CONVERSATION,
+    DELIVERY,
+    ERASURE,
+    LANGUAGE,
+    ONBOARDING,
+    PANIC,
+    PRIVACY,
+    STAFF_ADMIN,
+)
 from bot.surveys.feature import SURVEYS
 
 FEATURES: tuple[Feature, ...] = (
@@ -17,6 +26,7 @@ FEATURES: tuple[Feature, ...] = (
     LANGUAGE,
     PRIVACY,
     ERASURE,
+    PANIC,
     STAFF_ADMIN,
     DELIVERY,
     SURVEYS,

@@ -24,12 +24,12 @@ from telegram import Message, User
 
 from bot.app import Bot
 from bot.app import running as run_bot
+from bot.cases.crypto import StaffPrivateKey
 from bot.config import ContactsSettings, LimitsSettings, Settings, StaffSettings
 from bot.conversation.commands import Command
 from bot.core.model import Address, Inbound, Outbound, Platform
 from bot.core.notices import INTERNAL_ERROR, UNKNOWN_COMMAND
 from bot.core.security import KeyRing
-from bot.cases.crypto import StaffPrivateKey
 from bot.features import FEATURES as DECLARED
 from bot.transports.telegram_mapping import inbound_from_message
 from tests.router_fuzz_support import Checkpoints, snapshot

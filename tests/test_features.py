@@ -90,7 +90,7 @@ async def test_a_feature_declared_once_is_in_the_menu_help_rotation_and_erasure(
         menu = person.last_prompt
         labels = [c.label for c in menu.choices]
         assert labels == ["Surveys", "Bulletins", "Enter an invitation code", "My notes", "Help", "Change language",
-                          "Privacy", "Erase my data"], "the entry sits where its order puts it"
+                          "Privacy", "Erase my data", "Erase everything now"], "the entry sits where its order puts it"
         assert "/note <text> – keep a note" in (await person.send("/help"))[0].text
 
         await person.send("/note meet at the usual place")

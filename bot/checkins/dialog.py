@@ -76,6 +76,27 @@ class CheckinDialog(QuestionnaireDialog):
     def questionnaire(self, turn: Turn, state: State) -> Questionnaire:
         return _checkins(turn).template(state.data["survey"]).questionnaire
 
+    def stored(self, state: State) -> dict[str, Any]:
+        """Which cycle and template: the answers so far are the delivery's progress, sealed with the
+        person's key and bound to their row, and are never copied into the conversation state."""
+        if "cycle" in state.data:
+            return {"cycle": state.data["cycle"], "survey": state.data["survey"]}
+        return state.data
+
+    async def restore(self, turn: Turn, state: State) -> State:
+        if state.step != QUESTION or "answers" in state.data or turn.participant is None:
+            return state
+        checkins = _checkins(turn)
+        try:
+            cycle = await checkins.answerable(turn.session, int(state.data["cycle"]), turn.participant)
+        except CheckinUnavailable as exc:
+            return await self._unavailable(turn, exc.reason) or menu_state(turn)
+        progress = await checkins.load_progress(turn.session, cycle, turn.participant.id)
+        if not progress.get("current"):  # nothing kept to continue from: the offer again
+            return offer_state(turn.tr.language, cycle)
+        state.data.update({**new_progress(), **progress})
+        return state
+
     def prompt(self, turn: Turn, state: State) -> Prompt:
         if state.step == QUESTION:
             return self.question_prompt(turn, state)

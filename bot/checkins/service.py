@@ -35,7 +35,7 @@ from bot.config import CheckinSettings
 from bot.conversation.engine import State, new_prompt_id, read_state, write_state
 from bot.core.i18n import N_, I18n, Translator
 from bot.core.model import Outbound, Pseudonym
-from bot.core.security import KeyRing
+from bot.core.security import DecryptionError, KeyRing
 from bot.services.participants import Participants
 from bot.storage.db import lock_person
 from bot.storage.models import (
@@ -49,6 +49,8 @@ from bot.storage.models import (
     Participant,
     checkin_answer_context,
     checkin_progress_context,
+    legacy_checkin_answer_context,
+    legacy_checkin_progress_context,
     organisation_name_context,
 )
 
@@ -331,13 +333,14 @@ class Checkins:
         tr = self._i18n.translator(recipient.language)
         pseudonym = Pseudonym(recipient.pseudonym)
         await lock_person(session, pseudonym)
-        state = await read_state(session, self._keys, pseudonym)
+        data_key = await self._participants.data_key(session, recipient.participant_id)  # their state is theirs
+        state = await read_state(session, self._keys, pseudonym, data_key)
         prompt_id: str | None = None
         if self._free(state):
             prompt_id = new_prompt_id()
             await write_state(session, self._keys, pseudonym,
                               State(DIALOG, "offer", tr.language, {"cycle": cycle.id, "survey": cycle.template_id},
-                                    prompt_id))
+                                    prompt_id), data_key)
         message = texts.offer_message(tr, template, prompt_id, reminder=reminder)
         await self._mail.to_person(session, recipient.participant_id, recipient.platform, message,
                                    reminder=reminder, ref=cycle_ref(cycle.id))
@@ -429,7 +432,12 @@ class Checkins:
         if delivery is None or delivery.progress_enc is None:
             return {}
         key = await self._participants.data_key(session, participant_id)
-        return dict(json.loads(key.open(delivery.progress_enc, checkin_progress_context(delivery.id))))
+        token = delivery.progress_enc
+        try:
+            plaintext = key.open(token, checkin_progress_context(delivery))
+        except DecryptionError:  # a draft saved before 0005_hardening
+            plaintext = key.open(token, legacy_checkin_progress_context(delivery))
+        return dict(json.loads(plaintext))
 
     async def save_progress(self, session: AsyncSession, cycle: CheckinCycle, participant_id: int,
                             progress: Mapping[str, Any]) -> None:
@@ -440,7 +448,7 @@ class Checkins:
             session.add(delivery)
             await session.flush()
         key = await self._participants.data_key(session, participant_id)
-        delivery.progress_enc = key.seal(json.dumps(progress, ensure_ascii=False), checkin_progress_context(delivery.id))
+        delivery.progress_enc = key.seal(json.dumps(progress, ensure_ascii=False), checkin_progress_context(delivery))
 
     async def submit(self, session: AsyncSession, cycle_id: int, participant: Participant,
                      answers: Mapping[str, Any], language: str, *, nothing_new: bool = False) -> Submitted:
@@ -490,8 +498,15 @@ class Checkins:
         if qtype == "number":
             return [row(number_value=int(value))]
         answer = row()
-        answer.text_enc = self._keys.seal_text(str(value), checkin_answer_context(answer.id))
+        answer.text_enc = self._keys.seal_text(str(value), checkin_answer_context(answer))
         return [answer]
+
+    def _open_text(self, answer: CheckinAnswer) -> str:
+        token = answer.text_enc or b""
+        try:
+            return self._keys.open_text(token, checkin_answer_context(answer))
+        except DecryptionError:  # sealed before 0005_hardening and not yet rotated
+            return self._keys.open_text(token, legacy_checkin_answer_context(answer))
 
     async def _drop_drafts(self, session: AsyncSession, cycle_id: int) -> None:
         await session.execute(update(CheckinDelivery).where(CheckinDelivery.cycle_id == cycle_id)
@@ -511,7 +526,7 @@ class Checkins:
             elif row.number_value is not None:
                 value = row.number_value
             else:
-                value = self._keys.open_text(row.text_enc or b"", checkin_answer_context(row.id))
+                value = self._open_text(row)
             if row.question_id in multiple:
                 answers.setdefault(row.question_id, []).append(value)
             else:

@@ -21,9 +21,9 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.turn import Turn
-from bot.core.i18n import N_, plain, western_digits
+from bot.core.i18n import N_, decimal_value, plain, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
-from bot.core.security import KeyRing
+from bot.core.security import DataKey, KeyRing
 from bot.storage.models import DialogState, dialog_state_context, utcnow
 
 MENU = "menu"
@@ -76,6 +76,17 @@ class Dialog(ABC):
         """Free text where the prompt accepts it. Only called if ``accepts_text``."""
         return state
 
+    def stored(self, state: State) -> dict[str, Any]:
+        """What of ``state.data`` is kept in ``dialog_states``. A dialog whose data repeats what the
+        person said (answers kept elsewhere, sealed with their key) keeps references only, and
+        rebuilds the rest in :meth:`restore`."""
+        return state.data
+
+    async def restore(self, turn: Turn, state: State) -> State:
+        """The full state from what :meth:`stored` kept; may return another state (e.g. the menu,
+        with a word why) when what it refers to is gone."""
+        return state
+
 
 def menu_state(turn: Turn) -> State:
     """The main menu, the place a dialog returns to when it is done. The menu itself (built from
@@ -105,9 +116,11 @@ def match_choice(text: str, choices: tuple[Choice, ...], *, exact_only: bool = F
             return choice
     if exact_only:
         return None
-    if answer.isdecimal():  # not isdigit: "❶" and "፩" are digits that int() refuses
-        index = int(answer) - 1
-        return choices[index] if 0 <= index < len(choices) else None
+    number = decimal_value(answer, max_digits=4)
+    if number is not None:
+        return choices[number - 1] if 1 <= number <= len(choices) else None
+    if answer.isdigit():  # digits of another kind (❶, ፩): no option starts with them
+        return None
     prefixed = [c for c in choices if _fold(c.label).startswith(answer)]
     return prefixed[0] if len(prefixed) == 1 else None
 
@@ -122,8 +135,9 @@ class DialogEngine:
     def __contains__(self, name: str) -> bool:
         return name in self._dialogs
 
-    async def load(self, session: AsyncSession, pseudonym: Pseudonym) -> State | None:
-        state = await read_state(session, self._keys, pseudonym)
+    async def load(self, session: AsyncSession, pseudonym: Pseudonym, data_key: DataKey | None = None) -> State | None:
+        """The stored state of one of this engine's dialogs (see :func:`read_state`)."""
+        state = await read_state(session, self._keys, pseudonym, data_key)
         return state if state is not None and state.dialog in self._dialogs else None
 
     def matches_choice(self, turn: Turn, state: State) -> bool:
@@ -150,11 +164,15 @@ class DialogEngine:
         # would invite typing "2" for "Back" and get the answer 2: they are shown as words.
         turn.ask(prompt.text, prompt.choices, PromptId(state.prompt_id), sensitive=prompt.sensitive,
                  numbered=not prompt.exact_labels)
-        await self._save(turn.session, turn.pseudonym, state)
+        await self._save(turn, state)
 
     async def handle(self, turn: Turn, state: State) -> None:
         """Apply the inbound message to the active dialog."""
         dialog = self._dialogs[state.dialog]
+        restored = await dialog.restore(turn, state)
+        if restored is not state:
+            await self.show(turn, restored)  # what the state referred to is gone: somewhere else now
+            return
         prompt = dialog.prompt(turn, state)
         inbound = turn.inbound
         if inbound.kind is InboundKind.CHOICE:
@@ -176,33 +194,53 @@ class DialogEngine:
 
     async def _advance(self, turn: Turn, new: State | None) -> None:
         """Show the next state (possibly of another dialog), or end the conversation."""
-        if new is None:
+        if new is None or turn.ended:
             await self.clear(turn.session, turn.pseudonym)
         else:
             await self.show(turn, new)
 
-    async def _save(self, session: AsyncSession, pseudonym: Pseudonym, state: State) -> None:
-        await write_state(session, self._keys, pseudonym, state)
+    async def _save(self, turn: Turn, state: State) -> None:
+        """Kept sealed with the person's own key once they have one (so erasing them shreds it),
+        and only what the dialog says is worth keeping (:meth:`Dialog.stored`)."""
+        data_key = None
+        if turn.participant is not None:
+            data_key = await turn.services.participants.data_key(turn.session, turn.participant.id)
+        stored = State(state.dialog, state.step, state.language, self._dialogs[state.dialog].stored(state),
+                       state.prompt_id)
+        await write_state(turn.session, self._keys, turn.pseudonym, stored, data_key)
 
 
 def new_prompt_id() -> str:
     return secrets.token_urlsafe(6)
 
 
-async def read_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym) -> State | None:
-    """A person's stored state, whatever dialog it belongs to."""
+async def read_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym,
+                     data_key: DataKey | None = None) -> State | None:
+    """A person's stored state, whatever dialog it belongs to: sealed with their own key
+    (``data_key``) once they are registered, with the master key before (someone who has not
+    consented has no key of their own yet)."""
     row = await session.get(DialogState, pseudonym)
     if row is None:
         session.info.setdefault(_ABSENT, set()).add(pseudonym)  # so that writing needs no second look
         return None
-    data = json.loads(keys.open_text(row.data_enc, dialog_state_context(pseudonym)))
-    return State(row.dialog, row.step, row.language, data, row.prompt_id)
+    context = dialog_state_context(pseudonym)
+    if KeyRing.is_master_token(row.data_enc):
+        plaintext = keys.open_text(row.data_enc, context)
+    elif data_key is not None:
+        plaintext = data_key.open(row.data_enc, context)
+    else:  # sealed with a key that is gone (erased), or not given: nothing to resume
+        return None
+    return State(row.dialog, row.step, row.language, json.loads(plaintext), row.prompt_id)
 
 
-async def write_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym, state: State) -> None:
-    """Store a state, sealed. Also used outside a turn (a check-in that arrives as a prompt),
-    under the same per-person lock a turn holds."""
-    sealed = keys.seal_text(json.dumps(state.data, ensure_ascii=False), dialog_state_context(pseudonym))
+async def write_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym, state: State,
+                      data_key: DataKey | None = None) -> None:
+    """Store a state, sealed with the person's key when given (the master key only before
+    consent). Also used outside a turn (a check-in that arrives as a prompt), under the same
+    per-person lock a turn holds."""
+    plaintext = json.dumps(state.data, ensure_ascii=False)
+    context = dialog_state_context(pseudonym)
+    sealed = data_key.seal(plaintext, context) if data_key is not None else keys.seal_text(plaintext, context)
     absent: set[str] = session.info.get(_ABSENT, set())
     row = None if pseudonym in absent else await session.get(DialogState, pseudonym)
     absent.discard(pseudonym)

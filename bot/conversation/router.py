@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,16 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.commands import CommandTable, parse_command
 from bot.conversation.engine import MENU, DialogEngine, State, menu_state
-from bot.conversation.turn import Services, Turn
+from bot.conversation.turn import Followup, Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
-from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
+from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym, without_lone_surrogates
 from bot.core.notices import (
     CONTACT_COMMAND,
     FLOOD,
     INTERNAL_ERROR,
     NOT_REGISTERED,
     SAFE_CHANNEL,
+    STAFF_CHAT_ONLY,
     STALE_BUTTON_NO_DIALOG,
     TOO_LONG,
     UNKNOWN_COMMAND,
@@ -36,8 +38,9 @@ from bot.core.notices import (
     not_passed_on,
 )
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
+from bot.services.forget import ForgetJob
 from bot.services.outbox import OutboxKind, ToParticipant
-from bot.storage.db import lock_person
+from bot.storage.db import erased_in, lock_person
 from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,13 @@ IdleText = Callable[[Turn, State | None, DialogEngine], Awaitable[bool]]
 match it): a feature may take it (an open contact request does). True when taken."""
 StaffRoomText = Callable[[Turn], Awaitable[bool]]
 """Text in the staff room or staff chat that is no command (a reply in a case's thread)."""
+
+
+def well_formed(inbound: Inbound) -> Inbound:
+    """The inbound with lone surrogates (valid in a platform's JSON, not in UTF-8) replaced by U+FFFD,
+    so whatever the text reaches (a sealed answer, an invitation code) can encode it."""
+    text = without_lone_surrogates(inbound.text)
+    return inbound if text == inbound.text else replace(inbound, text=text)
 
 
 class Router:
@@ -82,16 +92,22 @@ class Router:
     async def handle(self, inbound: Inbound) -> None:
         """Handle one inbound event. Never raises."""
         try:
+            inbound = well_formed(inbound)
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
             limited = self._transports[inbound.platform].capabilities.flood_limited
             verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT
             if verdict is Verdict.DROP:
                 return
+            followups: list[Followup] = []
             async with self._serialised(pseudonym):
-                replies, participant_id = await self._handle(inbound, pseudonym, verdict)
+                replies, participant_id, erased, committed = await self._handle(inbound, pseudonym, verdict,
+                                                                                followups)
             if inbound.thread_root is not None:  # answered where it was said: in the same thread
                 replies = [dataclasses.replace(reply, thread_root=inbound.thread_root) for reply in replies]
             await self._send(inbound.address, replies, participant_id)
+            await self._follow_up(inbound.address, followups, committed)
+            if erased:  # after the last reply: the platform may now forget the chat it went to
+                await ForgetJob(self._services.database, self._services.keys, self._transports)()
         except Exception as exc:
             log.error("inbound handling failed on %s: %s", inbound.platform, describe(exc))
         finally:
@@ -105,66 +121,98 @@ class Router:
         while self.handled < count:
             await self._progress.wait()
 
-    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict) -> tuple[list[Outbound], int | None]:
-        """The replies, and the participant they belong to (None before consent or after erasure)."""
+    async def _handle(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict,
+                      followups: list[Followup]) -> tuple[list[Outbound], int | None, bool, bool]:
+        """The replies, the participant they belong to (None before consent or after erasure), whether
+        the turn erased someone, and whether it committed. ``followups`` collects the turn's
+        follow-ups, kept even when the turn is rolled back."""
         services = self._services
-        transport = self._transports[inbound.platform]
-        language = services.i18n.resolve(inbound.language_hint)
+        language = [services.i18n.resolve(inbound.language_hint)]  # the person's, once known
         try:
             async with services.database.sessions.begin() as session:
-                # Several workers on one PostgreSQL: one turn per person at a time across all of them
-                # (the in-process lock covers one worker; SQLite has a single writer anyway).
-                await lock_person(session, pseudonym)
-                participant, queued = await services.participants.find_for_turn(
-                    session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
-                state = await self._engine.load(session, pseudonym)
-                if participant is not None:
-                    language = participant.language
-                elif state is not None:
-                    language = state.language
-                turn = Turn(
-                    inbound=inbound, pseudonym=pseudonym, session=session, services=services,
-                    tr=services.i18n.translator(language), role=services.staff.role_of(pseudonym),
-                    capabilities=transport.capabilities, participant=participant,
-                )
-                if inbound.event_id and await self._seen_before(session, inbound):
-                    return [], None
-                if verdict is Verdict.NOTICE:
-                    turn.say(turn.tr._(FLOOD))
-                    return turn.replies, None
-                if inbound.kind is InboundKind.GONE:  # nothing to answer: they cannot read it
-                    if participant is not None:
-                        await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
-                    return [], None
-                if participant is not None and not inbound.in_staff_room:  # a shared room is nobody's address
-                    await services.participants.remember_address(session, participant, inbound.address)
-                await self._dispatch(turn, state)
-                if inbound.in_staff_room:  # answered in the shared room, never in a private chat
-                    return turn.replies, None
-                if queued and turn.participant is not None and turn.replies:
-                    # Messages queued for this person go first: the replies take their place behind them.
-                    await services.outbox.enqueue_behind(
-                        session, ToParticipant(turn.participant.id, inbound.platform), turn.replies)
-                    return [], turn.participant.id
-                return turn.replies, turn.participant.id if turn.participant is not None else None
+                replies, participant_id = await self._turn(inbound, pseudonym, verdict, session, language,
+                                                           followups)
+            erased = erased_in(session)
+            if erased:  # committed: now the erased rows must leave the files too
+                await services.database.scrub()
+            return replies, participant_id, erased, True
         except Exception as exc:
             log.error("turn failed and was rolled back: %s", describe(exc))
-            tr = services.i18n.translator(language)
-            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None
+            if followups:  # they report on the failure themselves
+                return [], None, False, False
+            tr = services.i18n.translator(language[0])
+            return [Outbound(text=tr._(INTERNAL_ERROR), direction=tr.direction, language=tr.language)], None, \
+                False, False
+
+    async def _follow_up(self, address: Address, followups: list[Followup], committed: bool) -> None:
+        """Each follow-up on its own: one failing does not stop the others."""
+        transport = self._transports[address.platform]
+        for followup in followups:
+            try:
+                replies = await followup(transport, address, committed)
+            except Exception as exc:
+                log.error("a follow-up of a turn failed on %s: %s", address.platform, describe(exc))
+                continue
+            await self._send(address, replies, None)
+
+    async def _turn(self, inbound: Inbound, pseudonym: Pseudonym, verdict: Verdict, session: AsyncSession,
+                    language: list[str], followups: list[Followup]) -> tuple[list[Outbound], int | None]:
+        """One turn inside its transaction; ``language`` is updated as soon as the person's is known."""
+        services = self._services
+        transport = self._transports[inbound.platform]
+        # Several workers on one PostgreSQL: one turn per person at a time across all of them
+        # (the in-process lock covers one worker; SQLite has a single writer anyway).
+        await lock_person(session, pseudonym)
+        participant, queued = await services.participants.find_for_turn(
+            session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
+        data_key = await services.participants.data_key(session, participant.id) if participant is not None else None
+        state = await self._engine.load(session, pseudonym, data_key)
+        if participant is not None:
+            language[0] = participant.language
+        elif state is not None:
+            language[0] = state.language
+        turn = Turn(
+            inbound=inbound, pseudonym=pseudonym, session=session, services=services,
+            tr=services.i18n.translator(language[0]), role=services.staff.role_of(pseudonym),
+            capabilities=transport.capabilities, participant=participant, followups=followups,
+        )
+        if inbound.event_id and await self._seen_before(session, inbound):
+            return [], None
+        if verdict is Verdict.NOTICE:
+            turn.say(turn.tr._(FLOOD))
+            return turn.replies, None
+        if inbound.kind is InboundKind.GONE:  # nothing to answer: they cannot read it
+            if participant is not None:
+                await services.participants.mark_unreachable(session, participant.id, inbound.platform, "blocked")
+            return [], None
+        if participant is not None and not inbound.in_staff_room:  # a shared chat is nobody's address
+            await services.participants.remember_address(session, participant, inbound.address)
+        await self._dispatch(turn, state)
+        if inbound.in_staff_room:  # answered in the shared room, never queued behind a private chat
+            return turn.replies, None
+        if queued and turn.participant is not None and turn.replies:
+            # Messages queued for this person go first: the replies take their place behind them.
+            await services.outbox.enqueue_behind(
+                session, ToParticipant(turn.participant.id, inbound.platform), turn.replies)
+            return [], turn.participant.id
+        return turn.replies, turn.participant.id if turn.participant is not None else None
 
     async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
-        digest = self._services.keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
+        keys = self._services.keys
+        digest = keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
+        owner = self._services.participants.event_owner(keys.pseudonym(inbound.platform, inbound.user_id))
         insert = sqlite_insert if self._services.database.is_sqlite else postgresql_insert
-        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow())
+        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow(), owner=owner)
                                        .on_conflict_do_nothing())
         return not result.rowcount  # type: ignore[attr-defined]
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr
+        if inbound.in_staff_room:
+            await self._in_staff_room(turn, state)
+            return
         limit = self._services.settings.limits.max_message_chars
-        if inbound.in_staff_room and inbound.kind not in (InboundKind.TEXT, InboundKind.CHOICE):
-            return  # staff share what they like among themselves; the bot reads commands only
         if inbound.kind is InboundKind.UNSUPPORTED:
             channel = self._services.settings.branding.safe_channel
             turn.say(tr._(UNSUPPORTED_MEDIA) + (f"\n{tr._(SAFE_CHANNEL, channel=channel)}" if channel else ""))
@@ -174,7 +222,7 @@ class Router:
             return
         if inbound.kind is InboundKind.TEXT and not inbound.text.strip():
             return
-        for interceptor in () if inbound.in_staff_room else self._interceptors:
+        for interceptor in self._interceptors:
             if await interceptor(turn):
                 return
         parsed = parse_command(inbound.text) if inbound.kind is InboundKind.TEXT else None
@@ -187,12 +235,6 @@ class Router:
                 turn.say(tr._(NOT_REGISTERED))
             else:
                 await command.handler(turn, args, self._engine)
-            return
-        if inbound.in_staff_room and inbound.kind is InboundKind.TEXT:
-            # Staff talk among themselves there; only what a feature takes (a case's thread) is the bot's.
-            for staff_hook in self._staff_room_text:
-                if await staff_hook(turn):
-                    return
             return
         if inbound.kind is InboundKind.TEXT:
             idle = state is None or state.dialog == MENU
@@ -210,6 +252,38 @@ class Router:
             contact = self._commands.lookup(CONTACT_COMMAND, is_staff=False)
             turn.say(not_passed_on(tr, contact=contact is not None and contact.listed))
             await self._engine.show(turn, self._home(turn))
+
+    async def _in_staff_room(self, turn: Turn, state: State | None) -> None:
+        """The staff room or staff chat: colleagues talk there, so only staff act there, with their own
+        commands, what a feature takes (a reply in a case's thread) and the buttons of their dialogs.
+        A participant's command or dialog there would put their conversation where others read along;
+        colleagues' chatter and media are not for the bot."""
+        inbound, tr = turn.inbound, turn.tr
+        if not turn.role.is_staff:
+            return
+        if inbound.kind is InboundKind.CHOICE:
+            if state is not None:
+                await self._engine.handle(turn, state)
+            return
+        if inbound.kind is not InboundKind.TEXT or not inbound.text.strip():
+            return
+        limit = self._services.settings.limits.max_message_chars
+        if len(inbound.text) > limit:
+            turn.say(tr._(TOO_LONG, limit=limit))
+            return
+        parsed = parse_command(inbound.text)
+        if parsed is None:
+            for staff_hook in self._staff_room_text:
+                if await staff_hook(turn):
+                    return
+            return
+        name, args = parsed
+        command = self._commands.lookup(name, is_staff=True)
+        staff_verb = command is not None and bool(command.staff_usage) and bool(args)
+        if command is not None and (command.staff_only or staff_verb):  # /checkin now ORG: staff's own verbs
+            await command.handler(turn, args, self._engine)
+        else:
+            turn.say(tr._(STAFF_CHAT_ONLY))
 
     async def _send(self, address: Address, replies: list[Outbound], participant_id: int | None) -> None:
         """Send replies in order; if the platform is briefly unavailable, the outbox retries the rest."""

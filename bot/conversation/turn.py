@@ -6,7 +6,7 @@ sees a prompt for a state that was not saved.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.core.i18n import I18n, Translator
-from bot.core.model import Capabilities, Choice, Inbound, Outbound, PromptId, Pseudonym
+from bot.core.model import Address, Capabilities, Choice, Inbound, Outbound, PromptId, Pseudonym
 from bot.core.roles import Role, StaffDirectory
 from bot.core.security import KeyRing
+from bot.core.transport import Transport
 from bot.services.audit import AuditLog
 from bot.services.organisations import Organisations
 from bot.services.outbox import Outbox
@@ -25,6 +26,10 @@ from bot.storage.db import Database
 from bot.storage.models import Participant
 
 T = TypeVar("T")
+
+Followup = Callable[[Transport, Address, bool], Awaitable[list[Outbound]]]
+"""``followup(transport, address, committed)``: work on the platform once the turn's transaction is
+over (``committed`` says whether it was committed); returns what to say about it."""
 
 
 class MissingService(LookupError):
@@ -82,6 +87,11 @@ class Turn:
     capabilities: Capabilities
     participant: Participant | None = None
     replies: list[Outbound] = field(default_factory=list)
+    followups: list[Followup] = field(default_factory=list)
+    """Run by the router after the turn's transaction ended, committed or not, and after the replies
+    went out; each returns more replies (``/panic`` clears the chat, then says what it could not)."""
+    ended: bool = False
+    """The conversation ends here: no dialog state is kept and nothing is shown after the replies."""
 
     def say(self, text: str, *, sensitive: bool = False, image: bytes | None = None) -> None:
         self.replies.append(

@@ -71,6 +71,17 @@ def typed(text: str) -> str:
     return isolate(neutral(text))
 
 
+def decimal_value(text: str, max_digits: int) -> int | None:
+    """``text`` as a non-negative integer if it is only decimal digits (any script's), else None.
+
+    ``str.isdigit`` also accepts ``❶`` or Ethiopic ``፩``, on which ``int`` fails, and ``int`` refuses
+    more than 4300 digits: both reached people as "something went wrong". Length is bounded first.
+    """
+    if not text or len(text) > max_digits or not text.isdecimal():
+        return None
+    return int(text)
+
+
 def isolate(value: object) -> str:
     """Wrap a value so it keeps its own direction inside any sentence."""
     return f"{FSI}{value}{PDI}"

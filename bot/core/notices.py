@@ -24,6 +24,9 @@ NOT_REGISTERED = N_("Please send /start first.")
 INTERNAL_ERROR = N_(
     "Sorry, something went wrong on our side. Nothing you sent was lost. Please try again in a moment."
 )
+STAFF_CHAT_ONLY = N_(
+    "In this chat I only answer staff commands. Write to me in a private chat for everything else."
+)
 NOT_PASSED_ON = N_(
     "Your message was not passed on to anyone: I only read commands and answers to my questions. "
     "Here is the menu; you can also send /menu at any time."

@@ -16,13 +16,14 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot.core.model import Pseudonym
+from bot.core.model import Pseudonym, without_lone_surrogates
 
 _VERSION = 1
 _MASTER_PREFIX = b"\x01"
@@ -38,6 +39,15 @@ class DecryptionError(Exception):
     """A sealed value could not be opened: wrong key, wrong context, or tampered."""
 
 
+def utf8(text: str) -> bytes:
+    """UTF-8 of ``text``; a lone surrogate (which a platform's JSON can carry) becomes U+FFFD
+    instead of making sealing fail."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return without_lone_surrogates(text).encode("utf-8")
+
+
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
@@ -48,20 +58,22 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DataKey:
-    """A participant's own key. Sealing binds each value to a context (table, column, row)."""
+    """A participant's own key. Sealing binds each value to a context (table, column, row).
 
-    raw: bytes
+    Its repr never shows the key bytes (a logged or printed object must not leak them)."""
+
+    raw: bytes = field(repr=False)
 
     def seal(self, plaintext: str, context: str) -> bytes:
         nonce = os.urandom(_NONCE)
-        return _DATA_PREFIX + nonce + AESGCM(self.raw).encrypt(nonce, plaintext.encode("utf-8"), context.encode())
+        return _DATA_PREFIX + nonce + AESGCM(self.raw).encrypt(nonce, utf8(plaintext), utf8(context))
 
     def open(self, token: bytes, context: str) -> str:
         if not token.startswith(_DATA_PREFIX) or len(token) < 1 + _NONCE + 16:
             raise DecryptionError("not a data-key token")
         nonce, body = token[1 : 1 + _NONCE], token[1 + _NONCE :]
         try:
-            return AESGCM(self.raw).decrypt(nonce, body, context.encode()).decode("utf-8")
+            return AESGCM(self.raw).decrypt(nonce, body, utf8(context)).decode("utf-8")
         except InvalidTag:
             raise DecryptionError("data-key token does not open in this context") from None
 
@@ -77,9 +89,10 @@ class WrappedKey:
 class KeyRing:
     """All secrets from the key file. Passed in wherever needed; never global."""
 
-    __slots__ = ("_master", "_current", "_hmac", "_matrix_pickle")
+    __slots__ = ("_master", "_current", "_hmac", "_matrix_pickle", "_previous_pickles")
 
-    def __init__(self, master_keys: dict[str, bytes], current: str, hmac_key: bytes, matrix_pickle_key: bytes) -> None:
+    def __init__(self, master_keys: dict[str, bytes], current: str, hmac_key: bytes, matrix_pickle_key: bytes,
+                 previous_matrix_pickle_keys: tuple[bytes, ...] = ()) -> None:
         if current not in master_keys:
             raise KeyFileError("the current master key id is not among the master keys")
         if any(len(k) != 32 for k in master_keys.values()) or len(hmac_key) < 32:
@@ -88,6 +101,7 @@ class KeyRing:
         self._current = current
         self._hmac = hmac_key
         self._matrix_pickle = matrix_pickle_key
+        self._previous_pickles = tuple(previous_matrix_pickle_keys)
 
     # -- key file -----------------------------------------------------------------
 
@@ -98,7 +112,12 @@ class KeyRing:
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
+        """Read the key file; refuse one that other users can read (as ssh does with private keys)."""
         try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise KeyFileError(f"key file {path} can be read by other users (mode {mode:o}); "
+                                   f"restrict it with 'chmod 600 {path}'")
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") != _VERSION:
                 raise KeyFileError(f"key file {path} has an unsupported version")
@@ -107,6 +126,7 @@ class KeyRing:
                 data["current"],
                 _unb64(data["hmac_key"]),
                 _unb64(data["matrix_pickle_key"]),
+                tuple(_unb64(k) for k in data.get("previous_matrix_pickle_keys", [])),
             )
         except FileNotFoundError:
             raise KeyFileError(f"key file {path} not found; create it with 'civicbot keys generate'") from None
@@ -127,6 +147,8 @@ class KeyRing:
             "hmac_key": _b64(self._hmac),
             "matrix_pickle_key": _b64(self._matrix_pickle),
         }
+        if self._previous_pickles:
+            payload["previous_matrix_pickle_keys"] = [_b64(k) for k in self._previous_pickles]
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -137,12 +159,14 @@ class KeyRing:
         os.replace(tmp, path)
 
     def rotated(self) -> KeyRing:
-        """A key ring with a new current master key; old keys stay to open old values."""
+        """A key ring with a new current master key and Matrix store pickle key; the old ones stay
+        to open old values (and a Matrix store not yet sealed again)."""
         key_id = "k" + secrets.token_hex(4)
-        return KeyRing({**self._master, key_id: AESGCM.generate_key(256)}, key_id, self._hmac, self._matrix_pickle)
+        return KeyRing({**self._master, key_id: AESGCM.generate_key(256)}, key_id, self._hmac, os.urandom(32),
+                       (self._matrix_pickle, *self._previous_pickles))
 
     def retired(self) -> KeyRing:
-        """Only the current master key: what was sealed under older ones (in old backups) is gone."""
+        """Only the current keys: what was sealed under older ones (in old backups) is gone."""
         return KeyRing({self._current: self._master[self._current]}, self._current, self._hmac, self._matrix_pickle)
 
     def sealed_with_current(self, token: bytes) -> bool:
@@ -159,8 +183,19 @@ class KeyRing:
         return self._current
 
     @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Every master key id this ring can open (the current one and any not yet retired)."""
+        return tuple(self._master)
+
+    @property
     def matrix_pickle_key(self) -> str:
         return _b64(self._matrix_pickle)
+
+    @property
+    def matrix_pickle_keys(self) -> tuple[str, ...]:
+        """The current pickle key first, then older ones not yet retired (to reopen a store after a
+        rotation that stopped half way)."""
+        return (self.matrix_pickle_key, *(_b64(k) for k in self._previous_pickles))
 
     # -- pseudonyms ----------------------------------------------------------------
 
@@ -196,10 +231,10 @@ class KeyRing:
             raise DecryptionError("master-key token does not open") from None
 
     def seal_text(self, plaintext: str, context: str) -> bytes:
-        return self.seal(plaintext.encode("utf-8"), context.encode("utf-8"))
+        return self.seal(utf8(plaintext), utf8(context))
 
     def open_text(self, token: bytes, context: str) -> str:
-        return self.open(token, context.encode("utf-8")).decode("utf-8")
+        return self.open(token, utf8(context)).decode("utf-8")
 
     # -- per-participant data keys ------------------------------------------------
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, Platform, SendOptions
 
@@ -86,3 +87,32 @@ class Transport(Protocol):
         """Replace the text of a message this bot sent (``message_id`` from its :class:`Delivery`), in
         place, e.g. a progress report. An edit that changes nothing succeeds; raise a
         :class:`DeliveryError` subclass on failure."""
+
+
+@runtime_checkable
+class ForgetsPeople(Protocol):
+    """A transport that keeps platform state about people (Matrix: rooms, keys, sessions) and
+    must drop it when one of them is erased."""
+
+    async def forget(self, address: Address) -> None:
+        """Drop what concerns ``address``; raise TransientDeliveryError to be asked again later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatErasure:
+    """What clearing a chat achieved: messages removed, messages that could not be, and whether
+    others may exist that the bot cannot reach (older than the platform allows, or unknown)."""
+
+    removed: int = 0
+    failed: int = 0
+    complete: bool = True
+
+
+@runtime_checkable
+class ErasesChats(Protocol):
+    """A transport that can remove the messages of a chat (Telegram: deletion within 48 hours;
+    Matrix: redaction)."""
+
+    async def erase_chat(self, address: Address) -> ChatErasure:
+        """Remove what the platform allows from the chat at ``address``; never raises for a message
+        that cannot be removed (it counts in ``failed``)."""

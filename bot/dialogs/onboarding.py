@@ -57,6 +57,7 @@ class OnboardingDialog(Dialog):
             return State(self.name, "consent", key)
         if state.step == "consent":
             if key == "decline":
+                await turn.services.participants.forget_events(turn.session, turn.pseudonym)
                 turn.say(_("Understood. Nothing about you has been stored. You can send /start at any time."))
                 return None
             if turn.participant is None:

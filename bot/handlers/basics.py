@@ -40,6 +40,7 @@ async def privacy(turn: Turn, args: list[str], engine: DialogEngine) -> None:
 async def delete_me(turn: Turn, args: list[str], engine: DialogEngine) -> None:
     if turn.participant is None:
         await engine.clear(turn.session, turn.pseudonym)
+        await turn.services.participants.forget_events(turn.session, turn.pseudonym)
         turn.say(turn.tr._("This bot stores nothing about you."))
         return
     await engine.show(turn, delete_me_state(turn))

@@ -4,6 +4,7 @@ onboarding, language, privacy, erasure, staff administration and delivery (the o
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from bot.conversation.engine import State
 from bot.conversation.feature import CliContext, CliGroup, CliVerb, Feature, MenuEntry
@@ -14,13 +15,16 @@ from bot.dialogs.delete_me import DeleteMeDialog
 from bot.dialogs.language import LanguageDialog
 from bot.dialogs.onboarding import OnboardingDialog, invite_state
 from bot.dialogs.texts import help_text, privacy_notice
-from bot.handlers import basics
+from bot.handlers import basics, panic
 from bot.handlers.staff import STAFF_COMMANDS
+from bot.services.audit import Head, purge_before
 from bot.storage.models import (
     DIALOG_STATE_DATA,
+    FORGET_REQUEST_ADDRESS,
     GROUP_NAME,
     INACTIVE_PARTICIPANTS,
     OLD_AUDIT,
+    OLD_FORGET_REQUESTS,
     OLD_OUTBOX,
     ORGANISATION_NAME,
     OUTBOX_PAYLOAD,
@@ -84,32 +88,73 @@ PRIVACY = Feature(
     menu=(MenuEntry("privacy", N_("Privacy"), 50, _show_privacy),),
 )
 
+PANIC = Feature(
+    name="panic",
+    commands=(panic.PANIC,),
+    menu=(MenuEntry("panic", panic.PANIC_MENU, 65, panic.panic_from_menu),),
+)
+
 ERASURE = Feature(
     name="erasure",
     commands=(basics.DELETE_ME,),
     dialogs=(DeleteMeDialog(),),
     menu=(MenuEntry("delete", N_("Erase my data"), 60, _confirm_erasure),),
+    sealed=(FORGET_REQUEST_ADDRESS,),
+    retention=(OLD_FORGET_REQUESTS,),
 )
 
 
 async def _audit_verify(ctx: CliContext, args: argparse.Namespace) -> int:
+    try:
+        head = Head.parse(args.head) if args.head is not None else None
+    except ValueError as exc:
+        return ctx.fail(f"--head: {exc}", 2)
     async with ctx.database.sessions() as session:
-        check = await ctx.services.audit.verify(session)
+        check = await ctx.services.audit.verify(session, head)
     if check.ok:
-        print(f"audit log intact: {counted(check.entries, 'entry', 'entries')}", file=ctx.out)
+        print(f"audit log intact: {counted(check.entries, 'entry', 'entries')}"
+              + (f", head {head.entry_id} present" if head else ""), file=ctx.out)
         return 0
-    return ctx.fail(f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it "
-                    "was removed")
+    problems = {
+        "changed": f"audit log broken at entry {check.first_bad_id}: it was changed, or an entry before it "
+                   "was removed",
+        "start": f"audit log cut at the start: entry {check.first_bad_id} follows entries that were removed "
+                 "without a retention checkpoint",
+        "end": f"audit log cut at the end: the exported head (entry {check.first_bad_id}) is gone, so entries "
+               "were removed or rewritten since it was exported",
+        "purged": f"the exported head (entry {check.first_bad_id}) was purged by retention since; export a newer "
+                  "head with 'civicbot audit head'",
+    }
+    return ctx.fail(problems[check.problem or "changed"])
 
+
+async def _audit_head(ctx: CliContext, args: argparse.Namespace) -> int:
+    async with ctx.database.sessions() as session:
+        head = await ctx.services.audit.head(session)
+    if head is None:
+        return ctx.fail("the audit log is empty")
+    print(head, file=ctx.out)
+    return 0
+
+
+def _head_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--head", help="a head printed earlier by 'audit head' (ID:HASH): proves nothing after "
+                                       "it was removed")
+
+
+AUDIT_RETENTION = replace(OLD_AUDIT, purge=purge_before)  # leaves a checkpoint that vouches for the new start
 
 STAFF_ADMIN = Feature(
     name="staff",
     commands=STAFF_COMMANDS,
     cli=(CliGroup("audit", "the staff action log", (
-        CliVerb("verify", "check the hash chain; exits 1 if an entry was changed or removed", _audit_verify),
+        CliVerb("verify", "check the hash chain; exits 1 if an entry was changed or removed, or the log was cut",
+                _audit_verify, arguments=_head_argument),
+        CliVerb("head", "print the newest entry as ID:HASH, to keep off the server for 'audit verify --head'",
+                _audit_head),
     )),),
     sealed=(ORGANISATION_NAME, GROUP_NAME),
-    retention=(OLD_AUDIT, SPENT_INVITES),
+    retention=(AUDIT_RETENTION, SPENT_INVITES),
 )
 
 DELIVERY = Feature(

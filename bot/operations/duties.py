@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, Platform, SendOptions
-from bot.core.transport import InboundHandler, TransientDeliveryError, Transport, TransportStartupError
+from bot.core.transport import (
+    ChatErasure,
+    ErasesChats,
+    ForgetsPeople,
+    InboundHandler,
+    TransientDeliveryError,
+    Transport,
+    TransportStartupError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +206,22 @@ class TransportSlot:
         if transport is None:
             raise TransientDeliveryError("not_leader")
         return await transport.edit(address, message_id, message)
+
+    async def forget(self, address: Address) -> None:
+        """An erased person's platform state (a Matrix room, its keys) goes on the leader's transport;
+        elsewhere the request stays and the leader's scheduled job takes it."""
+        transport = self._current
+        if transport is None:
+            raise TransientDeliveryError("not_leader")
+        if isinstance(transport, ForgetsPeople):
+            await transport.forget(address)
+
+    async def erase_chat(self, address: Address) -> ChatErasure:
+        """``/panic``'s clearing of the chat, by the transport that holds it (the leader's)."""
+        transport = self._current
+        if transport is None or not isinstance(transport, ErasesChats):
+            raise TransientDeliveryError("not_leader")
+        return await transport.erase_chat(address)
 
 
 class LeaderTransportDuty:

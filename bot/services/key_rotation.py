@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.security import KeyRing
+from bot.core.security import DecryptionError, KeyRing
 from bot.storage.lifecycle import SealedColumn
 
 
@@ -42,17 +42,29 @@ class RotationReport(Mapping[str, int]):
 
 
 async def reseal_database(session: AsyncSession, keys: KeyRing, columns: Iterable[SealedColumn]) -> RotationReport:
-    """Re-seal every master-key value under ``keys``' current key (``keys`` must still hold the old ones)."""
+    """Re-seal every master-key value under ``keys``' current key (``keys`` must still hold the old ones).
+
+    A value still bound the way an older version bound it (``legacy_context``) is bound with the
+    column's context on the way, even if the current key sealed it."""
     counts: dict[str, int] = {}
     for declared in columns:
         model, attribute = declared.column.class_, declared.column.key
         counts.setdefault(declared.name, 0)
         for row in await session.scalars(select(model).where(declared.column.is_not(None))):
             token = getattr(row, attribute)
-            if not token or not KeyRing.is_master_token(token) or keys.sealed_with_current(token):
+            if not token or not KeyRing.is_master_token(token):
                 continue
             context = declared.context(row).encode()
-            setattr(row, attribute, keys.seal(keys.open(token, context), context))
+            try:
+                plaintext = keys.open(token, context)
+            except DecryptionError:
+                if declared.legacy_context is None:
+                    raise
+                plaintext = keys.open(token, declared.legacy_context(row).encode())
+            else:
+                if keys.sealed_with_current(token):
+                    continue
+            setattr(row, attribute, keys.seal(plaintext, context))
             if declared.key_id_column is not None:
                 setattr(row, declared.key_id_column.key, keys.current_key_id)
             counts[declared.name] += 1

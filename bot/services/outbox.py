@@ -36,8 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.core.model import Choice, Direction, Formatted, Outbound, Platform, PromptId
-from bot.core.security import DataKey, KeyRing
-from bot.storage.models import OutboxMessage, OutboxThread, ParticipantKey, outbox_payload_context, utcnow
+from bot.core.security import DataKey, DecryptionError, KeyRing
+from bot.storage.models import (
+    OutboxMessage,
+    OutboxThread,
+    ParticipantKey,
+    legacy_outbox_payload_context,
+    outbox_payload_context,
+    utcnow,
+)
 
 NOTIFY_CHANNEL = "civicbot_outbox"
 """PostgreSQL channel on which committed rows announce their platform to every worker."""
@@ -203,9 +210,9 @@ class StaffAddresses:
             return None
 
 
-def payload_context(txn_id: str) -> str:
-    """What a payload is bound to when sealed: its row's transaction id."""
-    return outbox_payload_context(txn_id)
+def payload_context(queue: str, txn_id: str) -> str:
+    """What a payload is bound to when sealed: its recipient and its row's transaction id."""
+    return outbox_payload_context(queue, txn_id)
 
 
 def encode_message(message: Outbound) -> str:
@@ -405,13 +412,13 @@ class Outbox:
             txn_id = uuid.uuid4().hex
             plaintext = encode_message(message)
             if isinstance(to, ToParticipant):
-                sealed = keys[to.participant_id].seal(plaintext, payload_context(txn_id))
+                sealed = keys[to.participant_id].seal(plaintext, payload_context(to.queue, txn_id))
                 participant_id, staff = to.participant_id, None
             else:
                 staff = to.queue
                 if self._staff.resolve(staff, to.platform) is None:
                     raise OutboxError(f"{staff} is not configured")
-                sealed = self._keys.seal_text(plaintext, payload_context(txn_id))
+                sealed = self._keys.seal_text(plaintext, payload_context(to.queue, txn_id))
                 participant_id = None
             values.append({
                 "participant_id": participant_id, "staff_destination": staff, "queue": to.queue,
@@ -515,15 +522,23 @@ class Outbox:
         key = None
         if row.participant_id is not None and not KeyRing.is_master_token(row.payload_enc):
             key = (await self._data_keys(session, {row.participant_id}))[row.participant_id]
-        return self.open_payload(row.payload_enc, row.txn_id, key)
+        return self.open_payload(row.payload_enc, row.txn_id, key, row.queue)
 
-    def open_payload(self, sealed: bytes, txn_id: str, data_key: DataKey | None) -> Outbound:
-        """The message of a row (the engine's one way in): person's key, or master key for staff."""
-        context = payload_context(txn_id)
+    def open_payload(self, sealed: bytes, txn_id: str, data_key: DataKey | None, queue: str) -> Outbound:
+        """The message of a row (the engine's one way in): person's key, or master key for staff.
+        Rows queued before 0005_hardening were bound to their transaction id only."""
         if data_key is None or KeyRing.is_master_token(sealed):  # staff rows, and rows queued before 0004
-            plaintext = self._keys.open_text(sealed, context)
+            def opener(context: str) -> str:
+                return self._keys.open_text(sealed, context)
         else:
-            plaintext = data_key.open(sealed, context)
+            key = data_key
+
+            def opener(context: str) -> str:
+                return key.open(sealed, context)
+        try:
+            plaintext = opener(payload_context(queue, txn_id))
+        except DecryptionError:
+            plaintext = opener(legacy_outbox_payload_context(txn_id))
         return decode_message(plaintext)
 
     async def _data_keys(self, session: AsyncSession, participant_ids: set[int]) -> dict[int, DataKey]:

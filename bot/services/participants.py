@@ -9,11 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Address, Platform, Pseudonym
 from bot.core.security import DataKey, KeyRing
+from bot.services.forget import request_forget
+from bot.storage.db import mark_erasure
 from bot.storage.models import (
     DialogState,
     Participant,
     ParticipantAddress,
     ParticipantKey,
+    ProcessedEvent,
     address_context,
     utcnow,
 )
@@ -111,16 +114,57 @@ class Participants:
             .values(reachable=False, unreachable_reason=reason[:32], updated_at=utcnow())
         )
 
+    def event_owner(self, pseudonym: Pseudonym) -> str:
+        """Whose handled-event records these are: a keyed digest, deleted with the person."""
+        return self._keys.secret_digest("event-owner", pseudonym)
+
+    async def forget_events(self, session: AsyncSession, pseudonym: Pseudonym) -> None:
+        """Delete the person's handled-event records (the one of this very turn included)."""
+        await session.execute(delete(ProcessedEvent).where(ProcessedEvent.owner == self.event_owner(pseudonym)))
+
     async def erase(self, session: AsyncSession, pseudonym: Pseudonym) -> bool:
-        """Delete the person and, by cascade, their key, addresses, memberships and outbox rows."""
+        """Delete the person and, by cascade, their key, addresses, memberships and outbox rows.
+
+        The caller's transaction is marked, so the database's log is scrubbed once it commits, and
+        each of the person's addresses is handed to its platform to forget (a Matrix room to leave)."""
         await session.execute(delete(DialogState).where(DialogState.pseudonym == pseudonym))
+        await self.forget_events(session, pseudonym)
+        mark_erasure(session)
         participant = await self.find(session, pseudonym)
         if participant is None:
             return False
-        await session.execute(delete(Participant).where(Participant.id == participant.id))
-        for name in ("data_keys", "wrapped_keys"):
-            _cache(session, name).pop(participant.id, None)
+        await self.erase_id(session, participant.id)
         return True
+
+    async def erase_id(self, session: AsyncSession, participant_id: int) -> None:
+        """Erase by row id; the same cascade, scrub and forgetting."""
+        await self.prepare_erasure(session, participant_id)
+        await session.execute(delete(Participant).where(Participant.id == participant_id))
+        for name in ("data_keys", "wrapped_keys"):
+            _cache(session, name).pop(participant_id, None)
+
+    async def prepare_erasure(self, session: AsyncSession, participant_id: int) -> None:
+        """Before the person's row goes (``/delete_me``, or retention of inactive people): ask each
+        platform to forget their address, and have the database's log scrubbed after the commit."""
+        mark_erasure(session)
+        participant = await session.get(Participant, participant_id)
+        if participant is not None:
+            await self.forget_events(session, Pseudonym(participant.pseudonym))
+        for address in await self._all_addresses(session, participant_id):
+            await request_forget(session, self._keys, address)
+
+    async def _all_addresses(self, session: AsyncSession, participant_id: int) -> list[Address]:
+        """Every address of the person, reachable or not (an unreachable room is still to be left)."""
+        rows = list(await session.scalars(
+            select(ParticipantAddress).where(ParticipantAddress.participant_id == participant_id)))
+        if not rows:
+            return []
+        try:
+            key = await self.data_key(session, participant_id)
+        except LookupError:
+            return []
+        return [Address(Platform(row.platform), key.open(row.address_enc, address_context(participant_id, row.platform)))
+                for row in rows]
 
     async def _store_address(self, session: AsyncSession, participant_id: int, key: DataKey, address: Address) -> None:
         loaded: dict[tuple[int, str], ParticipantAddress | None] = _cache(session, "addresses")

@@ -1,13 +1,36 @@
-"""Engine and sessions for SQLite (embedded default) and PostgreSQL (scale-out)."""
+"""Engine and sessions for SQLite (embedded default) and PostgreSQL (scale-out).
+
+SQLite files are created readable by their owner only, and after an erasure the write-ahead
+log is checkpointed and truncated (:meth:`Database.scrub`): otherwise a copy of
+``civicbot.db-wal`` would still hold the erased rows, the person's wrapped data key among them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+_ERASED = "civicbot.erased"
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def mark_erasure(session: AsyncSession) -> None:
+    """Note that this transaction erases a person: once it commits, :meth:`Database.scrub` must run."""
+    session.info[_ERASED] = True
+
+
+def erased_in(session: AsyncSession) -> bool:
+    return bool(session.info.get(_ERASED))
 
 
 class Database:
@@ -27,13 +50,32 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    async def scrub(self, attempts: int = 5) -> bool:
+        """Copy the write-ahead log into the database file and truncate it to zero bytes.
+
+        With ``secure_delete`` on, erased rows are then overwritten in the file, and the log no
+        longer holds older page images of them. Waits for readers (busy timeout) and retries;
+        returns False if readers kept the log busy (the next erasure or purge tries again).
+        PostgreSQL has no such file to scrub: there, crypto-shredding and key retirement cover it.
+        """
+        if not self.is_sqlite:
+            return True
+        for attempt in range(attempts):
+            async with self.engine.connect() as conn:
+                busy = await conn.run_sync(_checkpoint_truncate)
+            if not busy:
+                return True
+            await asyncio.sleep(0.05 * (attempt + 1))
+        log.warning("the SQLite write-ahead log could not be truncated now (busy readers); it will be retried")
+        return False
+
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_database_file(Path(parsed.database))
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
@@ -52,10 +94,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "PRAGMA synchronous=NORMAL",  # with WAL: durable at checkpoints, consistent always
         "PRAGMA busy_timeout=30000",
         "PRAGMA temp_store=MEMORY",  # sorts and temporary indexes stay off the disk
-        "PRAGMA journal_size_limit=67108864",  # the WAL file shrinks back to 64 MB after a checkpoint
+        # A log that was checkpointed and restarts is truncated to nothing, not kept at some size with
+        # old page images in it (one truncation per checkpoint cycle: cheap). Erasures and purges
+        # also checkpoint and truncate at once (Database.scrub).
+        "PRAGMA journal_size_limit=0",
     ):
         cursor.execute(pragma)
     cursor.close()
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the database file (and its directory) for its owner only, or make an existing one so.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode, so they follow.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in _SIDE_FILES)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(file, mode & 0o700)
+            log.warning("%s was readable by other users; it is now readable by its owner only", file.name)
+
+
+def _checkpoint_truncate(connection: Connection) -> bool:
+    """Run outside any transaction (a checkpoint cannot run inside one). True if readers kept it busy."""
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return bool(row and row[0])
 
 
 def _begin_immediate(connection: Any) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -47,6 +48,10 @@ class SealedColumn:
     """Which key seals it (see :class:`SealKey`)."""
     key_id_column: InstrumentedAttribute[Any] | None = None
     """A column recording the id of the master key that sealed the value, kept current by rotation."""
+    legacy_context: Callable[[Any], str] | None = None
+    """How values written by an older version were bound, if that changed: they still open, and
+    rotation binds them with ``context`` (values under the master key; a person's own key is not
+    the rotation's to use)."""
 
     @property
     def table(self) -> str:
@@ -70,3 +75,6 @@ class RetentionRule:
     e.g. ``lambda cutoff: DialogState.updated_at < cutoff``."""
     days_key: str
     """The ``[retention]`` setting with the number of days (``"dialog_state_days"``)."""
+    purge: Callable[[AsyncSession, dt.datetime], Awaitable[int]] | None = None
+    """Deletes the expired rows itself, given the cutoff, and returns how many: for rows whose going
+    must leave a trace (the audit log appends a checkpoint). None: a plain delete of ``expired``."""

@@ -215,7 +215,9 @@ def dialog_state_context(pseudonym: str) -> str:
     return f"dialog_states.data:{pseudonym}"
 
 
-DIALOG_STATE_DATA = SealedColumn(DialogState.data_enc, lambda row: dialog_state_context(row.pseudonym), SealKey.MASTER)
+# The person's key once they are registered; before consent (no key of their own yet) the master key.
+DIALOG_STATE_DATA = SealedColumn(DialogState.data_enc, lambda row: dialog_state_context(row.pseudonym),
+                                 SealKey.PER_ROW)
 STALE_DIALOG_STATES = RetentionRule(
     "dialog_states", DialogState, lambda cutoff: DialogState.updated_at < cutoff, "dialog_state_days")
 
@@ -260,12 +262,20 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None]
 
 
-def outbox_payload_context(txn_id: str) -> str:
+def outbox_payload_context(queue: str, txn_id: str) -> str:
+    """A payload is bound to its recipient (the row's ``queue``: a person or a staff destination)
+    and its row's transaction id: copied into another recipient's row, it no longer opens."""
+    return f"outbox.payload:{queue}:{txn_id}"
+
+
+def legacy_outbox_payload_context(txn_id: str) -> str:
+    """How payloads were bound before 0005_hardening; ``keys rotate`` rebinds them."""
     return f"outbox.payload:{txn_id}"
 
 
 # A participant's row is sealed with their data key, a staff destination's with the master key.
-OUTBOX_PAYLOAD = SealedColumn(OutboxMessage.payload_enc, lambda row: outbox_payload_context(row.txn_id), SealKey.PER_ROW)
+OUTBOX_PAYLOAD = SealedColumn(OutboxMessage.payload_enc, lambda row: outbox_payload_context(row.queue, row.txn_id),
+                              SealKey.PER_ROW, legacy_context=lambda row: legacy_outbox_payload_context(row.txn_id))
 OLD_OUTBOX = RetentionRule("outbox", OutboxMessage, lambda cutoff: OutboxMessage.created_at < cutoff, "outbox_days")
 
 
@@ -365,12 +375,22 @@ class SurveyAnswer(Base):
     text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
-def survey_answer_context(answer_id: str) -> str:
-    return f"survey_answers.text:{answer_id}"
+def survey_answer_context(answer: SurveyAnswer) -> str:
+    """A free-text answer is bound to its response, question and row: moved into another
+    response (or relabelled as another question's answer), it no longer opens."""
+    return f"survey_answers.text:{answer.response_id}:{answer.question_id}:{answer.id}"
+
+
+def legacy_survey_answer_context(answer: SurveyAnswer) -> str:
+    """How answers were bound before 0005_hardening (the row id only); ``keys rotate`` rebinds those
+    under the master key; those under a person's key keep it (they can move only among that
+    person's own rows)."""
+    return f"survey_answers.text:{answer.id}"
 
 
 # The person's key, except for anonymous surveys (no link to anyone: the master key).
-SURVEY_ANSWER_TEXT = SealedColumn(SurveyAnswer.text_enc, lambda row: survey_answer_context(row.id), SealKey.PER_ROW)
+SURVEY_ANSWER_TEXT = SealedColumn(SurveyAnswer.text_enc, survey_answer_context, SealKey.PER_ROW,
+                                  legacy_context=legacy_survey_answer_context)
 
 
 class SurveyBallot(Base):
@@ -399,12 +419,15 @@ SURVEY_BALLOT = SealedColumn(SurveyBallot.payload_enc, lambda row: survey_ballot
 
 class ProcessedEvent(Base):
     """Platform events already handled (keyed digest of the event id), so a redelivery after a
-    crash is not answered twice. Kept briefly (retention)."""
+    crash is not answered twice. Kept briefly (retention), and deleted with their owner
+    (``owner``: a keyed digest of the person's pseudonym), so an erased person's message ids
+    cannot be confirmed by trying them."""
 
     __tablename__ = "processed_events"
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 PROCESSED_EVENTS = RetentionRule(
@@ -518,19 +541,33 @@ class CheckinFlag(Base):
     acked_by: Mapped[str | None] = mapped_column(String(64))
 
 
-def checkin_answer_context(answer_id: str) -> str:
-    return f"checkin_answers.text:{answer_id}"
+def checkin_answer_context(answer: CheckinAnswer) -> str:
+    """Bound to its cycle, question and row: moved to another association's cycle (or relabelled as
+    another question's answer), it no longer opens."""
+    return f"checkin_answers.text:{answer.cycle_id}:{answer.question_id}:{answer.id}"
 
 
-def checkin_progress_context(delivery_id: int) -> str:
-    return f"checkin_deliveries.progress:{delivery_id}"
+def legacy_checkin_answer_context(answer: CheckinAnswer) -> str:
+    """How answers were bound before 0005_hardening (the row id only); ``keys rotate`` rebinds them."""
+    return f"checkin_answers.text:{answer.id}"
+
+
+def checkin_progress_context(delivery: CheckinDelivery) -> str:
+    """Bound to its owner's delivery row (cycle and person): copied into another row, it no longer opens."""
+    return f"checkin_deliveries.progress:{delivery.cycle_id}:{delivery.participant_id}:{delivery.id}"
+
+
+def legacy_checkin_progress_context(delivery: CheckinDelivery) -> str:
+    """How drafts were bound before 0005_hardening (the row id only); they still open."""
+    return f"checkin_deliveries.progress:{delivery.id}"
 
 
 # The association's free text (the master key: kept when the person who typed it is erased);
 # a contact person's unfinished answer (their own key).
-CHECKIN_ANSWER_TEXT = SealedColumn(CheckinAnswer.text_enc, lambda row: checkin_answer_context(row.id), SealKey.MASTER)
-CHECKIN_PROGRESS = SealedColumn(CheckinDelivery.progress_enc, lambda row: checkin_progress_context(row.id),
-                                SealKey.PARTICIPANT)
+CHECKIN_ANSWER_TEXT = SealedColumn(CheckinAnswer.text_enc, checkin_answer_context, SealKey.MASTER,
+                                   legacy_context=legacy_checkin_answer_context)
+CHECKIN_PROGRESS = SealedColumn(CheckinDelivery.progress_enc, checkin_progress_context, SealKey.PARTICIPANT,
+                                legacy_context=legacy_checkin_progress_context)
 # An association's history goes with its cycles (answers, flags and deliveries cascade).
 CHECKIN_HISTORY = RetentionRule("checkin_cycles", CheckinCycle, lambda cutoff: CheckinCycle.due_at < cutoff,
                                 "checkin_days")
@@ -713,3 +750,49 @@ CASE_THREADS = RetentionRule(
     lambda cutoff: and_(OutboxThread.thread.like("case:%"),
                         OutboxThread.thread.not_in(select(literal("case:") + cast(Case.id, String)))),
     "cases_days")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardening: which key file this database belongs to.
+# ---------------------------------------------------------------------------------------------
+
+
+class KeyCheck(Base):
+    """One row binding the database to its key file, checked at every start.
+
+    ``hmac_check`` is a keyed digest of a fixed text (proves the pseudonym key), ``master_check`` a
+    fixed text sealed with the current master key (proves the master key), ``key_ids`` the master
+    keys the database's sealed values need. None of it helps anyone without the key file."""
+
+    __tablename__ = "key_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hmac_check: Mapped[str] = mapped_column(String(64))
+    master_check: Mapped[bytes] = mapped_column(LargeBinary)
+    key_ids: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ForgetRequest(Base):
+    """An erased person's address that a transport must still forget (a Matrix room to leave, its
+    keys to drop). Written with the erasure, deleted once done; sealed with the master key, since
+    the person's own key is gone by then."""
+
+    __tablename__ = "forget_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
+    address_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+def forget_request_context(ref: str) -> str:
+    return f"forget_requests.address:{ref}"
+
+
+FORGET_REQUEST_ADDRESS = SealedColumn(ForgetRequest.address_enc, lambda row: forget_request_context(row.ref),
+                                      SealKey.MASTER)
+OLD_FORGET_REQUESTS = RetentionRule(
+    "forget_requests", ForgetRequest, lambda cutoff: ForgetRequest.created_at < cutoff, "outbox_days")

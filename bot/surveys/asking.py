@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.conversation.engine import TICK, Dialog, Prompt, State
 from bot.conversation.turn import Turn
-from bot.core.i18n import western_digits
+from bot.core.i18n import decimal_value, western_digits
 from bot.core.model import Choice
 from bot.surveys.flow import first_question, most_remaining, next_question
 from bot.surveys.questions import Question, Questionnaire, QuestionType
@@ -195,4 +195,7 @@ def _parse_number(text: str) -> int | None:
         sign, digits = cleaned[0], cleaned[1:]
     else:
         sign, digits = "", cleaned
-    return int(sign + digits) if digits.isdecimal() and len(digits) <= 9 else None
+    value = decimal_value(digits, max_digits=9)
+    if value is None:
+        return None
+    return -value if sign == "-" else value

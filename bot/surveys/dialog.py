@@ -99,6 +99,28 @@ class SurveyDialog(QuestionnaireDialog):
             return await self.begin(turn, state)
         return await self.on_question_choice(turn, state, key)
 
+    def stored(self, state: State) -> dict[str, Any]:
+        """Which invitation and survey: the answers so far are the invitation's progress, sealed
+        with the person's key, and are never copied into the conversation state."""
+        if "invitation" in state.data:
+            return {"invitation": state.data["invitation"], "survey": state.data["survey"]}
+        return state.data
+
+    async def restore(self, turn: Turn, state: State) -> State:
+        if "invitation" not in state.data or "answers" in state.data or turn.participant is None:
+            return state
+        surveys = turn.services.get(Surveys)
+        try:
+            invitation, _survey = await surveys.invitation(turn.session, state.data["invitation"], turn.participant.id)
+        except SurveyUnavailable as exc:
+            turn.say(_unavailable(turn, exc.reason))
+            return menu_state(turn)
+        progress = await surveys.load_progress(turn.session, invitation)
+        state.data.update({**new_progress(), **progress})
+        if state.step == QUESTION and not state.data.get("current"):
+            state.step = "intro"  # nothing kept to continue from: start again at the introduction
+        return state
+
     async def save(self, turn: Turn, state: State) -> State | None:
         assert turn.participant is not None
         surveys = turn.services.get(Surveys)

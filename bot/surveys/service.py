@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 
 from bot.core.i18n import I18n
 from bot.core.model import Outbound
-from bot.core.security import KeyRing
+from bot.core.security import DecryptionError, KeyRing
 from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox, OutboxKind, ToParticipant
 from bot.services.participants import Participants
@@ -37,6 +37,7 @@ from bot.storage.models import (
     SurveyInvitation,
     SurveyResponse,
     SurveyRun,
+    legacy_survey_answer_context,
     memberships,
     survey_answer_context,
     survey_ballot_context,
@@ -432,17 +433,25 @@ class Surveys:
         if qtype is QuestionType.NUMBER:
             return [row(number_value=int(value))]
         answer = row()
-        context = survey_answer_context(answer.id)
+        context = survey_answer_context(answer)
         answer.text_enc = data_key.seal(str(value), context) if data_key else self._keys.seal_text(str(value), context)
         return [answer]
 
     async def read_text(self, session: AsyncSession, answer: SurveyAnswer, participant_id: int | None) -> str:
         """Free text, decrypted for the export only."""
-        context = survey_answer_context(answer.id)
+        token = answer.text_enc or b""
         if participant_id is None:
-            return self._keys.open_text(answer.text_enc or b"", context)
+            return open_bound(lambda context: self._keys.open_text(token, context), answer)
         key = await self._participants.data_key(session, participant_id)
-        return key.open(answer.text_enc or b"", context)
+        return open_bound(lambda context: key.open(token, context), answer)
+
+
+def open_bound(opener: Callable[[str], str], answer: SurveyAnswer) -> str:
+    """Open with the answer's binding, or the one answers had before 0005_hardening."""
+    try:
+        return opener(survey_answer_context(answer))
+    except DecryptionError:
+        return opener(legacy_survey_answer_context(answer))
 
 
 class ReminderJob:

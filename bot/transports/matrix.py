@@ -53,6 +53,7 @@ from nio import (  # type: ignore[import-untyped]
     RoomMessageNotice,
     RoomMessagesResponse,
     RoomMessageText,
+    RoomRedactResponse,
     RoomSendResponse,
     SendRetryError,
     StickerEvent,
@@ -80,6 +81,7 @@ from bot.core.model import (
     SendOptions,
 )
 from bot.core.transport import (
+    ChatErasure,
     InboundHandler,
     PermanentDeliveryError,
     RecipientUnreachable,
@@ -101,6 +103,15 @@ from bot.transports.matrix_session import (
     SessionStoreError,
     StoredLogin,
 )
+from bot.transports.matrix_store import (
+    STORE_CLASS,
+    StoreKeyError,
+    ensure_pickle_key,
+    forget_room,
+    private_file_modes,
+    remove_plaintext_trust_files,
+)
+from bot.transports.matrix_throttle import NoticeThrottle
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +244,9 @@ class MatrixTransport:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._staff_room_id: str | None = None
-        self._encryption_notice_at: dict[str, float] = {}
-        self._private_notice_at: dict[str, float] = {}
+        self._encryption_notices = NoticeThrottle(options.encryption_notice_interval)
+        self._private_notices = NoticeThrottle(options.encryption_notice_interval)
+        self._unreadable_notices = NoticeThrottle(options.encryption_notice_interval)
         self._keys_lock = asyncio.Lock()
         self.cross_signing: CrossSigningStatus | None = None
         self.rate_limited = 0  # M_LIMIT_EXCEEDED answers seen (and waited out)
@@ -280,12 +292,14 @@ class MatrixTransport:
         quiet_library_logging()
         self._handler = on_inbound
         self._session.ensure_dir()
+        remove_plaintext_trust_files(self.options.store_path)
         client = AsyncClient(
             self.options.homeserver,
             self.options.user_id,
             store_path=str(self.options.store_path),
             config=AsyncClientConfig(
                 encryption_enabled=True,
+                store=STORE_CLASS,  # trust state in the sealed-key database, not in plain-text files
                 store_sync_tokens=True,
                 pickle_key=self._keys.matrix_pickle_key,
                 max_timeouts=2,
@@ -335,6 +349,7 @@ class MatrixTransport:
             self._session.save_checkpoint(self._checkpoint)
             await self._client.close()
             self._client = None
+            private_file_modes(self.options.store_path)
             log.info("matrix transport stopped")
 
     async def wait_stopped(self) -> None:
@@ -377,6 +392,11 @@ class MatrixTransport:
                     "the device's keys are lost. Restore the store from backup, or move "
                     f"{self.options.store_path} away to log in as a new device"
                 )
+            try:
+                ensure_pickle_key(self.options.store_path, stored.user_id, stored.device_id,
+                                  self._keys.matrix_pickle_keys)
+            except StoreKeyError as exc:
+                raise MatrixStartupError(f"{exc}; restore the key file that belongs to it") from None
             client.restore_login(stored.user_id, stored.device_id, stored.access_token)
             await self._check_whoami(stored.device_id)
             return
@@ -737,20 +757,14 @@ class MatrixTransport:
         return room.joined_count + room.invited_count <= 2
 
     async def _ask_for_private_chat(self, room: MatrixRoom, sender: str) -> None:
-        now = time.monotonic()
-        last = self._private_notice_at.get(room.room_id)
-        if last is not None and now - last < self.options.encryption_notice_interval:
+        if not self._private_notices.allow(room.room_id, time.monotonic()):
             return
-        self._private_notice_at[room.room_id] = now
         log.info("matrix: a message in a room with other members was not answered")
         await self._send_notice(room.room_id, "not_private", sender)
 
     async def _ask_for_encryption(self, room: MatrixRoom, sender: str) -> None:
-        now = time.monotonic()
-        last = self._encryption_notice_at.get(room.room_id)
-        if last is not None and now - last < self.options.encryption_notice_interval:
+        if not self._encryption_notices.allow(room.room_id, time.monotonic()):
             return
-        self._encryption_notice_at[room.room_id] = now
         await self._send_notice(room.room_id, "enable_encryption", sender)
 
     async def _send_notice(self, room_id: str, kind: str, sender: str | None) -> None:
@@ -774,7 +788,7 @@ class MatrixTransport:
         if event.event_id in self._checkpoint.pending:
             return
         source = dict(event.source)
-        self._checkpoint.pending[event.event_id] = PendingEvent(room.room_id, source, time.time())
+        self._checkpoint.keep_pending(event.event_id, PendingEvent(room.room_id, source, time.time()))
         self._session.save_checkpoint(self._checkpoint)
         log.info("matrix: an event could not be decrypted yet; requesting its room key")
         try:
@@ -813,8 +827,73 @@ class MatrixTransport:
                 del self._checkpoint.pending[event_id]
                 self._checkpoint.mark_seen(event_id)
                 self._session.save_checkpoint(self._checkpoint)
+                if not self._unreadable_notices.allow(pending.room_id, time.monotonic()):
+                    continue  # this room was just asked to send again: once covers every message
                 log.info("matrix: a room key never arrived; asking for the message again")
                 await self._send_notice(pending.room_id, "undecryptable", pending.source.get("sender"))
+
+    # -- erasure ----------------------------------------------------------------------------------
+
+    async def erase_chat(self, address: Address) -> ChatErasure:
+        """``/panic``: redact every message of the chat, newest first, paging back through its
+        history. The bot's own always can be; the person's only where the room lets the bot
+        (usually not in a chat the person created): those count as not removed."""
+        if address.platform != PLATFORM or address.value in (self._staff_room_id, self.options.staff_room):
+            return ChatErasure(complete=False)
+        client, room_id = self.client, address.value
+        removed = failed = 0
+        token = client.next_batch
+        complete = False
+        for _ in range(_BACKFILL_PAGES):
+            response = await client.room_messages(room_id, start=token, direction=MessageDirection.back, limit=100)
+            if not isinstance(response, RoomMessagesResponse):
+                break
+            for event in response.chunk:
+                if not _redactable(event):
+                    continue
+                redacted = await client.room_redact(room_id, event.event_id)
+                if isinstance(redacted, RoomRedactResponse):
+                    removed += 1
+                else:
+                    failed += 1
+            if not response.chunk or not response.end or response.end == token:
+                complete = True  # the beginning of the room
+                break
+            token = response.end
+        log.info("matrix: cleared a chat on request (%d removed, %d not)", removed, failed)
+        return ChatErasure(removed=removed, failed=failed, complete=complete)
+
+    async def forget(self, address: Address) -> None:
+        """A person was erased: leave and forget their room, and drop every key, session and
+        device record that concerned it or anyone the bot no longer shares a room with.
+
+        Raises TransientDeliveryError when the homeserver cannot be told now (the caller retries).
+        The staff room is never left."""
+        if address.platform != PLATFORM or address.value in (self._staff_room_id, self.options.staff_room):
+            return
+        if self._client is None or not self._ready.is_set():
+            raise TransientDeliveryError("not_ready")
+        client, room_id = self._client, address.value
+        try:
+            for step in (client.room_leave, client.room_forget):
+                response = await step(room_id)
+                if isinstance(response, ErrorResponse) and (
+                        response.status_code == "M_LIMIT_EXCEEDED"
+                        or (getattr(getattr(response, "transport_response", None), "status", 0) or 0) >= 500):
+                    raise TransientDeliveryError("homeserver_busy")
+                # Any other refusal means the bot is not (or no longer) in that room: nothing to leave.
+        except _NETWORK_ERRORS as exc:
+            raise TransientDeliveryError("homeserver_unreachable") from exc
+        client.rooms.pop(room_id, None)
+        client.invited_rooms.pop(room_id, None)
+        client.encrypted_rooms.discard(room_id)
+        for event_id in [e for e, p in self._checkpoint.pending.items() if p.room_id == room_id]:
+            del self._checkpoint.pending[event_id]
+            self._checkpoint.mark_seen(event_id)
+        self._session.save_checkpoint(self._checkpoint)
+        async with self._keys_lock:
+            forget_room(client, room_id)
+        log.info("matrix: left and forgot an erased person's room")
 
     # -- outbound -------------------------------------------------------------------------------
 
@@ -904,6 +983,14 @@ class MatrixTransport:
             if isinstance(response, RoomSendResponse):
                 return str(response.event_id)
             raise _delivery_error(response)
+
+
+def _redactable(event: Any) -> bool:
+    """Something a person or the bot said (not room state), not redacted already."""
+    source = getattr(event, "source", {}) or {}
+    if source.get("type") not in ("m.room.message", "m.room.encrypted", "m.sticker", "m.reaction"):
+        return False
+    return not (source.get("unsigned") or {}).get("redacted_because")
 
 
 def _delivery_error(response: ErrorResponse) -> Exception:

@@ -33,6 +33,9 @@ class KeySealer(Protocol):
     @property
     def matrix_pickle_key(self) -> str: ...
 
+    @property
+    def matrix_pickle_keys(self) -> tuple[str, ...]: ...
+
 
 class SessionStoreError(Exception):
     """A sealed file exists but cannot be opened (wrong key file, or tampered)."""
@@ -57,6 +60,8 @@ class PendingEvent:
 
 
 SEEN_LIMIT = 5000
+PENDING_LIMIT = 500  # undecryptable events kept at most, in all rooms together...
+PENDING_PER_ROOM = 20  # ...and in one room: one notice covers them all anyway
 
 
 @dataclass(slots=True)
@@ -75,6 +80,19 @@ class Checkpoint:
         self.seen.move_to_end(event_id)
         while len(self.seen) > SEEN_LIMIT:
             self.seen.popitem(last=False)
+
+    def keep_pending(self, event_id: str, event: PendingEvent) -> None:
+        """Keep an undecryptable event until its key arrives, within bounds: over its room's share
+        it is dropped (as handled), over the total the oldest kept event makes room."""
+        in_room = sum(1 for p in self.pending.values() if p.room_id == event.room_id)
+        if in_room >= PENDING_PER_ROOM:
+            self.mark_seen(event_id)
+            return
+        self.pending[event_id] = event
+        while len(self.pending) > PENDING_LIMIT:
+            oldest = next(iter(self.pending))
+            del self.pending[oldest]
+            self.mark_seen(oldest)
 
     def to_json(self) -> dict[str, Any]:
         return {

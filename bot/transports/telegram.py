@@ -1,8 +1,9 @@
 """The Telegram transport, on python-telegram-bot 22's ``Application``.
 
 It only maps: updates become :class:`Inbound` events, :class:`Outbound` messages become
-sends. Every wording comes from the core. Privacy: Telegram can read these chats, so the
-bot keeps as little as it can — nothing sent to it is downloaded, and logs carry neither
+sends. Every wording comes from the core. Updates are acknowledged to Telegram (the polling
+offset, the webhook's 200) only once handled (:mod:`telegram_ack`), so a crash loses none.
+Privacy: Telegram can read these chats, so the bot keeps as little as it can — nothing sent to it is downloaded, and logs carry neither
 message text nor chat or user ids nor the token (httpx logs full URLs, which contain the
 token, so its loggers are raised to WARNING here).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -19,18 +20,20 @@ from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode, UpdateType
-from telegram.error import InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.error import InvalidToken, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, SendOptions
 from bot.core.transport import (
+    ChatErasure,
     InboundHandler,
     PermanentDeliveryError,
     TransientDeliveryError,
     TransportStartupError,
 )
+from bot.transports.telegram_ack import AckTracker
 from bot.transports.telegram_delivery import RetryPolicy, call_telegram
-from bot.transports.telegram_dispatch import ChatQueues
+from bot.transports.telegram_dispatch import ChatQueues, Job
 from bot.transports.telegram_http import BotApiSender
 from bot.transports.telegram_mapping import (
     TELEGRAM,
@@ -45,10 +48,12 @@ from bot.transports.telegram_mapping import (
 )
 from bot.transports.telegram_polling import PollingGaveUp, PollingWatch, WatchedRequest
 from bot.transports.telegram_ratelimit import TelegramRateLimiter
+from bot.transports.telegram_recent import RecentMessages
 from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
 
 log = logging.getLogger(__name__)
 
+_WINDOW = 100  # the most updates one getUpdates call returns
 ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY, UpdateType.MY_CHAT_MEMBER)
 # The updater logs tracebacks when polling stops; the transport reports that failure itself, in one line.
 _QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO,
@@ -98,6 +103,9 @@ class TelegramOptions:
     startup_attempts: int = 5
     shutdown_grace_seconds: float = 10.0
     give_up_after_seconds: float = 600.0  # polling that fails this long ends the transport (failure)
+    sees_whole_chat: bool = True
+    """Every message of a chat passes through this instance (one process). False for a webhook
+    served by several workers: each sees only its share, so ``/panic`` never claims it removed all."""
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -109,6 +117,11 @@ class TelegramOptions:
                 raise TelegramStartupError(
                     "telegram.webhook_secret must be set in webhook mode (1-256 of A-Z a-z 0-9 _ -)"
                 )
+
+
+def _seconds(value: Any) -> float:
+    """``RetryAfter.retry_after`` is seconds or a timedelta, depending on PTB's settings."""
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
 
 
 def quiet_library_loggers() -> None:
@@ -146,17 +159,19 @@ class TelegramTransport:
             .read_timeout(options.read_timeout_seconds)
             .write_timeout(options.read_timeout_seconds)
             .get_updates_request(WatchedRequest(self._watch, connection_pool_size=1, read_timeout=10.0))
+            .updater(None)  # PTB's updater confirms updates when it fetches them; ours, once handled
         )
-        if options.mode == "webhook":
-            builder = builder.updater(None)
         self._app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
-        self._app.add_handler(TypeHandler(Update, self._on_update))
-        self._app.add_error_handler(self._on_error)
         self._queues = ChatQueues(options.max_concurrent_chats, options.max_chat_backlog)
         self._sender = BotApiSender(options.api_base_url, options.token, self._limiter,
                                     pool_size=options.send_connections, timeout_seconds=options.read_timeout_seconds)
         self._background: set[asyncio.Task[None]] = set()
         self._webhook: WebhookReceiver | None = None
+        self._webhook_in_flight: dict[int, asyncio.Future[None]] = {}
+        self._acks = AckTracker()
+        self._chat_of: dict[int, str] = {}  # update id -> chat, while its work is queued or running
+        self._recent = RecentMessages()  # for /panic: ids only, in memory only
+        self._poller: asyncio.Task[None] | None = None
         self._on_inbound: InboundHandler | None = None
         self._ready = asyncio.Event()
         self._stopping = False
@@ -185,40 +200,30 @@ class TelegramTransport:
         await self._sender.start()
         await self._initialize()
         await self._publish_commands()
-        await self._app.start()
         if self._options.mode == "webhook":
             await self._start_webhook()
         else:
-            updater = self._app.updater
-            assert updater is not None
-            await updater.start_polling(
-                timeout=self._options.poll_timeout_seconds,
-                allowed_updates=list(ALLOWED_UPDATES),
-                drop_pending_updates=False,  # messages sent while the bot was down still count
-                bootstrap_retries=-1,
-                error_callback=self._on_polling_error,
-            )
+            # Messages sent while the bot was down still count: pending updates are kept.
+            await call_telegram(lambda: self._app.bot.delete_webhook(drop_pending_updates=False),
+                                self._options.retry)
+            self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
         self._ready.set()
         log.info("telegram transport started (%s)", self._options.mode)
 
     async def stop(self) -> None:
-        """Stop fetching, finish queued work (bounded), then close the HTTP clients. Idempotent."""
+        """Stop fetching, finish queued work (bounded), confirm what was handled, close. Idempotent."""
         if self._stopping or self._on_inbound is None:
             return
         self._stopping = True
-        if self._app.updater is not None and self._app.updater.running:
-            try:
-                await self._app.updater.stop()
-            except TelegramError:
-                if self.failure is None:  # else: the poller ended with the failure already reported
-                    raise
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
         if self._webhook is not None:
             await self._webhook.stop()
-        if self._app.running:
-            await self._app.stop()
         await self._queues.drain(self._options.shutdown_grace_seconds)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self._confirm_handled()
         self._ready.clear()
         await self._sender.close()
         await self._app.shutdown()
@@ -275,33 +280,126 @@ class TelegramTransport:
             options.retry,
         )
 
+    # ------------------------------------------------------------------ polling
+    async def _poll(self) -> None:
+        """Long-poll; the offset confirms only updates whose handling finished."""
+        options = self._options
+        failures = 0
+        while not self._stopping:
+            try:
+                updates = await self._app.bot.get_updates(
+                    offset=self._acks.offset, timeout=options.poll_timeout_seconds,
+                    allowed_updates=list(ALLOWED_UPDATES),
+                )
+                failures = 0
+            except InvalidToken:
+                self._watch.refused()  # the watch ends the transport with one clear line
+                return
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except TelegramError as exc:
+                if self._stopping or self._watch.gave_up:
+                    return
+                failures += 1
+                self._on_polling_error(exc)
+                await asyncio.sleep(options.retry.delay(min(failures, 10)))
+                continue
+            fresh = [update for update in updates if self._acks.fetched(update.update_id)]
+            for update in fresh:
+                self._dispatch(update, partial(self._acks.finished, update.update_id))
+            if updates and not fresh:
+                if len(updates) >= _WINDOW:
+                    # Telegram hands out at most 100 updates past the offset, and the offset waits for
+                    # the oldest update still being handled: if its chat has queued more, those would
+                    # keep everyone else's updates out of reach. Drop them, as a full backlog is.
+                    self._queues.shed(self._chat_of.get(updates[0].update_id, ""))
+                # Only updates still being handled came back: ask again once one has finished.
+                await self._acks.wait_for_progress(timeout=1.0)
+
+    async def _confirm_handled(self) -> None:
+        """At shutdown: tell Telegram which updates were handled, so they are not fetched again."""
+        offset = self._acks.offset
+        if self._options.mode != "polling" or offset is None:
+            return
+        try:
+            await self._app.bot.get_updates(offset=offset, limit=1, timeout=0)
+        except TelegramError as exc:  # they come again at the next start; the core answers them once
+            log.info("telegram: confirming handled updates at shutdown failed: %s", type(exc).__name__)
+
     async def _enqueue_webhook_update(self, data: dict[str, Any]) -> None:
+        """Answer the webhook call (with 200) only once the update has been handled; a second
+        delivery of an update still being handled waits for the same handling."""
         update = Update.de_json(data, self._app.bot)
-        if update is not None:
-            await self._app.update_queue.put(update)
+        if update is None:
+            return
+        pending = self._webhook_in_flight.get(update.update_id)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._webhook_in_flight[update.update_id] = handled
+
+        def finish() -> None:
+            if not handled.done():
+                handled.set_result(None)
+            self._webhook_in_flight.pop(update.update_id, None)
+
+        self._dispatch(update, finish)
+        await asyncio.shield(handled)
 
     # ------------------------------------------------------------------ inbound
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Called by PTB for each update, one at a time: map it and queue the work per chat."""
+    def _dispatch(self, update: Update, finished: Callable[[], None]) -> None:
+        """Queue the update's work behind its chat's earlier work; ``finished`` runs once it ended."""
+        routed = self._route(update)
+        if routed is None:
+            finished()
+            return
+        chat, work = routed
+        update_id = update.update_id
+        self._chat_of[update_id] = chat
+
+        def done() -> None:
+            self._chat_of.pop(update_id, None)
+            finished()
+
+        async def tracked() -> None:
+            try:
+                await work()
+            except asyncio.CancelledError:
+                # Cut short (a stop whose grace ran out, a leader stepping down): not handled, so not
+                # acknowledged. Telegram hands it out again (to the next leader, or another worker
+                # behind the webhook); if its turn did commit, the core's dedupe answers it once.
+                self._chat_of.pop(update_id, None)
+                raise
+            except Exception:
+                done()  # it failed for good (the core answered with an error): not fetched forever
+                raise
+            done()
+
+        if not self._queues.submit(chat, tracked, on_drop=done):
+            done()  # a flooding chat's excess is dropped on purpose: nothing to wait for
+
+    def _route(self, update: Update) -> tuple[str, Job] | None:
+        """Map an update to (its chat, the work to do), or None for what the bot ignores."""
         staff_chat = self._options.staff_chat_id
         query = update.callback_query
         if query is not None:
             self._spawn(self._answer(query))  # every press is answered, even ignored ones
             inbound = inbound_from_callback(query, staff_chat)
-            if inbound is not None:
-                self._queues.submit(inbound.address.value, partial(self._handle_press, query, inbound))
-            return
+            if inbound is None:
+                return None
+            return inbound.address.value, partial(self._handle_press, query, inbound)
         if update.my_chat_member is not None:
             gone = inbound_from_member_update(update.my_chat_member)
-            if gone is not None:
-                self._queues.submit(gone.address.value, partial(self._deliver, gone))
-            return
+            return (gone.address.value, partial(self._deliver, gone)) if gone is not None else None
         message = update.message
         if message is None:
-            return
+            return None
         inbound = inbound_from_message(message, staff_chat)
-        if inbound is not None:
-            self._queues.submit(inbound.address.value, partial(self._deliver, inbound))
+        if inbound is not None and not inbound.in_staff_room:
+            self._recent.add(message.chat.id, message.message_id)
+        return (inbound.address.value, partial(self._deliver, inbound)) if inbound is not None else None
 
     async def _handle_press(self, query: CallbackQuery, inbound: Inbound) -> None:
         await self._close_keyboard(query)
@@ -345,9 +443,6 @@ class TelegramTransport:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("telegram: update handling raised %s", type(context.error).__name__)
-
     @staticmethod
     def _on_polling_error(exc: TelegramError) -> None:
         log.warning("telegram: polling failed (%s); retrying", type(exc).__name__)
@@ -377,6 +472,8 @@ class TelegramTransport:
         for part in parts:
             message_id = await call_telegram(partial(self._send_part, chat_id, part, message.sensitive, bulk),
                                              self._options.retry)
+            if chat_id > 0:  # a private chat (groups have negative ids): what /panic may delete
+                self._recent.add(chat_id, message_id)
         return Delivery(message_id=str(message_id))
 
     async def edit(self, address: Address, message_id: str, message: Outbound) -> Delivery:
@@ -402,6 +499,24 @@ class TelegramTransport:
             if exc.reason != "not_modified":
                 raise
         return Delivery(message_id=message_id)
+
+    async def erase_chat(self, address: Address) -> ChatErasure:
+        """Delete the chat's messages the bot still knows and Telegram still allows (48 hours),
+        the person's and its own. Each deletion on its own: a refusal counts and the rest go on."""
+        try:
+            chat_id = int(address.value)
+        except ValueError:
+            return ChatErasure(complete=False)
+        ids, maybe_more = self._recent.take(chat_id)
+        removed = failed = 0
+        for message_id in ids:
+            try:
+                await call_telegram(partial(self._app.bot.delete_message, chat_id, message_id), self._options.retry)
+                removed += 1
+            except Exception as exc:  # too old, already gone, network: counted, never fatal
+                failed += 1
+                log.info("telegram: deleting a message failed: %s", type(exc).__name__)
+        return ChatErasure(removed=removed, failed=failed, complete=not maybe_more and self._options.sees_whole_chat)
 
     async def _send_part(self, chat_id: int, part: Part, sensitive: bool, bulk: bool) -> int:
         if part.image is not None:  # uploads stay with PTB (multipart)

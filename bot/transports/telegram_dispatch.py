@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+Dropped = Callable[[], None]
 
 
 class ChatQueues:
@@ -25,15 +26,16 @@ class ChatQueues:
     __slots__ = ("_max_backlog", "_overflowing", "_queues", "_slots", "_workers", "dropped")
 
     def __init__(self, max_concurrent: int = 64, max_backlog: int = 50) -> None:
-        self._queues: dict[str, deque[Job]] = {}
+        self._queues: dict[str, deque[tuple[Job, Dropped | None]]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_concurrent)
         self._max_backlog = max_backlog
         self._overflowing: set[str] = set()  # chats already reported, so a flood logs one line
         self.dropped = 0
 
-    def submit(self, key: str, job: Job) -> bool:
-        """Queue ``job`` behind the chat's earlier work; False if the chat's backlog is full."""
+    def submit(self, key: str, job: Job, on_drop: Dropped | None = None) -> bool:
+        """Queue ``job`` behind the chat's earlier work; False if the chat's backlog is full.
+        ``on_drop`` runs instead of the job if the job is shed later (:meth:`shed`)."""
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = deque()
@@ -46,13 +48,29 @@ class ChatQueues:
                 self._overflowing.add(key)
                 log.warning("telegram: dropping updates from a chat that has too much queued work")
             return False
-        queue.append(job)
+        queue.append((job, on_drop))
         return True
 
-    async def _work(self, key: str, queue: deque[Job]) -> None:
+    def shed(self, key: str) -> int:
+        """Drop the chat's queued work (not what is running): it holds up everyone else's updates.
+        Returns how many jobs were dropped."""
+        queue = self._queues.get(key)
+        if not queue:
+            return 0
+        dropped = 0
+        while queue:
+            _job, on_drop = queue.popleft()
+            if on_drop is not None:
+                on_drop()
+            dropped += 1
+        self.dropped += dropped
+        log.warning("telegram: dropped the queued updates of a chat that held up every other chat")
+        return dropped
+
+    async def _work(self, key: str, queue: deque[tuple[Job, Dropped | None]]) -> None:
         try:
             while queue:
-                job = queue.popleft()
+                job, _on_drop = queue.popleft()
                 async with self._slots:
                     try:
                         await job()

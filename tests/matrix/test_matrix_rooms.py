@@ -130,6 +130,7 @@ async def test_staff_room_is_joined_and_group_invites_elsewhere_declined(
     await staff.send_text(staff_room, "/cases", to=bot.user_id)
     await staff.wait_from_bot(staff_room, bot.user_id, 1)
     assert [(i.text, i.address.value) for i in bot.core.inbound] == [("/cases", staff_room)]
+    assert bot.core.inbound[0].in_staff_room, "the staff room is shared: never anyone's address, only staff commands"
 
     # An invite to some other group room (not a direct chat) is declined.
     group = await staff.client.room_create(invite=[bot.user_id], initial_state=[ENCRYPTION_STATE])

@@ -214,6 +214,8 @@ class LocalBotApi:
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.downloads: list[str] = []
         self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, http status)
+        self.webhook_attempts = 0  # POSTs begun (a delivery is recorded once its answer is in)
+        self.fetched: list[int] = []  # update ids handed out by getUpdates, in order
         self._chats: dict[int, dict[str, Any]] = {}
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._records: dict[tuple[int, int], SentMessage] = {}
@@ -438,6 +440,7 @@ class LocalBotApi:
             if self._revoked:
                 raise ApiError(401, "Unauthorized")
             if ready or loop.time() >= deadline or self._closing:
+                self.fetched.extend(u["update_id"] for u in ready)
                 return ready
             if generation != self._poll_generation:
                 raise ApiError(409, "Conflict: terminated by other getUpdates request; "
@@ -695,6 +698,7 @@ class LocalBotApi:
                 await event.wait()
                 continue
             update = pending[0]
+            self.webhook_attempts += 1
             try:
                 async with self._client.post(url, data=json.dumps(update), headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=5)) as response:

@@ -30,7 +30,8 @@ async def test_polling_runs_on_the_leader_and_a_stop_request_ends_the_worker(
     bot, worker = await assemble_worker(settings, keys=keys)
     try:
         assert isinstance(worker.leadership, SoleLeader) and worker.shared_transports == []
-        assert [type(d) for d in worker.duties] == [LeaderTransportDuty, SenderDuty, SchedulerDuty]
+        # the polling transport, the outbox senders, the bulletin progress reporter, the scheduler
+        assert [type(d) for d in worker.duties] == [LeaderTransportDuty, SenderDuty, SenderDuty, SchedulerDuty]
         running = asyncio.create_task(worker.run(signals=False))
         person = Conversation(bot_api, bot_api.user(language_code="en"))
         (languages,) = await person.say("/start")

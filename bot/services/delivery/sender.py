@@ -299,7 +299,7 @@ class OutboxSender:
                     continue
                 if row.payload_enc is None:
                     raise DecryptionError("payload missing")
-                item.message = self._outbox.open_payload(row.payload_enc, row.txn_id, key)
+                item.message = self._outbox.open_payload(row.payload_enc, row.txn_id, key, row.queue)
             except (DecryptionError, ValueError, KeyError, TypeError, LookupError) as exc:
                 log.warning("outbox row cannot be opened on %s: %s", self._platform, type(exc).__name__)
                 item.problem = self._retry(claim, row, "unreadable", None)

@@ -1,0 +1,61 @@
+"""The container image keeps the key file out of the database's volume: a backup of the data
+volume must not carry the key that opens it (the README's own backup advice)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path, PurePosixPath
+
+DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def _env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction, rest in _instructions():
+        if instruction == "ENV":
+            for pair in shlex.split(rest):
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return env
+
+
+def _volumes() -> list[PurePosixPath]:
+    volumes: list[PurePosixPath] = []
+    for instruction, rest in _instructions():
+        if instruction == "VOLUME":
+            values = json.loads(rest) if rest.startswith("[") else rest.split()
+            volumes += [PurePosixPath(v) for v in values]
+    return volumes
+
+
+def _volume_of(path: PurePosixPath, volumes: list[PurePosixPath]) -> PurePosixPath | None:
+    holding = [v for v in volumes if path == v or v in path.parents]
+    return max(holding, key=lambda v: len(v.parts)) if holding else None
+
+
+def test_the_key_file_is_not_in_the_database_volume() -> None:
+    env, volumes = _env(), _volumes()
+    database = PurePosixPath(re.sub(r"^sqlite\+aiosqlite:///", "", env["CIVICBOT_DATABASE__URL"]))
+    key_file = PurePosixPath(env["CIVICBOT_SECURITY__KEY_FILE"])
+    data_volume = _volume_of(database, volumes)
+    assert data_volume is not None, "the database lives in a volume"
+    assert _volume_of(key_file, volumes) != data_volume, "the key file must not be backed up with the database"
+    assert data_volume not in key_file.parents
+    key_volume = _volume_of(key_file, volumes)
+    assert key_volume is not None, "the key file lives in its own volume (or a mounted secret)"
+    matrix_store = PurePosixPath(env["CIVICBOT_MATRIX__STORE_PATH"])
+    assert _volume_of(matrix_store, volumes) != key_volume
+
+
+def test_the_image_tells_how_to_create_the_key_file_in_its_own_volume() -> None:
+    text = DOCKERFILE.read_text()
+    key_dir = str(PurePosixPath(_env()["CIVICBOT_SECURITY__KEY_FILE"]).parent)
+    assert re.search(rf"-v \S+:{re.escape(key_dir)} .*civicbot keys generate", text)

@@ -79,13 +79,24 @@ def snapshot(database: Path, keys: KeyRing) -> dict[str, list[tuple[Any, ...]]]:
             if table.name in VOLATILE:
                 continue
             if table.name == "dialog_states":
-                rows = connection.execute("SELECT pseudonym, dialog, step, language, data_enc FROM dialog_states")
+                rows = connection.execute(
+                    "SELECT d.pseudonym, d.dialog, d.step, d.language, d.data_enc, k.participant_id, k.wrapped "
+                    "FROM dialog_states d LEFT JOIN participants p ON p.pseudonym = d.pseudonym "
+                    "LEFT JOIN participant_keys k ON k.participant_id = p.id")
                 tables[table.name] = sorted(
-                    (p, d, s, lang, json.dumps(json.loads(keys.open_text(data, dialog_state_context(p))), sort_keys=True))
-                    for p, d, s, lang, data in rows)
+                    (p, d, s, lang, json.dumps(json.loads(_open_state(keys, p, data, pid, wrapped)), sort_keys=True))
+                    for p, d, s, lang, data, pid, wrapped in rows)
                 continue
             tables[table.name] = sorted(connection.execute(f'SELECT * FROM "{table.name}"'), key=repr)
     return tables
+
+
+def _open_state(keys: KeyRing, pseudonym: str, sealed: bytes, participant_id: int | None, wrapped: bytes | None) -> str:
+    """A dialog state as the engine opens it: the master key before consent, the person's own after."""
+    context = dialog_state_context(pseudonym)
+    if KeyRing.is_master_token(sealed) or participant_id is None or wrapped is None:
+        return keys.open_text(sealed, context)
+    return keys.unwrap(wrapped, str(participant_id)).open(sealed, context)
 
 
 def current_prompt(database: Path, keys: KeyRing, user_id: str, platform: str = "console") -> tuple[str, str, str] | None:

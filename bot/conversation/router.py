@@ -259,23 +259,25 @@ class Router:
         A participant's command or dialog there would put their conversation where others read along;
         colleagues' chatter and media are not for the bot."""
         inbound, tr = turn.inbound, turn.tr
-        if not turn.role.is_staff:
-            return
+        staff = turn.role.is_staff
         if inbound.kind is InboundKind.CHOICE:
-            if state is not None:
+            if staff and state is not None:
                 await self._engine.handle(turn, state)
             return
         if inbound.kind is not InboundKind.TEXT or not inbound.text.strip():
             return
         limit = self._services.settings.limits.max_message_chars
         if len(inbound.text) > limit:
-            turn.say(tr._(TOO_LONG, limit=limit))
+            if staff:
+                turn.say(tr._(TOO_LONG, limit=limit))
             return
         parsed = parse_command(inbound.text)
         if parsed is None:
-            for staff_hook in self._staff_room_text:
+            for staff_hook in self._staff_room_text:  # the feature decides who may (a case's thread: staff)
                 if await staff_hook(turn):
                     return
+            return
+        if not staff:
             return
         name, args = parsed
         command = self._commands.lookup(name, is_staff=True)

@@ -464,7 +464,7 @@ async def test_contact_persons_are_listed_and_changed_and_erasure_keeps_the_asso
         retired = rotated.retired()
         async with bot.bot.services.database.sessions() as session:
             row = await session.scalar(select(CheckinAnswer).where(CheckinAnswer.text_enc.is_not(None)))
-            assert row is not None and retired.open_text(row.text_enc or b"", checkin_answer_context(row.id)) == UPDATE
+            assert row is not None and retired.open_text(row.text_enc or b"", checkin_answer_context(row)) == UPDATE
 
         # ... and the history expires after retention.checkin_days.
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=731)

@@ -18,7 +18,7 @@ from bot.core.security import DecryptionError, KeyFileError, KeyRing
 from bot.services.outbox import OutboxKind, ToParticipant
 from bot.storage.models import OutboxMessage, Participant, SurveyAnswer, SurveyResponse
 from bot.surveys.service import Surveys
-from tests.support import make_settings, open_chat
+from tests.support import make_settings, open_chat, store_anonymous_answers
 from tests.test_surveys import STAFF, launch, settings_for, setup_group
 
 NOT_DECIMAL = ["❶", "፩", "፪፫", "1" * 5000, "٣" * 5000]
@@ -143,6 +143,7 @@ async def test_free_text_answers_cannot_be_swapped_between_responses(tmp_path: P
             for step in ("/surveys", "Start", "2", "Skip", "no", "1", "Done", "4", "5", "1", comment):
                 await person.send(step)
             assert "Thank you" in person.inbox[-2].text, [m.text for m in person.inbox[-3:]]
+        await store_anonymous_answers(chat.bot.services)  # handed off, then stored in a batch
         surveys = chat.bot.services.get(Surveys)
         async with chat.bot.services.database.sessions() as session:
             one, two = await session.scalars(select(SurveyAnswer).where(SurveyAnswer.text_enc.is_not(None)))
@@ -186,6 +187,7 @@ async def test_key_rotation_binds_values_sealed_the_old_way_to_their_owner(tmp_p
         for step in ("/surveys", "Feedback on the periodic bulletin", "Start", "no", "1", "yes", "my suggestion"):
             await people["8810"].send(step)
         services = chat.bot.services
+        await store_anonymous_answers(services)
         surveys = services.get(Surveys)
         async with services.database.sessions.begin() as session:
             rows = list(await session.scalars(select(SurveyAnswer).where(SurveyAnswer.text_enc.is_not(None))))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -12,6 +13,10 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
+from bot.app import running
+from bot.core.security import KeyRing
+from tests.support import make_settings, store_anonymous_answers
+
 SURVEYS = Path(__file__).resolve().parent.parent / "config" / "surveys"
 CIVICBOT = str(Path(sys.executable).parent / "civicbot")
 
@@ -21,6 +26,17 @@ def civicbot(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProc
     env["CIVICBOT_SURVEYS__DIRECTORY"] = str(SURVEYS)
     return subprocess.run([CIVICBOT, *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120,
                           env=env)
+
+
+async def store_ballots(workdir: Path) -> None:
+    """What a running bot's ``survey-ballots`` job does over time, at once, on the console's database."""
+    data = workdir / "data"
+    settings = make_settings(f"sqlite+aiosqlite:///{data / 'civicbot.db'}", workdir)
+    settings = settings.model_copy(update={"security": settings.security.model_copy(
+        update={"key_file": data / "keys.json"})})
+    async with running(settings, keys=KeyRing.load(data / "keys.json"), transports=lambda services: [],
+                       senders=False) as bot:
+        await store_anonymous_answers(bot.services)
 
 
 def test_survey_on_the_console_with_export(tmp_path: Path) -> None:
@@ -61,6 +77,10 @@ def test_survey_on_the_console_with_export(tmp_path: Path) -> None:
     assert "That is not a valid answer. Please answer with a number from \u20681\u2069 to \u20685\u2069." in out, out
     assert "Thank you. Your answers will help" in out, out
 
+    exported = civicbot(tmp_path, "survey", "export", "families-of-the-missing", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(exported.stdout.lstrip("\ufeff"))))
+    assert rows == []  # anonymous: apart from its completion until the ballot box is stored in a batch
+    asyncio.run(store_ballots(tmp_path))
     exported = civicbot(tmp_path, "survey", "export", "families-of-the-missing", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(exported.stdout.lstrip("\ufeff"))))
     assert len(rows) == 1

@@ -27,18 +27,9 @@ from typing import Any
 import yaml
 
 from bot.bulletins.definition import ID_PATTERN, LANGUAGES, Bulletin, BulletinText, make_text
+from bot.core.problems import Problem
 
 _TEXT_KEYS = ("title", "body")
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
 
 
 class BulletinError(Exception):

@@ -10,13 +10,13 @@ import datetime as dt
 import difflib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bot.core.i18n import LANGUAGES
+from bot.core.problems import Problem
 from bot.surveys.definitions import Survey
 from bot.surveys.questions import END, Condition, Option, Question, QuestionType
 
@@ -26,16 +26,6 @@ _ID = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 _TOP_KEYS = {"id", "title", "languages", "introduction", "closing", "opens", "closes", "anonymous", "questions"}
 _QUESTION_KEYS = {"id", "type", "text", "options", "optional", "show_if", "next", "min", "max", "min_label",
                   "max_label", "max_length", "max_choices"}
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
-
 
 class SurveyError(Exception):
     """A definition is invalid; ``problems`` lists every error found."""

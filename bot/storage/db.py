@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         _private_database_file(Path(parsed.database))
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    event.listen(engine.sync_engine, "begin", _begin_immediate)
+    WriteTurns().attach(engine)
     return engine
 
 
@@ -136,10 +137,52 @@ def _checkpoint_truncate(connection: Connection) -> bool:
     return bool(row and row[0])
 
 
-def _begin_immediate(connection: Any) -> None:
-    """Take SQLite's write lock when a transaction begins, not at its first write: a turn reads
-    the dialog state and writes it back, and another worker must not slip in between."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+class WriteTurns:
+    """This process's transactions take SQLite's write lock one after the other, in arrival order.
+
+    Every transaction begins ``IMMEDIATE`` (takes the write lock at once): a turn reads the
+    dialog state and writes it back, and another worker must not slip in between. Left to
+    SQLite, connections that find the lock taken sleep in its busy handler (1, 2, 5 ... 100 ms)
+    and the lock sits free while they sleep. Here a connection of this process first waits for
+    its turn on an ``asyncio.Lock`` (FIFO), held until the connection goes back to the pool,
+    i.e. after its ``COMMIT`` or ``ROLLBACK`` really ran; the busy timeout still arbitrates
+    between processes (a CLI command beside the running bot).
+    """
+
+    __slots__ = ("_holder", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._holder: int | None = None  # id() of the DB-API connection whose turn it is
+
+    def attach(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        event.listen(sync, "begin", self._begin)
+        # However a transaction ends (commit, rollback, an error, a cancelled task, invalidation),
+        # its connection goes back to the pool or is closed: that ends the turn.
+        event.listen(sync.pool, "checkin", self._released)
+        event.listen(sync.pool, "close", self._released)
+        event.listen(sync.pool, "detach", self._released)
+        event.listen(sync.pool, "invalidate", lambda dbapi, record, exc: self._released(dbapi, record))
+
+    def _begin(self, connection: Connection) -> None:
+        holder = id(connection.connection.dbapi_connection)
+        if self._holder != holder:  # a connection keeps its turn for its next transaction
+            await_only(self._lock.acquire())  # runs inside SQLAlchemy's greenlet: awaits the event loop
+            self._holder = holder
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(holder)
+            raise
+
+    def _released(self, dbapi: Any, _record: Any) -> None:
+        self._release(id(dbapi))
+
+    def _release(self, holder: int) -> None:
+        if self._holder == holder and self._lock.locked():
+            self._holder = None
+            self._lock.release()
 
 
 async def lock_person(session: AsyncSession, pseudonym: str) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode, UpdateType
-from telegram.error import InvalidToken, RetryAfter, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.core.model import Address, Capabilities, Delivery, Inbound, Outbound, SendOptions
@@ -46,7 +46,7 @@ from bot.transports.telegram_mapping import (
     inbound_from_message,
     render,
 )
-from bot.transports.telegram_polling import PollingGaveUp, PollingWatch, WatchedRequest
+from bot.transports.telegram_polling import PollingGaveUp, PollingWatch
 from bot.transports.telegram_ratelimit import TelegramRateLimiter
 from bot.transports.telegram_recent import RecentMessages
 from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
@@ -54,6 +54,9 @@ from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
 log = logging.getLogger(__name__)
 
 _WINDOW = 100  # the most updates one getUpdates call returns
+# While updates are being handled, each poll hands them out again and returns at once: poll again
+# after one finished, but not more often than this, so a burst is not fetched once per turn.
+_REPOLL_SECONDS = 0.05
 ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY, UpdateType.MY_CHAT_MEMBER)
 # The updater logs tracebacks when polling stops; the transport reports that failure itself, in one line.
 _QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO,
@@ -119,6 +122,11 @@ class TelegramOptions:
                 )
 
 
+def _update_id(data: dict[str, Any]) -> int | None:
+    value = data.get("update_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _seconds(value: Any) -> float:
     """``RetryAfter.retry_after`` is seconds or a timedelta, depending on PTB's settings."""
     return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
@@ -158,7 +166,6 @@ class TelegramTransport:
             .job_queue(None)
             .read_timeout(options.read_timeout_seconds)
             .write_timeout(options.read_timeout_seconds)
-            .get_updates_request(WatchedRequest(self._watch, connection_pool_size=1, read_timeout=10.0))
             .updater(None)  # PTB's updater confirms updates when it fetches them; ours, once handled
         )
         self._app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
@@ -284,38 +291,58 @@ class TelegramTransport:
     async def _poll(self) -> None:
         """Long-poll; the offset confirms only updates whose handling finished."""
         options = self._options
+        loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopping:
+            polled_at = loop.time()
             try:
-                updates = await self._app.bot.get_updates(
-                    offset=self._acks.offset, timeout=options.poll_timeout_seconds,
-                    allowed_updates=list(ALLOWED_UPDATES),
-                )
+                updates = await self._sender.get_updates(
+                    self._acks.offset, timeout=options.poll_timeout_seconds, allowed_updates=ALLOWED_UPDATES)
+                self._watch.succeeded()
                 failures = 0
             except InvalidToken:
                 self._watch.refused()  # the watch ends the transport with one clear line
                 return
             except RetryAfter as exc:
+                self._watch.succeeded()  # the server is there and answering
                 await asyncio.sleep(_seconds(exc.retry_after))
                 continue
             except TelegramError as exc:
+                if isinstance(exc, NetworkError) and not isinstance(exc, BadRequest):
+                    self._watch.failed()  # unreachable, timed out, or a 5xx
+                else:
+                    self._watch.succeeded()  # 409 and the like: the server answered
                 if self._stopping or self._watch.gave_up:
                     return
                 failures += 1
                 self._on_polling_error(exc)
                 await asyncio.sleep(options.retry.delay(min(failures, 10)))
                 continue
-            fresh = [update for update in updates if self._acks.fetched(update.update_id)]
-            for update in fresh:
-                self._dispatch(update, partial(self._acks.finished, update.update_id))
+            numbered = [(update_id, data) for data in updates if (update_id := _update_id(data)) is not None]
+            fresh = [(update_id, data) for update_id, data in numbered if self._acks.fetched(update_id)]
+            for update_id, data in fresh:
+                self._dispatch_raw(update_id, data)
             if updates and not fresh:
-                if len(updates) >= _WINDOW:
+                if len(updates) >= _WINDOW and numbered:
                     # Telegram hands out at most 100 updates past the offset, and the offset waits for
                     # the oldest update still being handled: if its chat has queued more, those would
                     # keep everyone else's updates out of reach. Drop them, as a full backlog is.
-                    self._queues.shed(self._chat_of.get(updates[0].update_id, ""))
+                    self._queues.shed(self._chat_of.get(numbered[0][0], ""))
                 # Only updates still being handled came back: ask again once one has finished.
                 await self._acks.wait_for_progress(timeout=1.0)
+                await asyncio.sleep(max(0.0, polled_at + _REPOLL_SECONDS - loop.time()))
+
+    def _dispatch_raw(self, update_id: int, data: dict[str, Any]) -> None:
+        """Build PTB's update for a fresh one; one that does not parse is confirmed and skipped."""
+        try:
+            update = Update.de_json(data, self._app.bot)
+        except Exception as exc:  # a malformed update must not stop polling for everyone else
+            log.warning("telegram: an update could not be read: %s", type(exc).__name__)
+            update = None
+        if update is None:
+            self._acks.finished(update_id)
+            return
+        self._dispatch(update, partial(self._acks.finished, update_id))
 
     async def _confirm_handled(self) -> None:
         """At shutdown: tell Telegram which updates were handled, so they are not fetched again."""
@@ -323,7 +350,7 @@ class TelegramTransport:
         if self._options.mode != "polling" or offset is None:
             return
         try:
-            await self._app.bot.get_updates(offset=offset, limit=1, timeout=0)
+            await self._sender.get_updates(offset, timeout=0, allowed_updates=ALLOWED_UPDATES, limit=1)
         except TelegramError as exc:  # they come again at the next start; the core answers them once
             log.info("telegram: confirming handled updates at shutdown failed: %s", type(exc).__name__)
 

@@ -1,16 +1,22 @@
-"""A lean ``sendMessage`` for the Bot API: one pooled aiohttp session, JSON in, two fields out.
+"""A lean ``sendMessage`` and ``getUpdates`` for the Bot API: one pooled aiohttp session, JSON
+in, only the fields the bot reads out.
 
 Text messages are most of what the bot sends, and bulk sends are all of them. PTB builds a
 ``Message`` object graph from every answer and sends through httpx; here a send is one JSON
 POST and the answer is read for ``ok``, the message id and the error fields only. The request
 still goes through the transport's rate limiter (the same one PTB uses), and errors are
 raised as PTB's own exceptions, so pacing, ``RetryAfter`` and error mapping stay in one place.
-Everything else (updates, edits, photos, commands) stays with PTB.
+
+``getUpdates`` answers with raw dicts: while updates are being handled, each poll hands the
+unconfirmed ones out again (the offset only confirms handled updates), and turning up to 100 of
+them into PTB objects on every poll cost more than the turns themselves. The poller builds PTB
+objects for the fresh ones only. Everything else (edits, photos, commands) stays with PTB.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -35,11 +41,12 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 class BotApiSender:
     """Sends text messages with a connection pool sized to the concurrency that uses it."""
 
-    __slots__ = ("_limiter", "_pool_size", "_session", "_timeout", "_url")
+    __slots__ = ("_limiter", "_pool_size", "_session", "_timeout", "_updates_url", "_url")
 
     def __init__(self, base_url: str, token: str, limiter: BaseRateLimiter[Any], *, pool_size: int = 64,
                  timeout_seconds: float = 10.0) -> None:
         self._url = f"{base_url}{token}/sendMessage"
+        self._updates_url = f"{base_url}{token}/getUpdates"
         self._limiter = limiter
         self._pool_size = pool_size
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -75,11 +82,28 @@ class BotApiSender:
         assert isinstance(result, dict)
         return int(result["message_id"])
 
+    async def get_updates(self, offset: int | None, *, timeout: int, allowed_updates: Sequence[str],
+                          limit: int = 100) -> list[Json]:
+        """One (long) poll: the updates from ``offset`` on, as raw dicts (anything else dropped).
+        Raises PTB's ``TelegramError`` subclasses."""
+        body: Json = {"timeout": timeout, "limit": limit, "allowed_updates": list(allowed_updates)}
+        if offset is not None:
+            body["offset"] = offset
+        # The server holds a long poll for ``timeout`` seconds: the read may take that long.
+        wait = aiohttp.ClientTimeout(total=timeout + (self._timeout.total or 10.0))
+        result = await self._request(self._updates_url, body, wait)
+        return [update for update in result if isinstance(update, dict)] if isinstance(result, list) else []
+
     async def _post(self, body: Json) -> Json:
+        result = await self._request(self._url, body, None)
+        return result if isinstance(result, dict) else {"message_id": 0}
+
+    async def _request(self, url: str, body: Json, timeout: aiohttp.ClientTimeout | None) -> Any:
         if self._session is None:
             raise NetworkError("not started")
         try:
-            async with self._session.post(self._url, data=_dumps(body).encode(), headers=_JSON) as response:
+            async with self._session.post(url, data=_dumps(body).encode(), headers=_JSON,
+                                          timeout=timeout or self._timeout) as response:
                 raw = await response.read()
                 status = response.status
         except TimeoutError:
@@ -93,7 +117,7 @@ def _dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def _result(status: int, raw: bytes) -> Json:
+def _result(status: int, raw: bytes) -> Any:
     """The ``result`` of a Bot API answer, or the PTB error PTB itself would raise for it."""
     try:
         answer = json.loads(raw)
@@ -104,8 +128,7 @@ def _result(status: int, raw: bytes) -> Json:
             raise NetworkError(f"Bad Gateway ({status})" if status == 502 else f"server error ({status})")
         raise NetworkError(f"invalid answer ({status})")
     if answer.get("ok") and 200 <= status < 300:
-        result = answer.get("result")
-        return result if isinstance(result, dict) else {"message_id": 0}
+        return answer.get("result")
     description = str(answer.get("description") or "Unknown error")
     parameters = answer.get("parameters") or {}
     if isinstance(parameters, dict):

@@ -2,22 +2,17 @@
 
 PTB's poller retries network errors forever and ends quietly on an invalid token. The bot
 must instead end (exit 1, one clear line) so a supervisor restarts it or an operator looks:
-a bot that polls nothing is deaf. :class:`PollingWatch` sees every ``getUpdates`` answer
-through :class:`WatchedRequest` (the request object PTB uses for polling only) and gives up
-when the token is refused, or when no poll has succeeded for ``give_up_after`` seconds.
+a bot that polls nothing is deaf. The poller reports every ``getUpdates`` outcome to
+:class:`PollingWatch`, which gives up when the token is refused, or when no poll has succeeded
+for ``give_up_after`` seconds.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
-
-from telegram.request import HTTPXRequest
 
 from bot.core.transport import TransportStartupError
-
-REFUSED = (401, 404)  # what the Bot API answers for a revoked or unknown token
 
 
 class PollingGaveUp(TransportStartupError):
@@ -54,25 +49,3 @@ class PollingWatch:
         if not self.gave_up:
             self.gave_up = True
             self._on_give_up(reason)
-
-
-class WatchedRequest(HTTPXRequest):
-    """PTB's HTTP request for ``getUpdates``, reporting each outcome to a :class:`PollingWatch`."""
-
-    def __init__(self, watch: PollingWatch, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._watch = watch
-
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        try:
-            status, payload = await super().do_request(*args, **kwargs)
-        except Exception:
-            self._watch.failed()
-            raise
-        if status in REFUSED:
-            self._watch.refused()
-        elif status >= 500:
-            self._watch.failed()
-        else:
-            self._watch.succeeded()  # 2xx, and 409/429: the server is there and answering
-        return status, payload

@@ -330,6 +330,42 @@ async def test_a_flooding_chat_is_bounded_and_others_are_still_heard(
     assert transport.dropped_updates == 150 - len(numbers)
 
 
+async def test_a_malformed_update_is_confirmed_and_polling_goes_on(
+    bot_api: LocalBotApi, start_transport: TransportFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An update PTB cannot read (a forged or future shape) is skipped and confirmed; the people
+    behind it are still heard, and nothing of it reaches the log."""
+    inbox = Inbox()
+    await start_transport(inbox)
+    user = bot_api.user()
+    bot_api.post_update({"message": {"message_id": "not a number", "chat": "nor a chat", "text": "secret words"}})
+    bot_api.post_update({"message": 17})
+    user.say("after the garbage")
+    (event,) = await inbox.wait(1)
+    assert event.text == "after the garbage"
+    await bot_api.wait_for(lambda: bot_api.pending_updates == 0, timeout=10)  # each one confirmed
+    assert "secret words" not in caplog.text
+
+
+async def test_a_burst_is_not_fetched_once_per_turn(bot_api: LocalBotApi, start_transport: TransportFactory) -> None:
+    """Updates are confirmed only once handled, so while turns run each poll hands them out again:
+    the poller asks again after a turn ended, at most every 50 ms, not once per finished turn."""
+    class SlowInbox(Inbox):
+        async def __call__(self, inbound):  # type: ignore[no-untyped-def]
+            await super().__call__(inbound)
+            await asyncio.sleep(0.01)  # a turn's work
+
+    inbox = SlowInbox()
+    await start_transport(inbox, max_concurrent_chats=2)  # turns end one after the other, for a second
+    people = [bot_api.user() for _ in range(100)]
+    before = len(bot_api.calls_to("getUpdates"))
+    for person in people:
+        person.say("hello")
+    await inbox.wait(100, timeout=20)
+    await bot_api.wait_for(lambda: bot_api.pending_updates == 0, timeout=10)
+    assert len(bot_api.calls_to("getUpdates")) - before < 40  # ~100 without the pause
+
+
 async def test_handler_errors_never_escape(bot_api: LocalBotApi, start_transport: TransportFactory,
                                            caplog: pytest.LogCaptureFixture) -> None:
     def explode(inbound):  # type: ignore[no-untyped-def]

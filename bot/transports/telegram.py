@@ -330,6 +330,7 @@ class TelegramTransport:
                     self._queues.shed(self._chat_of.get(numbered[0][0], ""))
                 # Only updates still being handled came back: ask again once one has finished.
                 await self._acks.wait_for_progress(timeout=1.0)
+            if len(fresh) < len(updates):  # the answer came at once, with updates still being handled
                 await asyncio.sleep(max(0.0, polled_at + _REPOLL_SECONDS - loop.time()))
 
     def _dispatch_raw(self, update_id: int, data: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from openpyxl import load_workbook
 
 from bot.core.security import KeyRing
+from bot.core.spreadsheet import as_text
 from bot.surveys import export as survey_export
 from bot.surveys.service import Surveys
 from tests.support import Chat
@@ -54,6 +55,26 @@ async def test_label_columns_in_the_first_language_beside_the_keys(sqlite_url: s
     assert (arabic["read"], arabic["read_label"]) == ("no", "No")
     assert arabic["why-not"] == "no-time" and arabic["why-not_label"] == "I had no time"
     assert arabic["language-ok_label"] == "Yes" and "\u200f" not in arabic["language-ok_label"]
+
+
+async def test_csv_keeps_typed_formulas_as_text(sqlite_url: str, tmp_path: Path) -> None:
+    """A CSV cell has no type: text a person typed that starts like a formula is quoted, so a
+    spreadsheet shows it instead of running it; numbers stay numbers."""
+    async with open_chat(settings_for(sqlite_url, tmp_path), KeyRing.generate()) as chat:
+        await answer_bulletin_feedback(chat)
+        header, rows = await table(chat)
+    records = list(csv.DictReader(io.StringIO(survey_export.to_csv(header, rows).decode("utf-8-sig"))))
+    suggestions = {r["suggestion"] for r in records}
+    assert "'=HYPERLINK(\"http://example.org\")" in suggestions and "'=1+1" in suggestions
+    assert not any(r[column].startswith(("=", "+", "-", "@")) for r in records for column in header)
+    assert {r["usefulness"] for r in records} >= {"4"}
+
+
+def test_formula_like_text_is_quoted_and_other_text_is_not() -> None:
+    for typed in ("=1+1", "+33 1 23", "-2+3", "@SUM(A1)", "\t=cmd", "\r=cmd"):
+        assert as_text(typed) == "'" + typed
+    for typed in ("مرحبا", "1+1", "a=b", "", "'already"):
+        assert as_text(typed) == typed
 
 
 async def test_xlsx_has_one_kind_of_value_per_question(sqlite_url: str, tmp_path: Path) -> None:

@@ -14,11 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.checkins.rhythm import aware
 from bot.checkins.service import Checkins
 from bot.core.i18n import neutral
+from bot.core.spreadsheet import as_text
 from bot.storage.models import CheckinCycle, CheckinFlag, Organisation
 
 FIXED = ["association", "checkin", "template", "due_at", "status", "answered_on", "language", "nothing_new", "flags"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 async def cycle_table(session: AsyncSession, checkins: Checkins,
                       organisation: Organisation | None = None) -> tuple[list[str], list[list[Any]]]:
@@ -62,7 +61,5 @@ def _question_columns(checkins: Checkins, template_ids: set[str]) -> list[str]:
 
 def _safe(value: Any) -> Any:
     if isinstance(value, str):
-        value = neutral(value)  # no bidi override reorders the cell
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+        return as_text(neutral(value))  # no bidi override reorders the cell; no formula runs
     return value

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.i18n import Translator, neutral, plain
+from bot.core.spreadsheet import as_text
 from bot.storage.models import SurveyAnswer, SurveyResponse
 from bot.surveys.definitions import Survey
 from bot.surveys.questions import Question, QuestionType
@@ -107,6 +108,8 @@ def to_csv(header: list[str], rows: list[list[Any]]) -> bytes:
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return as_text(value)  # a CSV cell has no type: a typed "=..." would run as a formula
     return value.isoformat() if isinstance(value, dt.date) else value
 
 

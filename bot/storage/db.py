@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
 
+from bot.storage import sqlite_driver
+
 log = logging.getLogger(__name__)
 
 _ERASED = "civicbot.erased"
@@ -77,7 +79,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         _private_database_file(Path(parsed.database))
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **sqlite_driver.engine_options())
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     WriteTurns().attach(engine)
     return engine

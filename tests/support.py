@@ -284,3 +284,32 @@ async def check_families_response(session: Any, surveys: Any, comment: str) -> d
     row = table[0]
     assert row["comment"] == comment and row["needs"] == "documents;financial;legal" and row["submitted_on"] == ""
     return row
+
+
+async def register_for_process(env: dict[str, str], key_file: Path,
+                               people: Iterable[tuple[str, str, str, str]]) -> None:
+    """People who onboarded earlier, registered straight into the database that a ``civicbot run``
+    process started with ``env`` uses: (platform, user id, address, language) each."""
+    from bot.app import build_services
+    from bot.config import load_settings
+    from bot.core.model import Address, Platform
+    from bot.storage import migrate
+    from bot.storage.db import Database
+
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("CIVICBOT_")})
+    try:
+        settings = load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    database = Database(settings.database.url)
+    try:
+        await migrate.upgrade(database)
+        services = build_services(settings, database, KeyRing.load(key_file))
+        async with database.sessions.begin() as session:
+            for platform, user_id, address, language in people:
+                await services.participants.register(session, services.keys.pseudonym(platform, user_id), language,
+                                                     Address(Platform(platform), address))
+    finally:
+        await database.dispose()

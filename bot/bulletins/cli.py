@@ -17,7 +17,7 @@ from bot.bulletins.loader import BulletinError, load_bulletin
 from bot.bulletins.progress import count
 from bot.bulletins.service import BulletinRefused, Bulletins, NoticeTarget, SendStatus
 from bot.conversation.feature import CliContext, CliGroup, CliVerb
-from bot.core.i18n import I18n, Translator
+from bot.core.i18n import I18n, Translator, plain
 from bot.core.model import Address, Platform
 
 CLI_ACTOR = "cli"
@@ -35,26 +35,9 @@ def _actions(ctx: CliContext) -> BulletinActions:
     return BulletinActions(ctx.services.get(Bulletins), ctx.services.audit)
 
 
-def _plain(text: str) -> str:
-    """Without the Unicode isolates the chat wraps values in (a terminal shows them as boxes)."""
-    return text.replace("\u2068", "").replace("\u2069", "")
-
-
 async def validate(ctx: CliContext, args: argparse.Namespace) -> int:
-    failed = False
-    for path in args.files:
-        try:
-            bulletin = load_bulletin(path)
-        except FileNotFoundError:
-            print(f"{path}: file not found", file=ctx.err)
-            failed = True
-        except BulletinError as exc:
-            for problem in exc.problems:
-                print(problem, file=ctx.err)
-            failed = True
-        else:
-            print(f"{path}: valid ({bulletin.id}, {', '.join(bulletin.languages)})", file=ctx.out)
-    return 1 if failed else 0
+    return ctx.check_definitions(args.files, load_bulletin,
+                                 lambda bulletin: f"{bulletin.id}, {', '.join(bulletin.languages)}")
 
 
 async def create(ctx: CliContext, args: argparse.Namespace) -> int:
@@ -68,7 +51,7 @@ async def create(ctx: CliContext, args: argparse.Namespace) -> int:
         return 1
     async with ctx.database.sessions.begin() as session:
         result = await _actions(ctx).create(session, bulletin, CLI_ACTOR)
-    print(_plain(texts.created(english(), result, ctx.settings.bulletins.require_approval)), file=ctx.err)
+    print(plain(texts.created(english(), result, ctx.settings.bulletins.require_approval)), file=ctx.err)
     print(result.bulletin_id, file=ctx.out)
     return 0
 
@@ -90,18 +73,18 @@ async def send(ctx: CliContext, args: argparse.Namespace) -> int:
         try:
             at = parse_time(args.at)
         except BadTime:
-            return ctx.fail(_plain(texts.bad_time(english(), args.at)), 2)
+            return ctx.fail(plain(texts.bad_time(english(), args.at)), 2)
     try:
         async with ctx.database.sessions.begin() as session:
             outcome = await _actions(ctx).send(session, args.bulletin_id, args.audience, at, CLI_ACTOR,
                                                ctx.settings.i18n.default_language, _staff_rooms(ctx),
                                                dry_run=args.dry_run)
     except BulletinRefused as exc:
-        return ctx.fail(_plain(texts.refusal(english(), exc, args.bulletin_id)))
+        return ctx.fail(plain(texts.refusal(english(), exc, args.bulletin_id)))
     if outcome.view is None:
-        print(_plain(texts.preview(english(), outcome.preview, outcome.first_language)), file=ctx.out)
+        print(plain(texts.preview(english(), outcome.preview, outcome.first_language)), file=ctx.out)
     else:
-        print(_plain(texts.send_requested(english(), outcome.view, outcome.preview)), file=ctx.out)
+        print(plain(texts.send_requested(english(), outcome.view, outcome.preview)), file=ctx.out)
     return 0
 
 
@@ -110,13 +93,13 @@ async def status(ctx: CliContext, args: argparse.Namespace) -> int:
         async with ctx.database.sessions.begin() as session:
             report = await _actions(ctx).status(session, args.bulletin_id)
     except BulletinRefused as exc:
-        return ctx.fail(_plain(texts.refusal(english(), exc, args.bulletin_id)))
+        return ctx.fail(plain(texts.refusal(english(), exc, args.bulletin_id)))
     if args.follow and report.view is not None and report.view.finished_at is None \
             and report.view.status in (SendStatus.SCHEDULED, SendStatus.SENDING, SendStatus.CANCELLED):
         await _follow(ctx, args.bulletin_id)
         async with ctx.database.sessions.begin() as session:
             report = await _actions(ctx).status(session, args.bulletin_id)
-    print(_plain(report.text(english())), file=ctx.out)
+    print(plain(report.text(english())), file=ctx.out)
     return 0
 
 
@@ -160,15 +143,15 @@ async def cancel(ctx: CliContext, args: argparse.Namespace) -> int:
         async with ctx.database.sessions.begin() as session:
             was_sending, withdrawn = await _actions(ctx).cancel(session, args.bulletin_id, CLI_ACTOR)
     except BulletinRefused as exc:
-        return ctx.fail(_plain(texts.refusal(english(), exc, args.bulletin_id)))
-    print(_plain(texts.cancelled(english(), args.bulletin_id, was_sending, withdrawn)), file=ctx.out)
+        return ctx.fail(plain(texts.refusal(english(), exc, args.bulletin_id)))
+    print(plain(texts.cancelled(english(), args.bulletin_id, was_sending, withdrawn)), file=ctx.out)
     return 0
 
 
 async def list_(ctx: CliContext, args: argparse.Namespace) -> int:
     async with ctx.database.sessions() as session:
         rows = await _actions(ctx).list(session)
-    print(_plain(texts.listing(english(), rows)), file=ctx.out)
+    print(plain(texts.listing(english(), rows)), file=ctx.out)
     return 0
 
 

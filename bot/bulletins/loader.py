@@ -27,17 +27,13 @@ from typing import Any
 import yaml
 
 from bot.bulletins.definition import ID_PATTERN, LANGUAGES, Bulletin, BulletinText, make_text
-from bot.core.problems import Problem
+from bot.core.problems import DefinitionError, Problem
 
 _TEXT_KEYS = ("title", "body")
 
 
-class BulletinError(Exception):
+class BulletinError(DefinitionError):
     """A bulletin file is invalid; ``problems`` lists every error found, in line order."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
 
 
 @dataclass(slots=True)

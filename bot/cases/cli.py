@@ -17,14 +17,9 @@ from bot.cases.domain import MessageKind, Request, Topic
 from bot.cases.references import normalise
 from bot.cases.service import CLI_ACTOR, CaseService, Outcome, StaffResult, Transcript
 from bot.conversation.feature import CliContext, CliGroup, CliVerb
-from bot.core.i18n import Translator
+from bot.core.i18n import Translator, plain
 
 SUCCESS = (Outcome.DONE, Outcome.ALREADY, Outcome.TAKEN_OVER)
-
-
-def _plain(text: str) -> str:
-    """Without the Unicode isolates that keep values in place in right-to-left chat messages."""
-    return text.replace("\u2068", "").replace("\u2069", "")
 
 
 def _english(ctx: CliContext) -> Translator:
@@ -56,7 +51,7 @@ async def list_cases(ctx: CliContext, args: argparse.Namespace) -> int:
     cases = CaseService.from_services(ctx.services)
     async with ctx.database.sessions.begin() as session:
         listing = await cases.listing(session, CLI_ACTOR)
-    print(_plain(render_listing(cases, _english(ctx), listing, CLI_ACTOR)), file=ctx.out)
+    print(plain(render_listing(cases, _english(ctx), listing, CLI_ACTOR)), file=ctx.out)
     return 0
 
 
@@ -72,7 +67,7 @@ async def _operation(ctx: CliContext, args: argparse.Namespace) -> int:
             result = await cases.close(session, CLI_ACTOR, reference)
         else:
             result = await cases.reply(session, CLI_ACTOR, reference, " ".join(args.text), via="cli")
-    line = _plain(render_result(_english(ctx), result))
+    line = plain(render_result(_english(ctx), result))
     if result.outcome in SUCCESS:
         print(line, file=ctx.out)
         return 0
@@ -91,7 +86,7 @@ async def show(ctx: CliContext, args: argparse.Namespace) -> int:
     async with ctx.database.sessions.begin() as session:
         transcript = await cases.transcript(session, CLI_ACTOR, reference, private)
     if transcript is None:
-        return ctx.fail(_plain(render_result(_english(ctx), StaffResult(Outcome.UNKNOWN, reference))))
+        return ctx.fail(plain(render_result(_english(ctx), StaffResult(Outcome.UNKNOWN, reference))))
     print(render_transcript(cases, _english(ctx), transcript), file=ctx.out)
     return 0
 
@@ -118,7 +113,7 @@ def render_transcript(cases: CaseService, tr: Translator, transcript: Transcript
             lines.append("  " + tr._(texts.PREFERENCE, way=way, when=when))
         else:
             lines.extend("  " + line for line in entry.body.split("\n"))
-    return _plain("\n".join(lines))
+    return plain("\n".join(lines))
 
 
 def _keygen_arguments(parser: argparse.ArgumentParser) -> None:

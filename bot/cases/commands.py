@@ -9,6 +9,9 @@ staff, the staff commands do not exist (the command table answers "unknown comma
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases import texts
 from bot.cases.dialogs import ContactDialog, WithdrawDialog, contact_entry
@@ -123,21 +126,23 @@ async def list_cases(turn: Turn, args: list[str], engine: DialogEngine) -> None:
 
 
 async def claim(turn: Turn, args: list[str], engine: DialogEngine) -> None:
-    reference = await _reference(turn, args)
-    if reference is None:
-        turn.say(turn.tr._(texts.USAGE_CLAIM))
-        return
-    result = await cases_of(turn).claim(turn.session, turn.staff_actor, reference, origin(turn))
-    turn.say(render_result(turn.tr, result))
+    await _on_case(turn, args, texts.USAGE_CLAIM, cases_of(turn).claim)
 
 
 async def close(turn: Turn, args: list[str], engine: DialogEngine) -> None:
+    await _on_case(turn, args, texts.USAGE_CLOSE, cases_of(turn).close)
+
+
+CaseAction = Callable[[AsyncSession, str, str, StaffDestination | None], Awaitable[StaffResult]]
+
+
+async def _on_case(turn: Turn, args: list[str], usage: str, action: CaseAction) -> None:
+    """/claim and /close: the case named (or the thread's), as this staff member, from where they wrote."""
     reference = await _reference(turn, args)
     if reference is None:
-        turn.say(turn.tr._(texts.USAGE_CLOSE))
+        turn.say(turn.tr._(usage))
         return
-    result = await cases_of(turn).close(turn.session, turn.staff_actor, reference, origin(turn))
-    turn.say(render_result(turn.tr, result))
+    turn.say(render_result(turn.tr, await action(turn.session, turn.staff_actor, reference, origin(turn))))
 
 
 async def reply(turn: Turn, args: list[str], engine: DialogEngine) -> None:

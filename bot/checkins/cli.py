@@ -21,39 +21,20 @@ from bot.checkins.service import Checkins
 from bot.checkins.templates import load_template
 from bot.conversation.feature import CliContext, CliGroup, CliVerb
 from bot.core.counts import counted
-from bot.core.i18n import FSI, PDI
+from bot.core.i18n import plain
 from bot.storage.models import utcnow
 from bot.surveys.cli import default_export_path
 from bot.surveys.export import to_csv, to_xlsx
-from bot.surveys.loading import SurveyError
 
 CLI_ACTOR = "cli"
 
 Action = Callable[[StaffActions, AsyncSession, argparse.Namespace], Awaitable[Say]]
 
 
-def _plain(text: str) -> str:
-    """A terminal needs no bidirectional isolates around values."""
-    return text.replace(FSI, "").replace(PDI, "")
-
-
 async def validate(ctx: CliContext, args: argparse.Namespace) -> int:
-    failed = False
-    for path in args.files:
-        try:
-            template = load_template(path)
-        except FileNotFoundError:
-            print(f"{path}: file not found", file=ctx.err)
-            failed = True
-        except SurveyError as exc:
-            for problem in exc.problems:
-                print(problem, file=ctx.err)
-            failed = True
-        else:
-            survey = template.questionnaire
-            print(f"{path}: valid ({template.id}, {len(survey.questions)} questions, {len(template.flags)} flagged "
-                  f"options, {', '.join(survey.languages)})", file=ctx.out)
-    return 1 if failed else 0
+    return ctx.check_definitions(args.files, load_template, lambda template: (
+        f"{template.id}, {len(template.questionnaire.questions)} questions, {len(template.flags)} flagged options, "
+        f"{', '.join(template.questionnaire.languages)}"))
 
 
 def _verb(action: Action) -> Callable[[CliContext, argparse.Namespace], Awaitable[int]]:
@@ -65,8 +46,8 @@ def _verb(action: Action) -> Callable[[CliContext, argparse.Namespace], Awaitabl
             async with ctx.database.sessions.begin() as session:
                 say = await action(StaffActions.of(ctx.services), session, args)
         except CheckinProblem as problem:
-            return ctx.fail(_plain(problem.render(english)))
-        print(_plain(say(english)), file=ctx.out)
+            return ctx.fail(plain(problem.render(english)))
+        print(plain(say(english)), file=ctx.out)
         return 0
 
     return run
@@ -96,7 +77,7 @@ async def export(ctx: CliContext, args: argparse.Namespace) -> int:
                                             organisation.code if organisation else None,
                                             {"format": args.format, "rows": len(rows)})
     except CheckinProblem as problem:
-        return ctx.fail(_plain(problem.render(ctx.services.i18n.translator("en"))))
+        return ctx.fail(plain(problem.render(ctx.services.i18n.translator("en"))))
     data = to_csv(header, rows) if args.format == "csv" else to_xlsx(header, rows, "checkins")
     if output is None:
         ctx.out.flush()

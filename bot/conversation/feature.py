@@ -17,9 +17,10 @@ import asyncio
 import datetime as dt
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,7 @@ from bot.conversation.commands import Command, CommandTable
 from bot.conversation.engine import Dialog, Prompt, State
 from bot.conversation.router import IdleText, Interceptor, StaffRoomText
 from bot.conversation.turn import Services, Turn
+from bot.core.problems import DefinitionError
 from bot.core.security import KeyRing
 from bot.core.transport import Transport
 from bot.storage.db import Database
@@ -42,6 +44,8 @@ __all__ = [
     "Job", "MenuAction", "FeatureStartupError", "MenuEntry", "OnboardingStep", "RetentionRule", "SealKey",
     "SealedColumn", "ServiceFactory", "StaffRoomText", "Worker", "always",
 ]
+
+T = TypeVar("T")
 
 Clock = Callable[[], dt.datetime]
 """Now, in UTC. Jobs get it injected so tests can move time."""
@@ -152,6 +156,24 @@ class CliContext:
         """Print one clear line to stderr and return the exit code, e.g. ``return ctx.fail("no such group")``."""
         print(f"civicbot: {message}", file=self.err)
         return code
+
+    def check_definitions(self, paths: Sequence[Path], load: Callable[[Path], T], summary: Callable[[T], str]) -> int:
+        """The ``validate`` verbs: ``<file>: valid (<summary>)`` for each good file, every problem of a
+        bad one as ``file:line: sentence``; exit code 1 if any file failed."""
+        failed = False
+        for path in paths:
+            try:
+                loaded = load(path)
+            except FileNotFoundError:
+                print(f"{path}: file not found", file=self.err)
+                failed = True
+            except DefinitionError as exc:
+                for problem in exc.problems:
+                    print(problem, file=self.err)
+                failed = True
+            else:
+                print(f"{path}: valid ({summary(loaded)})", file=self.out)
+        return 1 if failed else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -23,7 +22,7 @@ from bot.conversation.engine import MENU, DialogEngine, State, menu_state
 from bot.conversation.turn import Followup, Services, Turn
 from bot.core.flood import FloodGuard, Verdict
 from bot.core.logsafe import describe
-from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym, without_lone_surrogates
+from bot.core.model import Address, Inbound, InboundKind, Outbound, Pseudonym
 from bot.core.notices import (
     CONTACT_COMMAND,
     FLOOD,
@@ -53,13 +52,6 @@ IdleText = Callable[[Turn, State | None, DialogEngine], Awaitable[bool]]
 match it): a feature may take it (an open contact request does). True when taken."""
 StaffRoomText = Callable[[Turn], Awaitable[bool]]
 """Text in the staff room or staff chat that is no command (a reply in a case's thread)."""
-
-
-def well_formed(inbound: Inbound) -> Inbound:
-    """The inbound with lone surrogates (valid in a platform's JSON, not in UTF-8) replaced by U+FFFD,
-    so whatever the text reaches (a sealed answer, an invitation code) can encode it."""
-    text = without_lone_surrogates(inbound.text)
-    return inbound if text == inbound.text else replace(inbound, text=text)
 
 
 class Router:
@@ -92,7 +84,6 @@ class Router:
     async def handle(self, inbound: Inbound) -> None:
         """Handle one inbound event. Never raises."""
         try:
-            inbound = well_formed(inbound)
             pseudonym = self._services.keys.pseudonym(inbound.platform, inbound.user_id)
             limited = self._transports[inbound.platform].capabilities.flood_limited
             verdict = self._flood.check(pseudonym) if limited else Verdict.ACCEPT

@@ -7,7 +7,6 @@ Transports translate their platform's updates into :class:`Inbound` and render
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 from typing import NewType
 
@@ -19,14 +18,6 @@ Pseudonym = NewType("Pseudonym", str)
 
 PromptId = NewType("PromptId", str)
 """Opaque nonce of one rendered prompt; a button press must name the current one."""
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def without_lone_surrogates(text: str) -> str:
-    """``text`` with each lone surrogate (valid in a platform's JSON, not in UTF-8) as U+FFFD."""
-    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 class InboundKind(enum.Enum):

@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot.core.model import Pseudonym, without_lone_surrogates
+from bot.core.model import Pseudonym, valid_unicode
 
 _VERSION = 1
 _MASTER_PREFIX = b"\x01"
@@ -45,7 +45,7 @@ def utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return without_lone_surrogates(text).encode("utf-8")
+        return valid_unicode(text).encode("utf-8")
 
 
 def _b64(raw: bytes) -> str:

@@ -12,28 +12,15 @@ from bot.conversation.feature import CliContext, CliGroup, CliVerb
 from bot.core.counts import counted
 from bot.storage.models import utcnow
 from bot.surveys import export as survey_export
-from bot.surveys.loading import SurveyError, load_survey
+from bot.surveys.loading import load_survey
 from bot.surveys.service import Surveys, SurveyUnavailable
 
 CLI_ACTOR = "cli"
 
 
 async def validate(ctx: CliContext, args: argparse.Namespace) -> int:
-    failed = False
-    for path in args.files:
-        try:
-            survey = load_survey(path)
-        except FileNotFoundError:
-            print(f"{path}: file not found", file=ctx.err)
-            failed = True
-        except SurveyError as exc:
-            for problem in exc.problems:
-                print(problem, file=ctx.err)
-            failed = True
-        else:
-            print(f"{path}: valid ({survey.id}, {counted(len(survey.questions), 'question')}, "
-                  f"{', '.join(survey.languages)})", file=ctx.out)
-    return 1 if failed else 0
+    return ctx.check_definitions(args.files, load_survey, lambda survey: (
+        f"{survey.id}, {counted(len(survey.questions), 'question')}, {', '.join(survey.languages)}"))
 
 
 async def list_surveys(ctx: CliContext, args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bot.core.i18n import LANGUAGES
-from bot.core.problems import Problem
+from bot.core.problems import DefinitionError, Problem
 from bot.surveys.definitions import Survey
 from bot.surveys.questions import END, Condition, Option, Question, QuestionType
 
@@ -27,12 +27,8 @@ _TOP_KEYS = {"id", "title", "languages", "introduction", "closing", "opens", "cl
 _QUESTION_KEYS = {"id", "type", "text", "options", "optional", "show_if", "next", "min", "max", "min_label",
                   "max_label", "max_length", "max_choices"}
 
-class SurveyError(Exception):
+class SurveyError(DefinitionError):
     """A definition is invalid; ``problems`` lists every error found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
 
 
 # -- loading with line numbers ----------------------------------------------------

@@ -18,12 +18,8 @@ from matrix_peer import ENCRYPTION_STATE, Peer, eventually
 from matrix_support import MakePeer, unique
 from synapse_server import SynapseServer
 
-from bot.app import build_services
-from bot.config import load_settings
-from bot.core.model import Address, Platform
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
+from tests.support import register_for_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telegram"))
 from botapi_server import LocalBotApi  # noqa: E402
@@ -69,27 +65,6 @@ async def civicbot(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return process.returncode or 0, out.decode(), err.decode()
 
 
-async def register(env: dict[str, str], key_file: Path, people: list[tuple[str, str, str, str]]) -> None:
-    """(platform, user id, address, language): people who onboarded earlier."""
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("CIVICBOT_")})
-    try:
-        settings = load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    database = Database(settings.database.url)
-    try:
-        await migrate.upgrade(database)
-        services = build_services(settings, database, KeyRing.load(key_file))
-        async with database.sessions.begin() as session:
-            for platform, user_id, address, language in people:
-                await services.participants.register(session, services.keys.pseudonym(platform, user_id), language,
-                                                     Address(Platform(platform), address))
-    finally:
-        await database.dispose()
-
-
 async def test_both_platforms_sigkill_exactly_once_on_matrix(synapse: SynapseServer, make_peer: MakePeer,
                                                            tmp_path: Path) -> None:
     bot_user = synapse.register(unique("bot"))
@@ -132,7 +107,7 @@ async def test_both_platforms_sigkill_exactly_once_on_matrix(synapse: SynapseSer
         for peer, room in zip(peers, rooms, strict=True):
             await peer.wait_joined(room, bot_user.user_id, timeout=60)
         telegram = [(api.user(language_code=languages[n % 4]), languages[n % 4]) for n in range(200)]
-        await register(env, key_file, [
+        await register_for_process(env, key_file, [
             *(("matrix", peer.user_id, room, languages[n % 4]) for n, (peer, room) in enumerate(zip(peers, rooms,
                                                                                                     strict=True))),
             *(("telegram", str(user.id), str(user.id), language) for user, language in telegram),

@@ -19,12 +19,8 @@ from pathlib import Path
 from botapi_server import LocalBotApi, SimUser
 from test_telegram_process import BotProcess
 
-from bot.app import build_services
-from bot.config import load_settings
-from bot.core.model import Address, Platform
 from bot.core.security import KeyRing
-from bot.storage import migrate
-from bot.storage.db import Database
+from tests.support import register_for_process
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP = -1_001_234_567_890
@@ -88,7 +84,8 @@ async def test_sigkill_mid_send_and_a_bulletin_due_while_down(bot_api: LocalBotA
     languages = ("en", "ar", "ckb", "ku")
     users: list[tuple[SimUser, str]] = [(bot_api.user(language_code=languages[n % 4]), languages[n % 4])
                                         for n in range(2000)]
-    await register(env, key_file, users)
+    await register_for_process(env, key_file, [("telegram", str(user.id), str(user.id), language)
+                                               for user, language in users])
     for bulletin_id, title in (("first", "Bulletin one"), ("second", "Bulletin two")):
         path = tmp_path / f"{bulletin_id}.yaml"
         path.write_text(BULLETIN.format(id=bulletin_id, title=title), encoding="utf-8")
@@ -143,24 +140,3 @@ async def test_sigkill_mid_send_and_a_bulletin_due_while_down(bot_api: LocalBotA
     log = (tmp_path / "civicbot.log").read_text(errors="replace")
     for secret in (bot_api.token, str(staff.id), str(users[0][0].id), "Consultations"):
         assert secret not in log
-
-
-async def register(env: dict[str, str], key_file: Path, users: list[tuple[SimUser, str]]) -> None:
-    """People who onboarded earlier (registered directly: this test is about the bulletin)."""
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("CIVICBOT_")})
-    try:
-        settings = load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    database = Database(settings.database.url)
-    try:
-        await migrate.upgrade(database)
-        services = build_services(settings, database, KeyRing.load(key_file))
-        async with database.sessions.begin() as session:
-            for user, language in users:
-                await services.participants.register(session, services.keys.pseudonym("telegram", str(user.id)),
-                                                     language, Address(Platform("telegram"), str(user.id)))
-    finally:
-        await database.dispose()

@@ -39,7 +39,7 @@ async def database(sqlite_url: str) -> Database:  # type: ignore[misc]
 async def test_the_engine_uses_the_one_trip_cursor(database: Database) -> None:
     async with database.engine.connect() as conn:
         raw = await conn.get_raw_connection()
-        assert isinstance(raw.dbapi_connection.cursor(), OneTripCursor)  # type: ignore[union-attr]
+        assert type(raw.dbapi_connection)._cursor_cls is OneTripCursor  # type: ignore[union-attr]
 
 
 async def test_one_trip_per_statement(database: Database) -> None:
@@ -94,6 +94,6 @@ async def test_without_the_internals_it_needs_the_stock_adapter_is_kept(
             assert (await session.execute(text("SELECT 41 + 1"))).scalar_one() == 42
         async with database.engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            assert not isinstance(raw.dbapi_connection.cursor(), OneTripCursor)  # type: ignore[union-attr]
+            assert type(raw.dbapi_connection)._cursor_cls is not OneTripCursor  # type: ignore[union-attr]
     finally:
         await database.dispose()

@@ -42,6 +42,9 @@ class ControlledBotApi(LocalBotApi):
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_post("/control/users", self._c_users)
         app.router.add_post("/control/say", self._c_say)
+        app.router.add_post("/control/say_all", self._c_say_all)
+        app.router.add_get("/control/answered", self._c_answered)
+        app.router.add_get("/control/first_answers", self._c_first_answers)
         app.router.add_get("/control/stats", self._c_stats)
         app.router.add_get("/control/count", self._c_count)
         app.router.add_get("/control/chat", self._c_chat)
@@ -62,6 +65,29 @@ class ControlledBotApi(LocalBotApi):
         at = time.monotonic()
         self.people[int(body["user"])].say(str(body["text"]))
         return web.json_response({"at": at})
+
+    async def _c_say_all(self, request: web.Request) -> web.Response:
+        """Each of ``users`` says ``text`` at once; the server's time of each message."""
+        body = await request.json()
+        said: dict[str, float] = {}
+        for user in body["users"]:
+            said[str(user)] = time.monotonic()
+            self.people[int(user)].say(str(body["text"]))
+        return web.json_response(said)
+
+    async def _c_answered(self, request: web.Request) -> web.Response:
+        """How many chats have had a message from the bot: cheap, for polling while measuring."""
+        return web.json_response(len(self._answered_chats()))
+
+    async def _c_first_answers(self, request: web.Request) -> web.Response:
+        """The server's time of the bot's first message to each chat."""
+        return web.json_response({str(chat): at for chat, at in self._answered_chats().items()})
+
+    def _answered_chats(self) -> dict[int, float]:
+        first: dict[int, float] = {}
+        for message in self.sent:
+            first.setdefault(message.chat_id, message.at)
+        return first
 
     async def _c_chat(self, request: web.Request) -> web.Response:
         chat_id = int(request.query["id"])
@@ -161,6 +187,21 @@ class BotApiProcess:
 
     async def say(self, user_id: int, text: str) -> float:
         return float((await self._json("POST", "/control/say", json={"user": user_id, "text": text}))["at"])
+
+    async def say_all(self, user_ids: list[int], text: str) -> dict[int, float]:
+        said = await self._json("POST", "/control/say_all", json={"users": user_ids, "text": text})
+        return {int(user): float(at) for user, at in said.items()}
+
+    async def wait_answered(self, count: int, timeout: float, interval: float = 0.01) -> None:
+        """Until ``count`` chats have had an answer (polled in the server's process, not the bot's)."""
+        deadline = time.monotonic() + timeout
+        while int(await self._json("GET", "/control/answered")) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {count} chats were answered")
+            await asyncio.sleep(interval)
+
+    async def first_answers(self) -> dict[int, float]:
+        return {int(chat): float(at) for chat, at in (await self._json("GET", "/control/first_answers")).items()}
 
     async def chat(self, user_id: int) -> list[dict[str, Any]]:
         return list(await self._json("GET", "/control/chat", params={"id": str(user_id)}))

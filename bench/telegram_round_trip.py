@@ -1,10 +1,12 @@
 """Round-trip cost of civicbot on Telegram against bare python-telegram-bot, in the same run.
 
-Both bots run against the suite's local Bot API server over HTTP. N people each send one
-message; the clock runs until every person has an answer. The baseline is a bare PTB
-Application answering a fixed text; civicbot answers through its transport, router, dialog
-engine and SQLite database (pseudonym, sealed state, a transaction per message). Rate
-limits are lifted on both sides, so the ratio measures the bot's own work, not pacing.
+Both bots run against the suite's local Bot API server over HTTP, in a process of its own (as
+Telegram is not in the bot's event loop: the server's work must not count as the bot's, nor
+compete with it). N people each send one message at once; the clock runs until every person has
+an answer. The baseline is a bare PTB Application answering a fixed text; civicbot answers
+through its transport, router, dialog engine and SQLite database (pseudonym, sealed state, a
+transaction per message). Rate limits are lifted on both sides, so the ratio measures the
+bot's own work, not pacing. Latencies are on the server's clock.
 
 Usage: python -m bench.telegram_round_trip [--people 200] [--rounds 3]
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,41 +23,21 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
+from bench.botapi_process import BotApiProcess
 from bot.app import build_platform_transports, running
 from bot.config import LimitsSettings, TelegramSettings
 from bot.core.security import KeyRing
 from tests.support import make_settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "telegram"))
-from botapi_server import LocalBotApi, SimUser  # noqa: E402  (the test tier's local Bot API server)
 
-
-async def _everyone_answered(api: LocalBotApi, people: list[SimUser], timeout: float) -> None:
-    """Looks at each arrival once: the server runs in this process, so the check's own work counts."""
-    waiting = {person.id for person in people}
-    seen = 0
-
-    def done() -> bool:
-        nonlocal seen
-        for message in api.sent[seen:]:
-            waiting.discard(message.chat_id)
-        seen = len(api.sent)
-        return not waiting
-
-    await api.wait_for(done, timeout=timeout)
-
-
-def _say_all(people: list[SimUser], text: str) -> dict[int, float]:
-    said: dict[int, float] = {}
-    for person in people:
-        said[person.id] = time.monotonic()  # the server's clock too: it runs in this process
-        person.say(text)
-    return said
-
-
-def _latencies(api: LocalBotApi, said: dict[int, float]) -> list[float]:
-    """Per message: from the person's message reaching the server to the answer reaching it."""
-    return [api.sent_to(user_id)[0].at - at for user_id, at in said.items()]
+async def _measure(api: BotApiProcess, people: list[int], text: str) -> tuple[float, list[float]]:
+    """Everyone says ``text`` at once; the time until all have an answer, and each one's wait."""
+    started = time.perf_counter()
+    said = await api.say_all(people, text)
+    await api.wait_answered(len(people), timeout=120)
+    elapsed = time.perf_counter() - started
+    answers = await api.first_answers()
+    return elapsed, [answers[person] - at for person, at in said.items()]
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -65,53 +46,35 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 async def bare_ptb(people_count: int, text: str) -> tuple[float, list[float]]:
-    api = LocalBotApi()
-    await api.start()
-
     async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_chat is not None
         await context.bot.send_message(update.effective_chat.id, "What you can do: …")
 
-    app = ApplicationBuilder().token(api.token).base_url(api.base_url).concurrent_updates(64).build()
-    app.add_handler(MessageHandler(filters.TEXT, answer))
-    try:
+    async with BotApiProcess() as api:
+        app = ApplicationBuilder().token(api.token).base_url(api.base_url).concurrent_updates(64).build()
+        app.add_handler(MessageHandler(filters.TEXT, answer))
+        people = await api.users(people_count)
         async with app:
             await app.start()
             assert app.updater is not None
             await app.updater.start_polling(poll_interval=0, timeout=2)
-            people = [api.user() for _ in range(people_count)]
-            started = time.perf_counter()
-            said = _say_all(people, text)
-            await _everyone_answered(api, people, timeout=120)
-            elapsed = time.perf_counter() - started
-            latencies = _latencies(api, said)
+            result = await _measure(api, people, text)
             await app.updater.stop()
             await app.stop()
-    finally:
-        await api.close()
-    return elapsed, latencies
+    return result
 
 
 async def civicbot(people_count: int, text: str, workdir: Path) -> tuple[float, list[float]]:
-    api = LocalBotApi()
-    await api.start()
-    telegram = TelegramSettings(token=api.token, api_base_url=api.base_url,  # type: ignore[arg-type]
-                                rate_per_second=100_000, per_chat_interval_seconds=0)
-    settings = make_settings(f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, telegram=telegram,
-                             limits=LimitsSettings(flood_messages=10_000))
-    try:
+    async with BotApiProcess() as api:
+        telegram = TelegramSettings(token=api.token, api_base_url=api.base_url,  # type: ignore[arg-type]
+                                    rate_per_second=100_000, per_chat_interval_seconds=0)
+        settings = make_settings(f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, telegram=telegram,
+                                 limits=LimitsSettings(flood_messages=10_000))
+        people = await api.users(people_count)
         # The wiring of ``civicbot run`` itself, with a shorter long-poll.
         async with running(settings, keys=KeyRing.generate(), transports=lambda services: build_platform_transports(
                 services, telegram={"poll_timeout_seconds": 2})):
-            people = [api.user() for _ in range(people_count)]
-            started = time.perf_counter()
-            said = _say_all(people, text)
-            await _everyone_answered(api, people, timeout=120)
-            elapsed = time.perf_counter() - started
-            latencies = _latencies(api, said)
-    finally:
-        await api.close()
-    return elapsed, latencies
+            return await _measure(api, people, text)
 
 
 TARGET_RATIO = 1.5

@@ -86,3 +86,21 @@ async def test_a_failed_or_cancelled_transaction_frees_the_turn(counter: Databas
     await asyncio.wait_for(_increment(counter, order, 0), timeout=5)  # nobody holds the turn any more
     async with counter.sessions.begin() as session:
         assert (await session.execute(text("SELECT n FROM counter"))).scalar_one() == 1
+
+
+async def test_a_transaction_left_open_makes_others_fail_as_a_busy_database_would(sqlite_url: str) -> None:
+    """Not wait forever: after the lock timeout, the same error SQLite's busy timeout gives."""
+    from sqlalchemy.exc import OperationalError
+
+    database = Database(sqlite_url, lock_timeout=0.2)
+    try:
+        async with database.sessions() as left_open:
+            await left_open.execute(text("CREATE TABLE t (n INTEGER)"))  # begins, and is not committed
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with database.sessions.begin() as session:
+                    await session.execute(text("SELECT 1"))
+            await left_open.commit()
+        async with database.sessions.begin() as session:  # the turn is free again
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+    finally:
+        await database.dispose()

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import stat
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
 
@@ -24,6 +27,7 @@ from bot.storage import sqlite_driver
 log = logging.getLogger(__name__)
 
 _ERASED = "civicbot.erased"
+LOCK_TIMEOUT_SECONDS = 30.0  # SQLite's busy timeout, and the wait for this process's write turn
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
@@ -41,9 +45,10 @@ class Database:
 
     __slots__ = ("url", "engine", "sessions")
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+        """``lock_timeout``: how long an SQLite transaction waits for the write lock before it fails."""
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, lock_timeout=lock_timeout)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -73,19 +78,20 @@ class Database:
         return False
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         _private_database_file(Path(parsed.database))
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **sqlite_driver.engine_options())
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    WriteTurns().attach(engine)
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": lock_timeout},
+                                 **sqlite_driver.engine_options())
+    event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms=int(lock_timeout * 1000)))
+    WriteTurns(lock_timeout).attach(engine)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     """WAL for concurrent readers; foreign keys for cascades; secure_delete so erased
     rows are overwritten in the file instead of lingering in free pages; the rest for speed."""
     dbapi_connection.isolation_level = None  # transactions are begun by _begin_immediate, not the driver
@@ -95,7 +101,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         "PRAGMA foreign_keys=ON",
         "PRAGMA secure_delete=ON",
         "PRAGMA synchronous=NORMAL",  # with WAL: durable at checkpoints, consistent always
-        "PRAGMA busy_timeout=30000",
+        f"PRAGMA busy_timeout={busy_ms}",
         "PRAGMA temp_store=MEMORY",  # sorts and temporary indexes stay off the disk
         # A log that was checkpointed and restarts is truncated to nothing, not kept at some size with
         # old page images in it (one truncation per checkpoint cycle: cheap). Erasures and purges
@@ -151,11 +157,12 @@ class WriteTurns:
     between processes (a CLI command beside the running bot).
     """
 
-    __slots__ = ("_holder", "_lock")
+    __slots__ = ("_holder", "_lock", "_timeout")
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
         self._lock = asyncio.Lock()
         self._holder: int | None = None  # id() of the DB-API connection whose turn it is
+        self._timeout = timeout
 
     def attach(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
@@ -170,7 +177,11 @@ class WriteTurns:
     def _begin(self, connection: Connection) -> None:
         holder = id(connection.connection.dbapi_connection)
         if self._holder != holder:  # a connection keeps its turn for its next transaction
-            await_only(self._lock.acquire())  # runs inside SQLAlchemy's greenlet: awaits the event loop
+            try:  # runs inside SQLAlchemy's greenlet: awaits the event loop
+                await_only(asyncio.wait_for(self._lock.acquire(), self._timeout))
+            except TimeoutError:  # a transaction left open somewhere: fail as SQLite's busy timeout would
+                raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")) \
+                    from None
             self._holder = holder
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")

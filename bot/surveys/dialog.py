@@ -11,6 +11,7 @@ from typing import Any
 from bot.conversation.engine import Prompt, State, menu_state
 from bot.conversation.turn import Turn
 from bot.core.model import Choice
+from bot.storage.models import SurveyInvitation
 from bot.surveys.asking import QUESTION, QuestionnaireDialog, new_progress
 from bot.surveys.definitions import Survey
 from bot.surveys.questions import Questionnaire
@@ -38,17 +39,26 @@ async def offer_surveys(turn: Turn) -> State | None:
 async def open_invitation(turn: Turn, invitation_id: int) -> State | None:
     assert turn.participant is not None
     surveys = turn.services.get(Surveys)
-    try:
-        invitation, survey = await surveys.invitation(turn.session, invitation_id, turn.participant.id)
-    except SurveyUnavailable as exc:
-        turn.say(_unavailable(turn, exc.reason))
+    answerable = await _answerable(turn, surveys, invitation_id)
+    if answerable is None:
         return None
+    invitation, survey = answerable
     progress = await surveys.load_progress(turn.session, invitation)
     data = {"invitation": invitation.id, "survey": survey.id, **new_progress(), **progress}
     if progress.get("current"):
         turn.say(turn.tr._("Welcome back. Let us continue where you stopped."))
         return survey_state(turn, data, QUESTION)
     return survey_state(turn, data, "intro")
+
+
+async def _answerable(turn: Turn, surveys: Surveys, invitation_id: int) -> tuple[SurveyInvitation, Survey] | None:
+    """This person's invitation and its survey while it can be answered; else None, said why."""
+    assert turn.participant is not None
+    try:
+        return await surveys.invitation(turn.session, invitation_id, turn.participant.id)
+    except SurveyUnavailable as exc:
+        turn.say(_unavailable(turn, exc.reason))
+        return None
 
 
 def _unavailable(turn: Turn, reason: str) -> str:
@@ -110,11 +120,10 @@ class SurveyDialog(QuestionnaireDialog):
         if "invitation" not in state.data or "answers" in state.data or turn.participant is None:
             return state
         surveys = turn.services.get(Surveys)
-        try:
-            invitation, _survey = await surveys.invitation(turn.session, state.data["invitation"], turn.participant.id)
-        except SurveyUnavailable as exc:
-            turn.say(_unavailable(turn, exc.reason))
+        answerable = await _answerable(turn, surveys, state.data["invitation"])
+        if answerable is None:
             return menu_state(turn)
+        invitation = answerable[0]
         progress = await surveys.load_progress(turn.session, invitation)
         state.data.update({**new_progress(), **progress})
         if state.step == QUESTION and not state.data.get("current"):
@@ -124,11 +133,10 @@ class SurveyDialog(QuestionnaireDialog):
     async def save(self, turn: Turn, state: State) -> State | None:
         assert turn.participant is not None
         surveys = turn.services.get(Surveys)
-        try:
-            invitation, _survey = await surveys.invitation(turn.session, state.data["invitation"], turn.participant.id)
-        except SurveyUnavailable as exc:
-            turn.say(_unavailable(turn, exc.reason))
+        answerable = await _answerable(turn, surveys, state.data["invitation"])
+        if answerable is None:
             return menu_state(turn)
+        invitation = answerable[0]
         progress = {k: state.data[k] for k in ("current", "answers", "history", "ticked")}
         await surveys.save_progress(turn.session, invitation, progress)
         return state

@@ -286,8 +286,7 @@ async def check_families_response(session: Any, surveys: Any, comment: str) -> d
     return row
 
 
-async def register_for_process(env: dict[str, str], key_file: Path,
-                               people: Iterable[tuple[str, str, str, str]]) -> None:
+async def register_for_process(env: dict[str, str], people: Iterable[tuple[str, str, str, str]]) -> None:
     """People who onboarded earlier, registered straight into the database that a ``civicbot run``
     process started with ``env`` uses: (platform, user id, address, language) each."""
     from bot.app import build_services
@@ -306,7 +305,7 @@ async def register_for_process(env: dict[str, str], key_file: Path,
     database = Database(settings.database.url)
     try:
         await migrate.upgrade(database)
-        services = build_services(settings, database, KeyRing.load(key_file))
+        services = build_services(settings, database, KeyRing.load(settings.security.key_file))
         async with database.sessions.begin() as session:
             for platform, user_id, address, language in people:
                 await services.participants.register(session, services.keys.pseudonym(platform, user_id), language,

@@ -3,40 +3,11 @@
 from __future__ import annotations
 
 import os
-import shlex
-from pathlib import Path
 
 import pytest
 
 from bot.config import TelegramSettings, load_settings
-
-DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
-
-
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
-    logical: list[str] = []
-    pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
-
-
-def image_environment() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for instruction, arguments in instructions():
-        if instruction == "ENV":
-            for pair in shlex.split(arguments):
-                key, _, value = pair.partition("=")
-                env[key] = value
-    return env
+from tests.dockerfile import image_environment, instructions
 
 
 @pytest.fixture(autouse=True)

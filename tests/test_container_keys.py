@@ -5,31 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
-
-
-def _instructions() -> list[tuple[str, str]]:
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
-
-
-def _env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for instruction, rest in _instructions():
-        if instruction == "ENV":
-            for pair in shlex.split(rest):
-                key, _, value = pair.partition("=")
-                env[key] = value
-    return env
+from tests.dockerfile import DOCKERFILE, image_environment, instructions
 
 
 def _volumes() -> list[PurePosixPath]:
     volumes: list[PurePosixPath] = []
-    for instruction, rest in _instructions():
+    for instruction, rest in instructions():
         if instruction == "VOLUME":
             values = json.loads(rest) if rest.startswith("[") else rest.split()
             volumes += [PurePosixPath(v) for v in values]
@@ -42,7 +25,7 @@ def _volume_of(path: PurePosixPath, volumes: list[PurePosixPath]) -> PurePosixPa
 
 
 def test_the_key_file_is_not_in_the_database_volume() -> None:
-    env, volumes = _env(), _volumes()
+    env, volumes = image_environment(), _volumes()
     database = PurePosixPath(re.sub(r"^sqlite\+aiosqlite:///", "", env["CIVICBOT_DATABASE__URL"]))
     key_file = PurePosixPath(env["CIVICBOT_SECURITY__KEY_FILE"])
     data_volume = _volume_of(database, volumes)
@@ -57,5 +40,5 @@ def test_the_key_file_is_not_in_the_database_volume() -> None:
 
 def test_the_image_tells_how_to_create_the_key_file_in_its_own_volume() -> None:
     text = DOCKERFILE.read_text()
-    key_dir = str(PurePosixPath(_env()["CIVICBOT_SECURITY__KEY_FILE"]).parent)
+    key_dir = str(PurePosixPath(image_environment()["CIVICBOT_SECURITY__KEY_FILE"]).parent)
     assert re.search(rf"-v \S+:{re.escape(key_dir)} .*civicbot keys generate", text)

@@ -5,12 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from matrix_peer import Peer, Received, eventually
-from synapse_server import RegisteredUser
+from synapse_server import RegisteredUser, SynapseServer
 
+from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
 from bot.core.model import Choice, Inbound, Outbound
 from bot.transports.matrix import MatrixOptions, MatrixTransport
+
+
+def bot_settings(synapse: SynapseServer, bot: RegisteredUser, tmp_path: Path, **sections: Any) -> Settings:
+    """civicbot's settings for the Matrix account ``bot`` on the suite's Synapse, with its SQLite
+    database, key file and Matrix store in ``tmp_path``; other settings sections as given."""
+    return Settings(
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
+        security=SecuritySettings(key_file=tmp_path / "keys.json"),
+        matrix=MatrixSettings(homeserver=synapse.url, user_id=bot.user_id, password=bot.password,  # type: ignore[arg-type]
+                              store_path=tmp_path / "matrix-store"),
+        **sections,
+    )
+
 
 NOTICES = {
     "enable_encryption": "Please turn on encryption in this chat; I only answer in encrypted chats.",

@@ -7,7 +7,6 @@ were on their way may repeat. The staff room's progress message is replaced in p
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import sys
@@ -18,11 +17,11 @@ from matrix_peer import ENCRYPTION_STATE, Peer, eventually
 from matrix_support import MakePeer, unique
 from synapse_server import SynapseServer
 
-from bot.core.security import KeyRing
 from tests.support import register_for_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telegram"))
 from botapi_server import LocalBotApi  # noqa: E402
+from telegram_support import process_environment  # noqa: E402
 from test_telegram_process import BotProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,21 +73,14 @@ async def test_both_platforms_sigkill_exactly_once_on_matrix(synapse: SynapseSer
     staff_room = created.room_id
     api = LocalBotApi()
     await api.start()
-    key_file = tmp_path / "keys.json"
-    KeyRing.generate().save(key_file)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
-    env.update({
+    env = process_environment(api, tmp_path, **{
         "CIVICBOT_MATRIX__HOMESERVER": synapse.url,
         "CIVICBOT_MATRIX__USER_ID": bot_user.user_id,
         "CIVICBOT_MATRIX__PASSWORD": bot_user.password,
         "CIVICBOT_MATRIX__STORE_PATH": str(tmp_path / "matrix-store"),
         "CIVICBOT_MATRIX__RATE_PER_SECOND": "2",  # slow enough to be killed in the middle
-        "CIVICBOT_TELEGRAM__TOKEN": api.token,
-        "CIVICBOT_TELEGRAM__API_BASE_URL": api.base_url,
         "CIVICBOT_TELEGRAM__RATE_PER_SECOND": "40",
         "CIVICBOT_TELEGRAM__PER_CHAT_INTERVAL_SECONDS": "0",
-        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
-        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
         "CIVICBOT_STAFF__MATRIX_ROOM": staff_room,
         "CIVICBOT_STAFF__MEMBERS": f'["matrix:{staff.user_id}"]',
         "CIVICBOT_OUTBOX__LEASE_SECONDS": "3",
@@ -107,7 +99,7 @@ async def test_both_platforms_sigkill_exactly_once_on_matrix(synapse: SynapseSer
         for peer, room in zip(peers, rooms, strict=True):
             await peer.wait_joined(room, bot_user.user_id, timeout=60)
         telegram = [(api.user(language_code=languages[n % 4]), languages[n % 4]) for n in range(200)]
-        await register_for_process(env, key_file, [
+        await register_for_process(env, [
             *(("matrix", peer.user_id, room, languages[n % 4]) for n, (peer, room) in enumerate(zip(peers, rooms,
                                                                                                     strict=True))),
             *(("telegram", str(user.id), str(user.id), language) for user, language in telegram),

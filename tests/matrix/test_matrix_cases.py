@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_peer import ENCRYPTION_STATE, Peer, Received, eventually
-from matrix_support import Conversation, MakePeer, open_conversation, unique
+from matrix_support import Conversation, MakePeer, bot_settings, open_conversation, unique
 from synapse_server import SynapseServer
 from test_matrix_survey import start_bot
 
@@ -22,12 +22,8 @@ from bot.app import build_scheduler
 from bot.cases.crypto import StaffPrivateKey
 from bot.config import (
     ContactsSettings,
-    DatabaseSettings,
     LimitsSettings,
-    MatrixSettings,
     OutboxSettings,
-    SecuritySettings,
-    Settings,
     StaffSettings,
 )
 from bot.core.security import KeyRing
@@ -64,11 +60,7 @@ async def test_contact_request_as_a_thread_in_the_encrypted_staff_room(
     staff_room = created.room_id
     await intruder.client.join(staff_room)
     private = StaffPrivateKey.generate()
-    settings = Settings(
-        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
-        security=SecuritySettings(key_file=tmp_path / "keys.json"),
-        matrix=MatrixSettings(homeserver=synapse.url, user_id=bot_user.user_id, password=bot_user.password,  # type: ignore[arg-type]
-                              store_path=tmp_path / "matrix-store"),
+    settings = bot_settings(synapse, bot_user, tmp_path,
         staff=StaffSettings(members=[f"matrix:{staff_peer.user_id}"], matrix_room=staff_room),
         outbox=OutboxSettings(poll_seconds=0.2),
         limits=LimitsSettings(flood_messages=10_000),

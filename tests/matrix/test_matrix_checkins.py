@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from matrix_peer import ENCRYPTION_STATE, Peer, Received, eventually
-from matrix_support import FAST, MakePeer, open_conversation, unique
+from matrix_support import FAST, MakePeer, bot_settings, open_conversation, unique
 from synapse_server import RegisteredUser, SynapseServer
 
 from bot.app import Bot, assemble, build_platform_transports
@@ -24,11 +24,8 @@ from bot.checkins.job import CheckinJob
 from bot.checkins.service import Checkins
 from bot.config import (
     CheckinSettings,
-    DatabaseSettings,
     LimitsSettings,
-    MatrixSettings,
     OutboxSettings,
-    SecuritySettings,
     Settings,
     StaffSettings,
 )
@@ -67,11 +64,7 @@ class RunningBot:
 
 
 def settings_for(synapse: SynapseServer, bot: RegisteredUser, staff: Peer, staff_room: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
-        security=SecuritySettings(key_file=tmp_path / "keys.json"),
-        matrix=MatrixSettings(homeserver=synapse.url, user_id=bot.user_id, password=bot.password,  # type: ignore[arg-type]
-                              store_path=tmp_path / "matrix-store"),
+    return bot_settings(synapse, bot, tmp_path,
         staff=StaffSettings(members=[f"matrix:{staff.user_id}"], matrix_room=staff_room),
         checkins=CheckinSettings(directory=CHECKINS_DIR, escalate_after_missed=2),
         outbox=OutboxSettings(poll_seconds=0.3),

@@ -15,24 +15,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from matrix_peer import Peer, eventually
-from matrix_support import FAST, Conversation, MakeBot, MakePeer, open_conversation, unique
-from synapse_server import RegisteredUser, SynapseServer
+from matrix_support import FAST, Conversation, MakeBot, MakePeer, bot_settings, open_conversation, unique
+from synapse_server import SynapseServer
 
 from bot.app import build_platform_transports, running
-from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
+from bot.config import Settings
 from bot.core.security import KeyRing
 from bot.transports.matrix import MatrixTransport
 
 CIVICBOT = str(Path(sys.executable).parent / "civicbot")
-
-
-def _settings(synapse: SynapseServer, user: RegisteredUser, tmp_path: Path) -> Settings:
-    return Settings(
-        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
-        security=SecuritySettings(key_file=tmp_path / "keys.json"),
-        matrix=MatrixSettings(homeserver=synapse.url, user_id=user.user_id, password=user.password,  # type: ignore[arg-type]
-                              store_path=tmp_path / "matrix-store"),
-    )
 
 
 @asynccontextmanager
@@ -65,7 +56,7 @@ async def onboard(chat: Conversation) -> None:
 async def test_delete_me_leaves_no_trace_of_the_person_in_the_matrix_store(
         synapse: SynapseServer, make_peer: MakePeer, tmp_path: Path) -> None:
     user = synapse.register(unique("bot"))
-    settings = _settings(synapse, user, tmp_path)
+    settings = bot_settings(synapse, user, tmp_path)
     keys = KeyRing.generate()
     store = settings.matrix.store_path
     async with routed(settings, keys) as transport:

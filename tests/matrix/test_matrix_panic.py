@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from matrix_peer import eventually
-from matrix_support import FAST, MakePeer, open_conversation, unique
+from matrix_support import FAST, MakePeer, bot_settings, open_conversation, unique
 from synapse_server import SynapseServer
 
 from bot.app import build_platform_transports, running
-from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
 from bot.core.security import KeyRing
 
 
@@ -19,12 +18,7 @@ async def test_panic_redacts_the_bots_messages_and_says_what_it_could_not(
         synapse: SynapseServer, make_peer: MakePeer, tmp_path: Path) -> None:
     user = synapse.register(unique("bot"))
     keys = KeyRing.generate()
-    settings = Settings(
-        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
-        security=SecuritySettings(key_file=tmp_path / "keys.json"),
-        matrix=MatrixSettings(homeserver=synapse.url, user_id=user.user_id, password=user.password,  # type: ignore[arg-type]
-                              store_path=tmp_path / "matrix-store"),
-    )
+    settings = bot_settings(synapse, user, tmp_path)
     async with running(settings, keys=keys,
                        transports=lambda services: build_platform_transports(services, matrix=FAST)) as bot:
         peer = await make_peer()

@@ -18,22 +18,12 @@ from typing import Any
 
 import pytest
 from matrix_peer import Peer, eventually
-from matrix_support import FAST, MakePeer, open_conversation, unique
-from synapse_server import RegisteredUser, SynapseServer
+from matrix_support import FAST, MakePeer, bot_settings, open_conversation, unique
+from synapse_server import SynapseServer
 
 from bot.app import build_platform_transports, running
-from bot.config import DatabaseSettings, MatrixSettings, SecuritySettings, Settings
 from bot.core.security import KeyRing
 from bot.transports.matrix_render import RLM
-
-
-def _settings(synapse: SynapseServer, user: RegisteredUser, tmp_path: Path) -> Settings:
-    return Settings(
-        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
-        security=SecuritySettings(key_file=tmp_path / "keys.json"),
-        matrix=MatrixSettings(homeserver=synapse.url, user_id=user.user_id, password=user.password,  # type: ignore[arg-type]
-                              store_path=tmp_path / "matrix-store"),
-    )
 
 
 @pytest.fixture
@@ -41,7 +31,7 @@ async def routed_bot(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[st
     """The wiring of ``civicbot run`` (router, services, database) behind a Matrix transport;
     yields the bot's user id."""
     user = synapse.register(unique("bot"))
-    settings = _settings(synapse, user, tmp_path)
+    settings = bot_settings(synapse, user, tmp_path)
     async with running(settings, keys=KeyRing.generate(),
                        transports=lambda services: build_platform_transports(services, matrix=FAST)):
         yield user.user_id

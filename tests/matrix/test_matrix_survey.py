@@ -14,16 +14,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from matrix_support import FAST, MakePeer, open_conversation, unique
+from matrix_support import FAST, MakePeer, bot_settings, open_conversation, unique
 from synapse_server import RegisteredUser, SynapseServer
 
 from bot.app import Bot, assemble, build_platform_transports
 from bot.config import (
-    DatabaseSettings,
     LimitsSettings,
-    MatrixSettings,
     OutboxSettings,
-    SecuritySettings,
     Settings,
     StaffSettings,
     SurveySettings,
@@ -57,11 +54,7 @@ async def start_bot(settings: Settings, keys: KeyRing) -> tuple[Bot, MatrixTrans
 
 
 def _settings(synapse: SynapseServer, bot: RegisteredUser, staff_user_id: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}"),
-        security=SecuritySettings(key_file=tmp_path / "keys.json"),
-        matrix=MatrixSettings(homeserver=synapse.url, user_id=bot.user_id, password=bot.password,  # type: ignore[arg-type]
-                              store_path=tmp_path / "matrix-store"),
+    return bot_settings(synapse, bot, tmp_path,
         staff=StaffSettings(members=[f"matrix:{staff_user_id}"]),
         surveys=SurveySettings(directory=SURVEYS),
         outbox=OutboxSettings(poll_seconds=0.5),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from botapi_server import LocalBotApi, SentMessage, SimUser
 
@@ -16,6 +18,27 @@ from bot.core.security import KeyRing
 from bot.transports.telegram import TelegramTransport
 from bot.transports.telegram_delivery import RetryPolicy
 from tests.support import with_clock
+
+
+def process_environment(api: LocalBotApi, tmp_path: Path, *, database_url: str | None = None,
+                        **settings: str) -> dict[str, str]:
+    """The environment of a ``civicbot run`` process against ``api``: none of this process's
+    ``CIVICBOT_`` variables, then the token, the server, the database (an SQLite file in
+    ``tmp_path`` unless ``database_url``) and ``tmp_path/keys.json`` (made if missing), then
+    ``settings`` (``CIVICBOT_...`` names)."""
+    key_file = tmp_path / "keys.json"
+    if not key_file.exists():
+        KeyRing.generate().save(key_file)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
+    env.update({
+        "CIVICBOT_TELEGRAM__TOKEN": api.token,
+        "CIVICBOT_TELEGRAM__API_BASE_URL": api.base_url,
+        "CIVICBOT_DATABASE__URL": database_url or f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
+        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
+        **settings,
+    })
+    return env
+
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.05, max_backoff_seconds=0.2)
 

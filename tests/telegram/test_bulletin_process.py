@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import random
 import signal
 import sys
@@ -17,9 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 from botapi_server import LocalBotApi, SimUser
+from telegram_support import process_environment
 from test_telegram_process import BotProcess
 
-from bot.core.security import KeyRing
 from tests.support import register_for_process
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,18 +59,11 @@ def copies_of(api: LocalBotApi, title: str) -> Counter[int]:
 
 
 async def test_sigkill_mid_send_and_a_bulletin_due_while_down(bot_api: LocalBotApi, tmp_path: Path) -> None:
-    key_file = tmp_path / "keys.json"
-    KeyRing.generate().save(key_file)
     staff = bot_api.user(first_name="Staff")
     bot_api.group(GROUP)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
-    env.update({
-        "CIVICBOT_TELEGRAM__TOKEN": bot_api.token,
-        "CIVICBOT_TELEGRAM__API_BASE_URL": bot_api.base_url,
+    env = process_environment(bot_api, tmp_path, **{
         "CIVICBOT_TELEGRAM__RATE_PER_SECOND": "1000",
         "CIVICBOT_TELEGRAM__PER_CHAT_INTERVAL_SECONDS": "0",
-        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
-        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
         "CIVICBOT_STAFF__MEMBERS": f'["telegram:{staff.id}"]',
         "CIVICBOT_STAFF__TELEGRAM_CHAT": str(GROUP),
         "CIVICBOT_OUTBOX__LEASE_SECONDS": "3",
@@ -84,7 +76,7 @@ async def test_sigkill_mid_send_and_a_bulletin_due_while_down(bot_api: LocalBotA
     languages = ("en", "ar", "ckb", "ku")
     users: list[tuple[SimUser, str]] = [(bot_api.user(language_code=languages[n % 4]), languages[n % 4])
                                         for n in range(2000)]
-    await register_for_process(env, key_file, [("telegram", str(user.id), str(user.id), language)
+    await register_for_process(env, [("telegram", str(user.id), str(user.id), language)
                                                for user, language in users])
     for bulletin_id, title in (("first", "Bulletin one"), ("second", "Bulletin two")):
         path = tmp_path / f"{bulletin_id}.yaml"

@@ -9,7 +9,6 @@ per crash. Nothing is lost, and each person's messages first arrive in the order
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 from collections import Counter
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from botapi_server import LocalBotApi
 from sqlalchemy import func, select
+from telegram_support import process_environment
 from test_telegram_process import BotProcess
 
 from bot.config import OutboxSettings
@@ -64,19 +64,12 @@ async def statuses(url: str) -> dict[str, int]:
         await database.dispose()
 
 
-def environment(api: LocalBotApi, url: str, key_file: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
-    env.update({
-        "CIVICBOT_TELEGRAM__TOKEN": api.token,
-        "CIVICBOT_TELEGRAM__API_BASE_URL": api.base_url,
-        "CIVICBOT_TELEGRAM__RATE_PER_SECOND": str(LIFTED_RATE),
-        "CIVICBOT_TELEGRAM__PER_CHAT_INTERVAL_SECONDS": "0",
-        "CIVICBOT_DATABASE__URL": url,
-        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
-        "CIVICBOT_OUTBOX__LEASE_SECONDS": "4",  # a killed worker's rows come back quickly
-        **extra,
-    })
-    return env
+def environment(api: LocalBotApi, url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return process_environment(api, tmp_path, database_url=url,
+                               CIVICBOT_TELEGRAM__RATE_PER_SECOND=str(LIFTED_RATE),
+                               CIVICBOT_TELEGRAM__PER_CHAT_INTERVAL_SECONDS="0",
+                               CIVICBOT_OUTBOX__LEASE_SECONDS="4",  # a killed worker's rows come back quickly
+                               **extra)
 
 
 def arrivals(api: LocalBotApi) -> Counter[str]:
@@ -101,7 +94,7 @@ async def test_sigkill_three_times_during_a_drain_loses_nothing(db_url: str, bot
     key_file = tmp_path / "keys.json"
     keys.save(key_file)
     chats = await queued_bulletin(db_url, keys, bot_api)
-    bot = BotProcess(environment(bot_api, db_url, key_file), tmp_path / "civicbot.log")
+    bot = BotProcess(environment(bot_api, db_url, tmp_path), tmp_path / "civicbot.log")
     try:
         for kill_at in (ROWS // 5, 2 * ROWS // 5, 3 * ROWS // 5):
             await bot.start()
@@ -144,7 +137,7 @@ async def test_two_workers_on_one_postgresql_send_each_row_once(bot_api: LocalBo
         workers = []
         for n in range(2):  # several workers run in webhook mode (one poller per bot at most)
             port = free_port()
-            env = environment(bot_api, url, key_file, CIVICBOT_TELEGRAM__MODE="webhook",
+            env = environment(bot_api, url, tmp_path, CIVICBOT_TELEGRAM__MODE="webhook",
                               CIVICBOT_TELEGRAM__WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
                               CIVICBOT_TELEGRAM__WEBHOOK_PORT=str(port),
                               CIVICBOT_TELEGRAM__WEBHOOK_SECRET=f"secret{n}")

@@ -5,7 +5,6 @@ but before handling it gets the update again on restart, and it is answered exac
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sqlite3
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from botapi_server import LocalBotApi
+from telegram_support import process_environment
 from test_telegram_process import BotProcess, next_message
-
-from bot.core.security import KeyRing
 
 
 def free_port() -> int:
@@ -25,25 +23,13 @@ def free_port() -> int:
 
 
 def _env(bot_api: LocalBotApi, tmp_path: Path, mode: str) -> dict[str, str]:
-    key_file = tmp_path / "keys.json"
-    if not key_file.exists():
-        KeyRing.generate().save(key_file)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
-    env.update({
-        "CIVICBOT_TELEGRAM__TOKEN": bot_api.token,
-        "CIVICBOT_TELEGRAM__API_BASE_URL": bot_api.base_url,
-        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
-        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
-    })
-    if mode == "webhook":
-        port = free_port()
-        env.update({
-            "CIVICBOT_TELEGRAM__MODE": "webhook",
-            "CIVICBOT_TELEGRAM__WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
-            "CIVICBOT_TELEGRAM__WEBHOOK_PORT": str(port),
-            "CIVICBOT_TELEGRAM__WEBHOOK_SECRET": "s3cret-token",
-        })
-    return env
+    if mode != "webhook":
+        return process_environment(bot_api, tmp_path)
+    port = free_port()
+    return process_environment(bot_api, tmp_path, CIVICBOT_TELEGRAM__MODE="webhook",
+                               CIVICBOT_TELEGRAM__WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
+                               CIVICBOT_TELEGRAM__WEBHOOK_PORT=str(port),
+                               CIVICBOT_TELEGRAM__WEBHOOK_SECRET="s3cret-token")
 
 
 @pytest.mark.parametrize("mode", ["polling", "webhook"])

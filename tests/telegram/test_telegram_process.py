@@ -5,14 +5,12 @@ continues the dialog where it was."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
 from botapi_server import LocalBotApi, SentMessage, SimUser
-
-from bot.core.security import KeyRing
+from telegram_support import process_environment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,15 +52,7 @@ async def next_message(api: LocalBotApi, user: SimUser, seen: int, timeout: floa
 async def test_civicbot_run_from_environment_survives_sigkill_mid_dialog(
     bot_api: LocalBotApi, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "keys.json"
-    KeyRing.generate().save(key_file)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
-    env.update({
-        "CIVICBOT_TELEGRAM__TOKEN": bot_api.token,
-        "CIVICBOT_TELEGRAM__API_BASE_URL": bot_api.base_url,
-        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
-        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
-    })
+    env = process_environment(bot_api, tmp_path)
     log = tmp_path / "civicbot.log"
     bot = BotProcess(env, log)
     user = bot_api.user(language_code="en")
@@ -99,20 +89,6 @@ async def test_civicbot_run_from_environment_survives_sigkill_mid_dialog(
         assert secret not in output
 
 
-def _environment(api: LocalBotApi, tmp_path: Path, **extra: str) -> dict[str, str]:
-    key_file = tmp_path / "keys.json"
-    KeyRing.generate().save(key_file)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICBOT_")}
-    env.update({
-        "CIVICBOT_TELEGRAM__TOKEN": api.token,
-        "CIVICBOT_TELEGRAM__API_BASE_URL": api.base_url,
-        "CIVICBOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'civicbot.db'}",
-        "CIVICBOT_SECURITY__KEY_FILE": str(key_file),
-        **extra,
-    })
-    return env
-
-
 def _errors(log: Path) -> list[str]:
     return [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line]
 
@@ -120,7 +96,7 @@ def _errors(log: Path) -> list[str]:
 async def test_a_revoked_token_ends_civicbot_run_with_exit_1_and_one_line(bot_api: LocalBotApi, tmp_path: Path) -> None:
     log = tmp_path / "civicbot.log"
     token = bot_api.token
-    bot = BotProcess(_environment(bot_api, tmp_path), log)
+    bot = BotProcess(process_environment(bot_api, tmp_path), log)
     try:
         await bot.start()
         await bot_api.wait_for(lambda: bool(bot_api.calls_to("getUpdates")), timeout=60)
@@ -140,7 +116,7 @@ async def test_a_bot_api_server_gone_for_good_ends_civicbot_run_with_exit_1_and_
     api = LocalBotApi()
     await api.start()
     log = tmp_path / "civicbot.log"
-    bot = BotProcess(_environment(api, tmp_path, CIVICBOT_TELEGRAM__GIVE_UP_AFTER_SECONDS="3"), log)
+    bot = BotProcess(process_environment(api, tmp_path, CIVICBOT_TELEGRAM__GIVE_UP_AFTER_SECONDS="3"), log)
     try:
         await bot.start()
         await api.wait_for(lambda: bool(api.calls_to("getUpdates")), timeout=60)
@@ -159,7 +135,7 @@ async def test_a_bot_api_server_gone_for_good_ends_civicbot_run_with_exit_1_and_
 async def test_an_invalid_token_at_start_ends_civicbot_run_with_exit_1_and_one_line(bot_api: LocalBotApi,
                                                                                     tmp_path: Path) -> None:
     log = tmp_path / "civicbot.log"
-    env = _environment(bot_api, tmp_path)
+    env = process_environment(bot_api, tmp_path)
     bot_api.revoke_token()  # the token is refused from the first call on
     bot = BotProcess(env, log)
     try:

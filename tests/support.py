@@ -312,3 +312,16 @@ async def register_for_process(env: dict[str, str], people: Iterable[tuple[str, 
                                                      Address(Platform(platform), address))
     finally:
         await database.dispose()
+
+
+class CountingQueue:
+    """Stands in for an aiosqlite connection's queue to its thread, counting what is put on it
+    (``driver._tx = CountingQueue(driver._tx)``): each item is one trip to that thread."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.trips = 0
+
+    def put_nowait(self, item: Any) -> None:
+        self.trips += 1
+        self.queue.put_nowait(item)

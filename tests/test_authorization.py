@@ -60,7 +60,7 @@ class Place:
                 else TelegramChat(int(user_id), TelegramChat.PRIVATE)
             message = Message(serial, dt.datetime.now(dt.UTC), chat, from_user=User(int(user_id), "X", False),
                               text=text)
-            inbound = inbound_from_message(message, STAFF_CHAT)
+            inbound = inbound_from_message(message.to_dict(), STAFF_CHAT)  # as the Bot API sends it
             assert inbound is not None
             return inbound
         if self.platform == "matrix":

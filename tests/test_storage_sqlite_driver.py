@@ -3,28 +3,15 @@ reads from a cursor (rows, row counts, the last row id, errors) as the stock ada
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, exc, insert, select, text, update
 
 from bot.storage.db import Database
 from bot.storage.sqlite_driver import OneTripCursor
+from tests.support import CountingQueue
 
 _meta = MetaData()
 _notes = Table("notes", _meta, Column("id", Integer, primary_key=True), Column("body", String, unique=True))
-
-
-class _CountingQueue:
-    """Stands in for the aiosqlite connection's queue to its thread, counting what is put on it."""
-
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
-        self.trips = 0
-
-    def put_nowait(self, item: Any) -> None:
-        self.trips += 1
-        self.queue.put_nowait(item)
 
 
 @pytest.fixture
@@ -45,7 +32,7 @@ async def test_the_engine_uses_the_one_trip_cursor(database: Database) -> None:
 async def test_one_trip_per_statement(database: Database) -> None:
     async with database.engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
-        counting = _CountingQueue(driver._tx)  # type: ignore[union-attr]
+        counting = CountingQueue(driver._tx)  # type: ignore[union-attr]
         driver._tx = counting  # type: ignore[union-attr]
         await conn.execute(text("SELECT 1"))  # begins the transaction (BEGIN IMMEDIATE) first
         begun = counting.trips

@@ -9,15 +9,18 @@ where the person was.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import delete
+from sqlalchemy import Insert, Table, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.turn import Turn
@@ -33,7 +36,6 @@ STALE_BUTTON = N_("This button is no longer valid. Here is the current question 
 PICK_ONE = N_("Please answer with one of the options: a number from 1 to %(count)s, or the option's text.")
 
 
-_ABSENT = "dialog_states_absent"  # session.info: pseudonyms this transaction found without a state
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +216,32 @@ def new_prompt_id() -> str:
     return secrets.token_urlsafe(6)
 
 
+_STATES = cast(Table, DialogState.__table__)
+_READ_STATE = select(_STATES.c.dialog, _STATES.c.step, _STATES.c.language, _STATES.c.data_enc,
+                     _STATES.c.prompt_id).where(_STATES.c.pseudonym == bindparam("pseudonym"))
+"""Built once: every turn reads the state, and building the statement cost more than running it."""
+
+
+@functools.cache
+def _write_state(dialect: str) -> Insert:
+    """Insert or replace one state in one statement (same form on SQLite and PostgreSQL)."""
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    values: dict[str, Any] = {name: bindparam(name) for name in ("pseudonym", "dialog", "step", "prompt_id", "language",
+                                                 "data_enc", "updated_at")}
+    statement = insert(_STATES).values(values)
+    return statement.on_conflict_do_update(
+        index_elements=[_STATES.c.pseudonym],
+        set_={name: statement.excluded[name] for name in values if name != "pseudonym"})
+
+
 async def read_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym,
                      data_key: DataKey | None = None) -> State | None:
     """A person's stored state, whatever dialog it belongs to: sealed with their own key
     (``data_key``) once they are registered, with the master key before (someone who has not
     consented has no key of their own yet)."""
-    row = await session.get(DialogState, pseudonym)
+    connection = await session.connection()  # plain rows: nothing for the ORM to track
+    row = (await connection.execute(_READ_STATE, {"pseudonym": pseudonym})).first()
     if row is None:
-        session.info.setdefault(_ABSENT, set()).add(pseudonym)  # so that writing needs no second look
         return None
     context = dialog_state_context(pseudonym)
     if KeyRing.is_master_token(row.data_enc):
@@ -241,13 +261,7 @@ async def write_state(session: AsyncSession, keys: KeyRing, pseudonym: Pseudonym
     plaintext = json.dumps(state.data, ensure_ascii=False)
     context = dialog_state_context(pseudonym)
     sealed = data_key.seal(plaintext, context) if data_key is not None else keys.seal_text(plaintext, context)
-    absent: set[str] = session.info.get(_ABSENT, set())
-    row = None if pseudonym in absent else await session.get(DialogState, pseudonym)
-    absent.discard(pseudonym)
-    if row is None:
-        session.add(DialogState(pseudonym=pseudonym, dialog=state.dialog, step=state.step,
-                                prompt_id=state.prompt_id, language=state.language, data_enc=sealed))
-    else:
-        row.dialog, row.step, row.prompt_id, row.language = state.dialog, state.step, state.prompt_id, state.language
-        row.data_enc, row.updated_at = sealed, utcnow()
-    await session.flush()
+    connection = await session.connection()
+    await connection.execute(_write_state(connection.dialect.name), {
+        "pseudonym": pseudonym, "dialog": state.dialog, "step": state.step, "prompt_id": state.prompt_id,
+        "language": state.language, "data_enc": sealed, "updated_at": utcnow()})

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,6 +81,13 @@ class Router:
         self.handled = 0  # inbound events handled to the end (replies sent), for operators and tests
         self._progress = asyncio.Event()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # The statements every turn runs, built once (building them cost more than running them).
+        self._find_query = services.participants.turn_query(
+            also=services.outbox.queued_for(Participant.id, bindparam("platform"), bindparam("now")))
+        insert = sqlite_insert if services.database.is_sqlite else postgresql_insert
+        self._mark_seen = insert(ProcessedEvent).values(
+            digest=bindparam("digest"), seen_at=bindparam("seen_at"), owner=bindparam("owner")
+        ).on_conflict_do_nothing()
 
     async def handle(self, inbound: Inbound) -> None:
         """Handle one inbound event. Never raises."""
@@ -120,7 +128,7 @@ class Router:
         services = self._services
         language = [services.i18n.resolve(inbound.language_hint)]  # the person's, once known
         try:
-            async with services.database.sessions.begin() as session:
+            async with services.database.turn() as session:
                 replies, participant_id = await self._turn(inbound, pseudonym, verdict, session, language,
                                                            followups)
             erased = erased_in(session)
@@ -155,7 +163,7 @@ class Router:
         # (the in-process lock covers one worker; SQLite has a single writer anyway).
         await lock_person(session, pseudonym)
         participant, queued = await services.participants.find_for_turn(
-            session, pseudonym, inbound.platform, also=services.outbox.queued_for(Participant.id, inbound.platform))
+            session, self._find_query, pseudonym, inbound.platform, now=utcnow())
         data_key = await services.participants.data_key(session, participant.id) if participant is not None else None
         state = await self._engine.load(session, pseudonym, data_key)
         if participant is not None:
@@ -167,7 +175,7 @@ class Router:
             tr=services.i18n.translator(language[0]), role=services.staff.role_of(pseudonym),
             capabilities=transport.capabilities, participant=participant, followups=followups,
         )
-        if inbound.event_id and await self._seen_before(session, inbound):
+        if inbound.event_id and await self._seen_before(session, inbound, pseudonym):
             return [], None
         if verdict is Verdict.NOTICE:
             turn.say(turn.tr._(FLOOD))
@@ -188,15 +196,13 @@ class Router:
             return [], turn.participant.id
         return turn.replies, turn.participant.id if turn.participant is not None else None
 
-    async def _seen_before(self, session: AsyncSession, inbound: Inbound) -> bool:
+    async def _seen_before(self, session: AsyncSession, inbound: Inbound, pseudonym: Pseudonym) -> bool:
         """Exactly-once on top of at-least-once delivery: the marker commits with the turn."""
-        keys = self._services.keys
-        digest = keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
-        owner = self._services.participants.event_owner(keys.pseudonym(inbound.platform, inbound.user_id))
-        insert = sqlite_insert if self._services.database.is_sqlite else postgresql_insert
-        result = await session.execute(insert(ProcessedEvent).values(digest=digest, seen_at=utcnow(), owner=owner)
-                                       .on_conflict_do_nothing())
-        return not result.rowcount  # type: ignore[attr-defined]
+        digest = self._services.keys.secret_digest("event", f"{inbound.platform}:{inbound.event_id}")
+        owner = self._services.participants.event_owner(pseudonym)
+        connection = await session.connection()  # a plain insert: nothing for the ORM to track
+        result = await connection.execute(self._mark_seen, {"digest": digest, "seen_at": utcnow(), "owner": owner})
+        return not result.rowcount
 
     async def _dispatch(self, turn: Turn, state: State | None) -> None:
         inbound, tr = turn.inbound, turn.tr

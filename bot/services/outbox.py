@@ -31,7 +31,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -485,10 +498,13 @@ class Outbox:
         )
 
     @staticmethod
-    def queued_for(participant_id: ColumnElement[int] | InstrumentedAttribute[int], platform: str) -> ColumnElement[bool]:
+    def queued_for(participant_id: ColumnElement[int] | InstrumentedAttribute[int],
+                   platform: str | BindParameter[str], now: dt.datetime | BindParameter[dt.datetime] | None = None
+                   ) -> ColumnElement[bool]:
         """Whether a participant (a column, to go into the turn's own query) has rows a live reply
-        must not overtake: :meth:`has_unsent` without a statement of its own."""
-        now = utcnow()
+        must not overtake: :meth:`has_unsent` without a statement of its own. ``platform`` and
+        ``now`` may be bound parameters, for a statement built once and run every turn."""
+        now = utcnow() if now is None else now
         return exists().where(
             OutboxMessage.participant_id == participant_id, OutboxMessage.platform == platform,
             OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),

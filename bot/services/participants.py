@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, literal, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.model import Address, Platform, Pseudonym
@@ -39,20 +39,26 @@ class Participants:
     async def find(self, session: AsyncSession, pseudonym: Pseudonym) -> Participant | None:
         return await session.scalar(select(Participant).where(Participant.pseudonym == pseudonym))
 
-    async def find_for_turn(self, session: AsyncSession, pseudonym: Pseudonym, platform: str,
-                            also: ColumnElement[bool] | None = None) -> tuple[Participant | None, bool]:
-        """The person with their wrapped key and their address on ``platform``, in one statement
-        (what a turn needs: :meth:`data_key` and :meth:`remember_address` then read nothing more),
-        and the value of ``also`` for them (e.g. whether messages are queued for them)."""
-        query = (
+    @staticmethod
+    def turn_query(also: ColumnElement[bool] | None = None) -> Select[Participant, bytes, ParticipantAddress, bool]:
+        """The statement a turn starts with (see :meth:`find_for_turn`), built once: rebuilding it
+        each turn cost more than running it. ``also`` may use bound parameters of its own."""
+        return (
             select(Participant, ParticipantKey.wrapped, ParticipantAddress,
                    also if also is not None else literal(False))
             .outerjoin(ParticipantKey, ParticipantKey.participant_id == Participant.id)
             .outerjoin(ParticipantAddress, and_(ParticipantAddress.participant_id == Participant.id,
-                                                ParticipantAddress.platform == platform))
-            .where(Participant.pseudonym == pseudonym)
+                                                ParticipantAddress.platform == bindparam("platform")))
+            .where(Participant.pseudonym == bindparam("pseudonym"))
         )
-        row = (await session.execute(query)).first()
+
+    async def find_for_turn(self, session: AsyncSession, query: Select[Participant, bytes, ParticipantAddress, bool], pseudonym: Pseudonym, platform: str,
+                            **params: Any) -> tuple[Participant | None, bool]:
+        """The person with their wrapped key and their address on ``platform``, in one statement
+        (what a turn needs: :meth:`data_key` and :meth:`remember_address` then read nothing more),
+        and the value of the query's ``also`` for them (e.g. whether messages are queued for them).
+        ``query`` comes from :meth:`turn_query`; ``params`` are its ``also``'s parameters."""
+        row = (await session.execute(query, {"pseudonym": pseudonym, "platform": platform, **params})).first()
         if row is None:
             return None, False
         participant, wrapped, address, flag = row

@@ -12,6 +12,8 @@ import logging
 import os
 import sqlite3
 import stat
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolResetState
 from sqlalchemy.util import await_only
 
 from bot.storage import sqlite_driver
@@ -41,21 +44,51 @@ def erased_in(session: AsyncSession) -> bool:
 
 
 class Database:
-    """Owns one engine and its session factory; passed to the services that need it."""
+    """Owns the engines and their session factories; passed to the services that need it."""
 
-    __slots__ = ("url", "engine", "sessions")
+    __slots__ = ("url", "engine", "sessions", "_turn_sessions", "_checkpoints", "_turn_engine")
 
     def __init__(self, url: str, *, echo: bool = False, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
         """``lock_timeout``: how long an SQLite transaction waits for the write lock before it fails."""
         self.url = url
-        self.engine = create_engine(url, echo=echo, lock_timeout=lock_timeout)
+        write_turns = WriteTurns(lock_timeout)  # one queue for the write lock, whichever engine asks
+        self.engine = create_engine(url, echo=echo, lock_timeout=lock_timeout, write_turns=write_turns)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._turn_engine = _inline_engine(url, echo=echo, lock_timeout=lock_timeout, write_turns=write_turns)
+        self._turn_sessions = (async_sessionmaker(self._turn_engine, expire_on_commit=False)
+                               if self._turn_engine is not None else None)
+        self._checkpoints = Checkpoints(self.engine, url, write_turns)
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[AsyncSession]:
+        """One inbound turn's transaction: committed at the end, rolled back on an error.
+
+        On SQLite its statements, ``BEGIN`` and ``COMMIT`` included, run on the event loop's
+        thread (:class:`bot.storage.sqlite_driver.InlineConnection`) and nothing in it waits for
+        another round of the loop: every other turn waits for this one's write lock, so the
+        lock is held for the turn's own work only. (SQLAlchemy's ``sessions.begin()`` context
+        runs its commit and its close as tasks of their own: two more rounds.)
+        """
+        if self._turn_sessions is None:
+            async with self.sessions.begin() as session:
+                yield session
+            return
+        session = self._turn_sessions()
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            await session.close()  # after COMMIT or ROLLBACK: nothing left that could wait
+        self._checkpoints.committed()
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     async def dispose(self) -> None:
+        await self._checkpoints.finish()
+        if self._turn_engine is not None:
+            await self._turn_engine.dispose()
         await self.engine.dispose()
 
     async def scrub(self, attempts: int = 5) -> bool:
@@ -70,7 +103,7 @@ class Database:
             return True
         for attempt in range(attempts):
             async with self.engine.connect() as conn:
-                busy = await conn.run_sync(_checkpoint_truncate)
+                busy = await conn.run_sync(_checkpoint)
             if not busy:
                 return True
             await asyncio.sleep(0.05 * (attempt + 1))
@@ -78,20 +111,49 @@ class Database:
         return False
 
 
-def create_engine(url: str, *, echo: bool = False, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+                  write_turns: WriteTurns | None = None) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         _private_database_file(Path(parsed.database))
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": lock_timeout},
-                                 **sqlite_driver.engine_options())
-    event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms=int(lock_timeout * 1000)))
-    WriteTurns(lock_timeout).attach(engine)
+    return _sqlite_engine(url, sqlite_driver.engine_options() or {}, echo=echo, lock_timeout=lock_timeout,
+                          write_turns=write_turns or WriteTurns(lock_timeout))
+
+
+def _inline_engine(url: str, *, echo: bool, lock_timeout: float, write_turns: WriteTurns) -> AsyncEngine | None:
+    """The engine for turns (see :meth:`Database.turn`): an SQLite file, where the driver fits."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None  # PostgreSQL's turns take the usual sessions; a memory database is one connection's
+    options = sqlite_driver.engine_options(inline_busy_ms=int(lock_timeout * 1000))
+    if options is None:
+        return None
+    return _sqlite_engine(url, options, echo=echo, lock_timeout=lock_timeout, write_turns=write_turns,
+                          more_pragmas=sqlite_driver.INLINE_PRAGMAS)
+
+
+def _sqlite_engine(url: str, options: dict[str, Any], *, echo: bool, lock_timeout: float, write_turns: WriteTurns,
+                   more_pragmas: tuple[str, ...] = ()) -> AsyncEngine:
+    # A connection goes back to the pool after its COMMIT or ROLLBACK; the pool's own rollback on
+    # return would cost one more trip to the connection's thread, with the write lock still held.
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": lock_timeout}, pool_reset_on_return=None,
+                                 **options)
+    event.listen(engine.sync_engine, "reset", _end_open_transaction)
+    event.listen(engine.sync_engine, "connect",
+                 partial(_sqlite_pragmas, busy_ms=int(lock_timeout * 1000), more=more_pragmas))
+    write_turns.attach(engine)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
+def _end_open_transaction(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """On return to the pool: roll back only a transaction still open (an error, a cancelled task)."""
+    if state.asyncio_safe and sqlite_driver.in_transaction(dbapi_connection):
+        dbapi_connection.rollback()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int, more: tuple[str, ...] = ()) -> None:
     """WAL for concurrent readers; foreign keys for cascades; secure_delete so erased
     rows are overwritten in the file instead of lingering in free pages; the rest for speed."""
     dbapi_connection.isolation_level = None  # transactions are begun by _begin_immediate, not the driver
@@ -107,6 +169,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> Non
         # old page images in it (one truncation per checkpoint cycle: cheap). Erasures and purges
         # also checkpoint and truncate at once (Database.scrub).
         "PRAGMA journal_size_limit=0",
+        *more,
     ):
         cursor.execute(pragma)
     cursor.close()
@@ -132,17 +195,67 @@ def _private_database_file(path: Path) -> None:
             log.warning("%s was readable by other users; it is now readable by its owner only", file.name)
 
 
-def _checkpoint_truncate(connection: Connection) -> bool:
+def _checkpoint(connection: Connection, mode: str = "TRUNCATE") -> bool:
     """Run outside any transaction (a checkpoint cannot run inside one). True if readers kept it busy."""
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
     cursor = dbapi.cursor()
     try:
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.execute(f"PRAGMA wal_checkpoint({mode})")
         row = cursor.fetchone()
     finally:
         cursor.close()
     return bool(row and row[0])
+
+
+class Checkpoints:
+    """Copies the write-ahead log into the database file, in a thread, as the log grows.
+
+    Turns commit on the event loop's thread with SQLite's automatic checkpoint off: a checkpoint
+    waits for the disk (about 10 ms on these machines), and the loop must not. SQLite's own rule
+    is kept: once the log holds about 1,000 pages it is checkpointed, here by a connection of the
+    other engine, in aiosqlite's thread, while it holds the write turn as SQLite's automatic
+    checkpoint does (a checkpoint that writers keep appending to never completes, and only a
+    complete one lets the next writer start the log from its beginning again). ``PASSIVE``: it
+    waits for no reader. The log's size is looked at every few turns (one ``stat``).
+    """
+
+    __slots__ = ("_engine", "_turns", "_wal", "_commits", "_running")
+
+    CHECK_EVERY = 32  # turns
+    LIMIT_BYTES = 1000 * 4096  # SQLite's default: 1,000 pages of 4 KiB
+
+    def __init__(self, engine: AsyncEngine, url: str, turns: WriteTurns) -> None:
+        database = make_url(url).database
+        self._engine = engine
+        self._turns = turns
+        self._wal = Path(database + "-wal") if database and database != ":memory:" else None
+        self._commits = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def committed(self) -> None:
+        """A turn committed on the loop's thread: checkpoint if the log has grown past the limit."""
+        self._commits += 1
+        if self._wal is None or self._commits % self.CHECK_EVERY or (self._running and not self._running.done()):
+            return
+        try:
+            size = self._wal.stat().st_size
+        except OSError:  # not there (yet): nothing to copy
+            return
+        if size >= self.LIMIT_BYTES:
+            self._running = asyncio.get_running_loop().create_task(self._checkpoint(), name="sqlite-checkpoint")
+
+    async def _checkpoint(self) -> None:
+        try:
+            async with self._turns.held(), self._engine.connect() as connection:
+                await connection.run_sync(partial(_checkpoint, mode="PASSIVE"))
+        except Exception as exc:  # the next check tries again
+            log.warning("checkpointing the SQLite write-ahead log failed: %s", type(exc).__name__)
+
+    async def finish(self) -> None:
+        """Wait for a checkpoint under way (before the engine is disposed of)."""
+        if self._running is not None:
+            await asyncio.gather(self._running, return_exceptions=True)
 
 
 class WriteTurns:
@@ -178,7 +291,7 @@ class WriteTurns:
         holder = id(connection.connection.dbapi_connection)
         if self._holder != holder:  # a connection keeps its turn for its next transaction
             try:  # runs inside SQLAlchemy's greenlet: awaits the event loop
-                await_only(asyncio.wait_for(self._lock.acquire(), self._timeout))
+                await_only(self._take())
             except TimeoutError:  # a transaction left open somewhere: fail as SQLite's busy timeout would
                 raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")) \
                     from None
@@ -188,6 +301,21 @@ class WriteTurns:
         except BaseException:
             self._release(holder)
             raise
+
+    async def _take(self) -> None:
+        """The write turn, or TimeoutError. A free lock is taken without a round of the loop
+        (``asyncio.wait_for`` would run the wait as a task of its own: two rounds per turn)."""
+        async with asyncio.timeout(self._timeout):
+            await self._lock.acquire()
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Hold the write turn without a transaction (a checkpoint runs outside one)."""
+        await self._take()
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def _released(self, dbapi: Any, _record: Any) -> None:
         self._release(id(dbapi))

@@ -18,7 +18,15 @@ from functools import partial
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, CallbackQuery, InputFile, LinkPreviewOptions, Message, Update
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ParseMode, UpdateType
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
@@ -54,9 +62,13 @@ from bot.transports.telegram_webhook import WebhookReceiver, valid_secret
 log = logging.getLogger(__name__)
 
 _WINDOW = 100  # the most updates one getUpdates call returns
-# While updates are being handled, each poll hands them out again and returns at once: poll again
-# after one finished, but not more often than this, so a burst is not fetched once per turn.
+# While updates are being handled, each poll hands all of them out again and returns at once
+# (they are confirmed only once handled), so reading them again is most of a busy poll's cost. The
+# poller asks again once half of those in flight finished (the batch refills before it runs dry),
+# at most every _REPOLL_SECONDS and at least every _REPOLL_LATEST_SECONDS (news from others while
+# slow turns run).
 _REPOLL_SECONDS = 0.05
+_REPOLL_LATEST_SECONDS = 0.25
 ALLOWED_UPDATES = (UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY, UpdateType.MY_CHAT_MEMBER)
 # The updater logs tracebacks when polling stops; the transport reports that failure itself, in one line.
 _QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO,
@@ -321,29 +333,29 @@ class TelegramTransport:
             numbered = [(update_id, data) for data in updates if (update_id := _update_id(data)) is not None]
             fresh = [(update_id, data) for update_id, data in numbered if self._acks.fetched(update_id)]
             for update_id, data in fresh:
-                self._dispatch_raw(update_id, data)
-            if updates and not fresh:
-                if len(updates) >= _WINDOW and numbered:
-                    # Telegram hands out at most 100 updates past the offset, and the offset waits for
-                    # the oldest update still being handled: if its chat has queued more, those would
-                    # keep everyone else's updates out of reach. Drop them, as a full backlog is.
-                    self._queues.shed(self._chat_of.get(numbered[0][0], ""))
-                # Only updates still being handled came back: ask again once one has finished.
-                await self._acks.wait_for_progress(timeout=1.0)
-            if len(fresh) < len(updates):  # the answer came at once, with updates still being handled
-                await asyncio.sleep(max(0.0, polled_at + _REPOLL_SECONDS - loop.time()))
+                self._dispatch_raw(update_id, data, partial(self._acks.finished, update_id))
+            if updates and not fresh and len(updates) >= _WINDOW and numbered:
+                # Telegram hands out at most 100 updates past the offset, and the offset waits for
+                # the oldest update still being handled: if its chat has queued more, those would
+                # keep everyone else's updates out of reach. Drop them, as a full backlog is.
+                self._queues.shed(self._chat_of.get(numbered[0][0], ""))
+            acks = self._acks
+            if acks.in_flight:  # the next poll would answer at once, with all of them again
+                await acks.wait_for(acks.finished_count + max(1, acks.in_flight // 2), _REPOLL_LATEST_SECONDS)
+                if acks.in_flight:
+                    await asyncio.sleep(max(0.0, polled_at + _REPOLL_SECONDS - loop.time()))
 
-    def _dispatch_raw(self, update_id: int, data: dict[str, Any]) -> None:
-        """Build PTB's update for a fresh one; one that does not parse is confirmed and skipped."""
+    def _dispatch_raw(self, update_id: int, data: dict[str, Any], finished: Callable[[], None]) -> None:
+        """Route a fresh update and queue its work; one that does not parse is confirmed and skipped."""
         try:
-            update = Update.de_json(data, self._app.bot)
+            routed = self._route(data)
         except Exception as exc:  # a malformed update must not stop polling for everyone else
             log.warning("telegram: an update could not be read: %s", type(exc).__name__)
-            update = None
-        if update is None:
-            self._acks.finished(update_id)
+            routed = None
+        if routed is None:
+            finished()
             return
-        self._dispatch(update, partial(self._acks.finished, update_id))
+        self._dispatch(update_id, routed, finished)
 
     async def _confirm_handled(self) -> None:
         """At shutdown: tell Telegram which updates were handled, so they are not fetched again."""
@@ -358,33 +370,29 @@ class TelegramTransport:
     async def _enqueue_webhook_update(self, data: dict[str, Any]) -> None:
         """Answer the webhook call (with 200) only once the update has been handled; a second
         delivery of an update still being handled waits for the same handling."""
-        update = Update.de_json(data, self._app.bot)
-        if update is None:
+        update_id = _update_id(data)
+        if update_id is None:
+            log.warning("telegram: an update without an id was ignored")
             return
-        pending = self._webhook_in_flight.get(update.update_id)
+        pending = self._webhook_in_flight.get(update_id)
         if pending is not None:
             await asyncio.shield(pending)
             return
         handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._webhook_in_flight[update.update_id] = handled
+        self._webhook_in_flight[update_id] = handled
 
         def finish() -> None:
             if not handled.done():
                 handled.set_result(None)
-            self._webhook_in_flight.pop(update.update_id, None)
+            self._webhook_in_flight.pop(update_id, None)
 
-        self._dispatch(update, finish)
+        self._dispatch_raw(update_id, data, finish)
         await asyncio.shield(handled)
 
     # ------------------------------------------------------------------ inbound
-    def _dispatch(self, update: Update, finished: Callable[[], None]) -> None:
+    def _dispatch(self, update_id: int, routed: tuple[str, Job], finished: Callable[[], None]) -> None:
         """Queue the update's work behind its chat's earlier work; ``finished`` runs once it ended."""
-        routed = self._route(update)
-        if routed is None:
-            finished()
-            return
         chat, work = routed
-        update_id = update.update_id
         self._chat_of[update_id] = chat
 
         def done() -> None:
@@ -408,26 +416,31 @@ class TelegramTransport:
         if not self._queues.submit(chat, tracked, on_drop=done):
             done()  # a flooding chat's excess is dropped on purpose: nothing to wait for
 
-    def _route(self, update: Update) -> tuple[str, Job] | None:
-        """Map an update to (its chat, the work to do), or None for what the bot ignores."""
+    def _route(self, data: dict[str, Any]) -> tuple[str, Job] | None:
+        """Map an update (the Bot API's JSON) to (its chat, the work to do), or None for what the
+        bot ignores. Messages, nearly all updates, are read from the JSON itself; button presses
+        and membership changes through PTB's objects, whose methods answer them."""
         staff_chat = self._options.staff_chat_id
+        message = data.get("message")
+        if message is not None:
+            inbound = inbound_from_message(message, staff_chat)
+            if inbound is None:
+                return None
+            if not inbound.in_staff_room:
+                self._recent.add(int(inbound.address.value), message["message_id"])
+            return inbound.address.value, partial(self._deliver, inbound)
+        update = Update.de_json(data, self._app.bot)
         query = update.callback_query
         if query is not None:
             self._spawn(self._answer(query))  # every press is answered, even ignored ones
-            inbound = inbound_from_callback(query, staff_chat)
-            if inbound is None:
+            pressed = inbound_from_callback(query, staff_chat)
+            if pressed is None:
                 return None
-            return inbound.address.value, partial(self._handle_press, query, inbound)
+            return pressed.address.value, partial(self._handle_press, query, pressed)
         if update.my_chat_member is not None:
             gone = inbound_from_member_update(update.my_chat_member)
             return (gone.address.value, partial(self._deliver, gone)) if gone is not None else None
-        message = update.message
-        if message is None:
-            return None
-        inbound = inbound_from_message(message, staff_chat)
-        if inbound is not None and not inbound.in_staff_room:
-            self._recent.add(message.chat.id, message.message_id)
-        return (inbound.address.value, partial(self._deliver, inbound)) if inbound is not None else None
+        return None
 
     async def _handle_press(self, query: CallbackQuery, inbound: Inbound) -> None:
         await self._close_keyboard(query)
@@ -550,11 +563,11 @@ class TelegramTransport:
         if part.image is not None:  # uploads stay with PTB (multipart)
             photo = await self._app.bot.send_photo(
                 chat_id, InputFile(part.image, filename=part.image_name), caption=part.text or None,
-                reply_markup=part.keyboard, protect_content=sensitive, rate_limit_args=bulk or None,
+                reply_markup=InlineKeyboardMarkup.de_json(part.keyboard, self._app.bot) if part.keyboard else None,
+                protect_content=sensitive, rate_limit_args=bulk or None,
             )
             return photo.message_id
-        markup = part.keyboard.to_dict() if part.keyboard is not None else None
-        return await self._sender.send_message(chat_id, part.text, reply_markup=markup, protect_content=sensitive,
+        return await self._sender.send_message(chat_id, part.text, reply_markup=part.keyboard, protect_content=sensitive,
                                                bulk=bulk, html=part.html)
 
     # ------------------------------------------------------------------ introspection for operators

@@ -10,16 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import (
     CallbackQuery,
     Chat,
     ChatMember,
     ChatMemberUpdated,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
 )
+from telegram.constants import MessageAttachmentType
 
 from bot.core.model import Address, ChoiceRef, Direction, Inbound, InboundKind, Outbound, Platform
 
@@ -40,41 +40,77 @@ class CallbackDataTooLong(ValueError):
 
 
 # ---------------------------------------------------------------------- inbound
-def accepts_chat(chat: Chat, staff_chat_id: int | None) -> bool:
+class MalformedUpdate(ValueError):
+    """An update whose fields are not what the Bot API documents: skipped, never half-read."""
+
+
+# Media and the like: the bot reads none of it (PTB's list, so a new kind is not taken for text).
+_ATTACHMENTS = frozenset(kind.value for kind in MessageAttachmentType)
+
+
+def accepts_chat(chat_id: int, chat_type: str, staff_chat_id: int | None) -> bool:
     """Private chats always; a group only if it is the configured staff group."""
-    if chat.type == Chat.PRIVATE:
+    if chat_type == Chat.PRIVATE:
         return True
-    return staff_chat_id is not None and chat.id == staff_chat_id and chat.type in (Chat.GROUP, Chat.SUPERGROUP)
+    return staff_chat_id is not None and chat_id == staff_chat_id and chat_type in (Chat.GROUP, Chat.SUPERGROUP)
 
 
-def inbound_from_message(message: Message, staff_chat_id: int | None) -> Inbound | None:
-    """Map a new message; ``None`` for what the bot must not react to.
+def inbound_from_message(message: Any, staff_chat_id: int | None) -> Inbound | None:
+    """Map a new message, as the Bot API sends it (JSON), or ``None`` for what the bot must not
+    react to. Read from the JSON, not from PTB's objects: every message is read once, and PTB's
+    object graph cost more than the rest of the mapping; the fields are checked here instead.
+    Raises :class:`MalformedUpdate` for a message that does not have the documented shape.
 
     In the staff group only commands reach the core: staff talk among themselves there,
     and their photos or chatter are none of the bot's business.
     """
-    user = message.from_user
-    if user is None or user.is_bot or not accepts_chat(message.chat, staff_chat_id):
+    message = _object(message)
+    chat = _object(message.get("chat"))
+    chat_id, chat_type = _integer(chat.get("id")), chat.get("type")
+    message_id = _integer(message.get("message_id"))
+    sender = message.get("from")
+    if sender is None:  # a channel post or the like: nobody to answer
         return None
-    in_group = message.chat.type != Chat.PRIVATE
-    if message.text is not None:
-        if in_group and not message.text.startswith("/"):
+    sender = _object(sender)
+    user_id = _integer(sender.get("id"))
+    if sender.get("is_bot") is not False or not isinstance(chat_type, str) \
+            or not accepts_chat(chat_id, chat_type, staff_chat_id):
+        return None
+    in_group = chat_type != Chat.PRIVATE
+    text = message.get("text")
+    if text is not None:
+        if not isinstance(text, str):
+            raise MalformedUpdate("text")
+        if in_group and not text.startswith("/"):
             return None
-        kind, text = InboundKind.TEXT, message.text
-    elif message.effective_attachment is not None and not in_group:
+        kind = InboundKind.TEXT
+    elif not in_group and not _ATTACHMENTS.isdisjoint(message):
         kind, text = InboundKind.UNSUPPORTED, ""  # nothing of it is read, downloaded or kept
     else:
         return None  # service messages (pins, joins...) and staff-group media
+    language = sender.get("language_code")
     return Inbound(
         platform=TELEGRAM,
-        user_id=str(user.id),
-        address=Address(TELEGRAM, str(message.chat.id)),
+        user_id=str(user_id),
+        address=Address(TELEGRAM, str(chat_id)),
         kind=kind,
         text=text,
-        language_hint=user.language_code,
-        event_id=f"{message.chat.id}:{message.message_id}",
+        language_hint=language if isinstance(language, str) else None,
+        event_id=f"{chat_id}:{message_id}",
         in_staff_room=in_group,
     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedUpdate("not an object")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedUpdate("not an integer")
+    return value
 
 
 def inbound_from_member_update(update: ChatMemberUpdated) -> Inbound | None:
@@ -92,7 +128,8 @@ def inbound_from_member_update(update: ChatMemberUpdated) -> Inbound | None:
 def inbound_from_callback(query: CallbackQuery, staff_chat_id: int | None) -> Inbound | None:
     """Map a button press; the data is parsed defensively into a :class:`ChoiceRef`."""
     message = query.message
-    if message is None or query.from_user.is_bot or not accepts_chat(message.chat, staff_chat_id):
+    if message is None or query.from_user.is_bot or not accepts_chat(message.chat.id, message.chat.type,
+                                                                     staff_chat_id):
         return None
     return Inbound(
         platform=TELEGRAM,
@@ -144,7 +181,8 @@ class Part:
     """One Telegram send: a text message, or a photo with an optional caption."""
 
     text: str
-    keyboard: InlineKeyboardMarkup | None = None
+    keyboard: dict[str, Any] | None = None
+    """The Bot API's ``InlineKeyboardMarkup`` as JSON (it goes into the request as it is)."""
     image: bytes | None = None
     image_name: str = "image.png"
     html: bool = False  # ``text`` is Telegram HTML, escaped by the core's renderer
@@ -157,14 +195,12 @@ def callback_data(prompt_id: str | None, index: int) -> str:
     return data
 
 
-def keyboard(message: Outbound) -> InlineKeyboardMarkup | None:
+def keyboard(message: Outbound) -> dict[str, Any] | None:
     """One button per row: labels are long in some languages and must stay readable."""
     if not message.choices:
         return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(choice.label, callback_data=callback_data(message.prompt_id, index))]
-         for index, choice in enumerate(message.choices)]
-    )
+    return {"inline_keyboard": [[{"text": choice.label, "callback_data": callback_data(message.prompt_id, index)}]
+                                for index, choice in enumerate(message.choices)]}
 
 
 def render(message: Outbound) -> list[Part]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from botapi_server import LocalBotApi
+from hypothesis import given
+from hypothesis import strategies as st
 from telegram_support import process_environment
 from test_telegram_process import BotProcess, next_message
 
@@ -82,3 +84,69 @@ def test_the_offset_confirms_only_finished_updates() -> None:
     acks.finished(13)
     acks.finished(13)  # twice: harmless
     assert acks.offset == 14 and acks.in_flight == 0
+
+
+class _SimpleOffset:
+    """The rule in its plainest form: the offset is the oldest update still in flight."""
+
+    def __init__(self) -> None:
+        self.highest: int | None = None
+        self.in_flight: set[int] = set()
+        self.done: set[int] = set()
+
+    @property
+    def offset(self) -> int | None:
+        if self.in_flight:
+            return min(self.in_flight)
+        return None if self.highest is None else self.highest + 1
+
+    def fetched(self, update_id: int) -> bool:
+        offset = self.offset
+        if update_id in self.in_flight or update_id in self.done or (offset is not None and update_id < offset):
+            return False
+        self.in_flight.add(update_id)
+        self.highest = update_id if self.highest is None else max(self.highest, update_id)
+        return True
+
+    def finished(self, update_id: int) -> None:
+        if update_id in self.in_flight:
+            self.in_flight.discard(update_id)
+            self.done.add(update_id)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 30)), max_size=200))
+def test_the_offset_is_always_the_oldest_update_in_flight(steps: list[tuple[bool, int]]) -> None:
+    """Kept cheap (a heap instead of a scan per fetched update), and still exactly the rule."""
+    from bot.transports.telegram_ack import AckTracker
+
+    acks, model = AckTracker(), _SimpleOffset()
+    for fetch, update_id in steps:
+        if fetch:
+            assert acks.fetched(update_id) == model.fetched(update_id)
+        else:
+            acks.finished(update_id)
+            model.finished(update_id)
+        assert acks.offset == model.offset and acks.in_flight == len(model.in_flight)
+
+
+async def test_the_poller_waits_for_a_number_of_finished_updates_or_the_time() -> None:
+    from bot.transports.telegram_ack import AckTracker
+
+    acks = AckTracker()
+    for update_id in range(1, 5):
+        acks.fetched(update_id)
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.create_task(acks.wait_for(acks.finished_count + 2, timeout=10))
+    acks.finished(3)
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    acks.finished(1)
+    await asyncio.wait_for(waiting, timeout=1)  # two finished: no need to wait for the others
+    started = loop.time()
+    await acks.wait_for(acks.finished_count + 1, timeout=0.2)  # nobody finishes: the time runs out
+    assert loop.time() - started >= 0.19
+    acks.finished(2)
+    acks.finished(4)
+    started = loop.time()
+    await acks.wait_for(acks.finished_count + 5, timeout=5)  # nothing in flight: nothing to wait for
+    assert loop.time() - started < 1

@@ -45,8 +45,8 @@ def test_callback_data_is_parsed_defensively(data: str | None, expected: ChoiceR
 def test_buttons_carry_prompt_and_index() -> None:
     message = Outbound("Pick", (Choice("a", "Alpha"), Choice("b", "Beta")), PromptId("Xy_-12ab"))
     (part,) = render(message)
-    rows = part.keyboard.inline_keyboard if part.keyboard else ()
-    assert [[(b.text, b.callback_data) for b in row] for row in rows] == [
+    rows = part.keyboard["inline_keyboard"] if part.keyboard else ()
+    assert [[(b["text"], b["callback_data"]) for b in row] for row in rows] == [
         [("Alpha", "Xy_-12ab:0")], [("Beta", "Xy_-12ab:1")],
     ]
 

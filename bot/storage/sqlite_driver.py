@@ -6,6 +6,7 @@ cursor. Each trip waits for the event loop to come round again, and every SQLite
 of the process holds the write lock meanwhile (:class:`bot.storage.db.WriteTurns`): under a
 burst of turns those waits were most of a turn's time. Here a statement is executed, fetched
 and closed by one function in that thread, and the adapter is handed the finished result.
+An inbound turn goes further (:class:`InlineConnection`): its transaction makes no trip at all.
 
 This leans on two internals: SQLAlchemy's ``AsyncAdapt_aiosqlite_connection._cursor_cls`` and
 aiosqlite's ``Connection._execute`` (which SQLAlchemy's own adapter uses too). Where either

@@ -18,15 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import Insert, Table, bindparam, delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.turn import Turn
 from bot.core.i18n import N_, decimal_value, plain, western_digits
 from bot.core.model import Choice, InboundKind, PromptId, Pseudonym
 from bot.core.security import DataKey, KeyRing
+from bot.storage.db import dialect_insert
 from bot.storage.models import DialogState, dialog_state_context, utcnow
 
 MENU = "menu"
@@ -223,12 +222,11 @@ _READ_STATE = select(_STATES.c.dialog, _STATES.c.step, _STATES.c.language, _STAT
 
 
 @functools.cache
-def _write_state(dialect: str) -> Insert:
+def _write_state(dialect: str) -> Any:
     """Insert or replace one state in one statement (same form on SQLite and PostgreSQL)."""
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     values: dict[str, Any] = {name: bindparam(name) for name in ("pseudonym", "dialog", "step", "prompt_id", "language",
                                                  "data_enc", "updated_at")}
-    statement = insert(_STATES).values(values)
+    statement = dialect_insert(dialect)(_STATES).values(values)
     return statement.on_conflict_do_update(
         index_elements=[_STATES.c.pseudonym],
         set_={name: statement.excluded[name] for name in values if name != "pseudonym"})

@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 
 from sqlalchemy import bindparam
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.commands import CommandTable, parse_command
@@ -40,7 +38,7 @@ from bot.core.notices import (
 from bot.core.transport import DeliveryError, TransientDeliveryError, Transport
 from bot.services.forget import ForgetJob
 from bot.services.outbox import OutboxKind, ToParticipant
-from bot.storage.db import erased_in, lock_person
+from bot.storage.db import dialect_insert, erased_in, lock_person
 from bot.storage.models import Participant, ProcessedEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -83,9 +81,8 @@ class Router:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # The statements every turn runs, built once (building them cost more than running them).
         self._find_query = services.participants.turn_query(
-            also=services.outbox.queued_for(Participant.id, bindparam("platform"), bindparam("now")))
-        insert = sqlite_insert if services.database.is_sqlite else postgresql_insert
-        self._mark_seen = insert(ProcessedEvent).values(
+            also=services.outbox.queued_for(Participant.id))
+        self._mark_seen = dialect_insert(services.database.engine.dialect.name)(ProcessedEvent).values(
             digest=bindparam("digest"), seen_at=bindparam("seen_at"), owner=bindparam("owner")
         ).on_conflict_do_nothing()
 

@@ -291,7 +291,7 @@ class SenderDuty:
         if self._release is not None:
             released = await self._release()
             if released:
-                log.info("%s: %d leased outbox rows released for the next sender", self.name, released)
+                log.info("%s stopped: %d leases handed back to the next sender", self.name, released)
 
 
 class SchedulerDuty:

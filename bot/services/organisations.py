@@ -9,12 +9,11 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.i18n import western_digits
 from bot.core.security import KeyRing
+from bot.storage.db import dialect_insert
 from bot.storage.models import (
     Group,
     InviteCode,
@@ -158,11 +157,11 @@ class Organisations:
     async def _add_contact(self, session: AsyncSession, organisation_id: int, participant_id: int) -> None:
         row = {"organisation_id": organisation_id, "participant_id": participant_id, "since": utcnow().date()}
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(OrganisationContact).values([row])
+        stmt = dialect_insert(dialect)(OrganisationContact).values([row])
         await session.execute(stmt.on_conflict_do_nothing())
 
     async def _join(self, session: AsyncSession, participant_id: int, group_ids: list[int]) -> None:
         rows = [{"participant_id": participant_id, "group_id": gid, "joined_on": utcnow().date()} for gid in group_ids]
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(memberships).values(rows)
+        stmt = dialect_insert(dialect)(memberships).values(rows)
         await session.execute(stmt.on_conflict_do_nothing())

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     and_,
+    bindparam,
     delete,
     event,
     exists,
@@ -498,17 +498,14 @@ class Outbox:
         )
 
     @staticmethod
-    def queued_for(participant_id: ColumnElement[int] | InstrumentedAttribute[int],
-                   platform: str | BindParameter[str], now: dt.datetime | BindParameter[dt.datetime] | None = None
-                   ) -> ColumnElement[bool]:
+    def queued_for(participant_id: ColumnElement[int] | InstrumentedAttribute[int]) -> ColumnElement[bool]:
         """Whether a participant (a column, to go into the turn's own query) has rows a live reply
-        must not overtake: :meth:`has_unsent` without a statement of its own. ``platform`` and
-        ``now`` may be bound parameters, for a statement built once and run every turn."""
-        now = utcnow() if now is None else now
+        must not overtake: :meth:`has_unsent` without a statement of its own. The platform and the
+        time are bound parameters (``platform``, ``now``): the turn's statement is built once."""
         return exists().where(
-            OutboxMessage.participant_id == participant_id, OutboxMessage.platform == platform,
+            OutboxMessage.participant_id == participant_id, OutboxMessage.platform == bindparam("platform"),
             OutboxMessage.status.in_((OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)),
-            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= bindparam("now")),
         )
 
     async def has_unsent(self, session: AsyncSession, to: Recipient) -> bool:

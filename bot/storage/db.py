@@ -12,13 +12,15 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -32,6 +34,11 @@ log = logging.getLogger(__name__)
 _ERASED = "civicbot.erased"
 LOCK_TIMEOUT_SECONDS = 30.0  # SQLite's busy timeout, and the wait for this process's write turn
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def dialect_insert(dialect: str) -> Callable[..., Any]:
+    """The dialect's ``insert`` (SQLite's or PostgreSQL's), the one with ``ON CONFLICT`` clauses."""
+    return sqlite_insert if dialect == "sqlite" else postgresql_insert
 
 
 def mark_erasure(session: AsyncSession) -> None:

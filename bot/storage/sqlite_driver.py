@@ -91,6 +91,10 @@ class OneTripCursor(adapter.AsyncAdapt_aiosqlite_cursor):
         connection = self._connection
         async with self._adapt_connection._execute_mutex:
             result: _Result = await connection._execute(_run, connection._conn, operation, parameters)
+        self._keep(result)
+
+    def _keep(self, result: _Result) -> None:
+        """What SQLAlchemy reads from the cursor: the rows, their description and the counts."""
         self._description, rows, self._rowcount, self._lastrowid = result
         self._rows = collections.deque(rows)
 
@@ -128,8 +132,7 @@ class InlineCursor(OneTripCursor):
                     raise
                 # Another process holds the write lock: wait for it in the thread, as usual.
                 result = await self._connection._execute(_run_waiting, sqlite, operation, parameters, adapt.busy_ms)
-        self._description, rows, self._rowcount, self._lastrowid = result
-        self._rows = collections.deque(rows)
+        self._keep(result)
 
 
 _BEGIN = re.compile(r"\s*BEGIN\b", re.IGNORECASE)

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, exists, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -27,7 +25,7 @@ from bot.core.security import DecryptionError, KeyRing
 from bot.services.audit import AuditLog
 from bot.services.outbox import Outbox, OutboxKind, ToParticipant
 from bot.services.participants import Participants
-from bot.storage.db import Database
+from bot.storage.db import Database, dialect_insert
 from bot.storage.models import (
     Group,
     Participant,
@@ -385,7 +383,7 @@ class Surveys:
                                 "language": str(kept["language"]),
                                 "payload_enc": self._keys.seal_text(payload, survey_ballot_context(ballot_id))})
             _RANDOM.shuffle(ballots)
-            insert = sqlite_insert if database.is_sqlite else postgresql_insert
+            insert = dialect_insert(database.engine.dialect.name)
             for ballot in ballots:
                 await session.execute(insert(SurveyBallot).values(**ballot).on_conflict_do_nothing())
         if held:

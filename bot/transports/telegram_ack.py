@@ -88,7 +88,3 @@ class AckTracker:
                 await asyncio.wait_for(self._progress.wait(), remaining)
             except TimeoutError:
                 return
-
-    async def wait_for_progress(self, timeout: float) -> None:
-        """Until some update finishes (or ``timeout``): no point asking Telegram again before."""
-        await self.wait_for(self._finished + 1, timeout)

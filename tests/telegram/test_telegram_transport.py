@@ -446,6 +446,31 @@ async def test_webhook_mode_checks_the_secret(bot_api: LocalBotApi, start_transp
     assert [e.text for e in inbox.events] == ["through the webhook"]
 
 
+async def test_a_webhook_update_that_cannot_be_read_is_confirmed_and_skipped(
+        bot_api: LocalBotApi, start_transport: TransportFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """Answered 200 (or Telegram would send it again forever), nothing of it logged or handled; a
+    body that is no update at all is refused with 400."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    inbox = Inbox(lambda e: Outbound("got it"))
+    await start_transport(inbox, mode="webhook", webhook_url=url, webhook_listen="127.0.0.1",
+                          webhook_port=port, webhook_secret="Wh-secret_0123456789")
+    secret = {"X-Telegram-Bot-Api-Secret-Token": "Wh-secret_0123456789"}
+    garbage = [({"message": {"text": "secret words"}}, 400),  # no update id: not an update
+               ({"update_id": "7", "message": {"text": "secret words"}}, 200),
+               ({"update_id": 5, "message": {"message_id": "x", "chat": "nor a chat", "text": "secret words"}}, 200),
+               ({"update_id": 6, "message": 17}, 200)]
+    async with aiohttp.ClientSession() as client:
+        for update, status in garbage:
+            async with client.post(url, json=update, headers=secret) as response:
+                assert response.status == status
+    user = bot_api.user()
+    user.say("after the garbage")
+    await bot_api.wait_for_messages(user.id, 1)
+    assert [e.text for e in inbox.events] == ["after the garbage"]
+    assert "secret words" not in caplog.text
+
+
 def test_webhook_mode_requires_a_secret() -> None:
     from bot.transports.telegram import TelegramStartupError
 
